@@ -1,0 +1,236 @@
+"""The two network families of memsr, readable top to bottom.
+
+* ``ResidualSR``: the teacher. EDSR-style: head conv, B residual blocks (conv-ReLU-conv, scaled), body conv,
+  long skip, ESPCN tail (3x3 conv to 3*s*s channels + pixel shuffle), optional image-space anchor skip.
+* ``PlainSR``: what students are and what gets deployed. A chain of 3x3 convs, each followed by ReLU or
+  nothing, then a tail conv and pixel shuffle. The input normalisation is the only other op, so at most two
+  feature maps are alive at any time.
+
+Both take images in [0, value_range] and return images in the same units. Normalisation is
+``xn = (x - mean) / norm`` before the first conv; the teacher undoes it after the shuffle, the plain net has the
+undo folded into its tail conv (exact: nothing reads the tail output through a padded conv).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, asdict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ACTS = ("relu", "none")
+
+
+@dataclass
+class InputSpec:
+    """How pixels enter the network: values in [0, value_range], normalised as (x - mean) / norm."""
+    value_range: float = 1.0
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    norm: float = 1.0
+
+    @property
+    def is_identity(self) -> bool:
+        return all(m == 0.0 for m in self.mean) and self.norm == 1.0
+
+    def to_dict(self) -> dict:
+        return {"value_range": float(self.value_range), "mean": [float(m) for m in self.mean],
+                "norm": float(self.norm)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "InputSpec":
+        return cls(float(d.get("value_range", 1.0)), tuple(float(m) for m in d.get("mean", (0, 0, 0))),
+                   float(d.get("norm", 1.0)))
+
+
+class Normalize(nn.Module):
+    """(x - mean) / norm, elementwise. Kept as its own op: folding it into the first conv would change what
+    that conv's zero padding means at the image border."""
+
+    def __init__(self, spec: InputSpec):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.inv_norm = 1.0 / spec.norm
+        self.identity = spec.is_identity
+
+    def forward(self, x):
+        return x if self.identity else (x - self.mean) * self.inv_norm
+
+
+def conv3x3(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, padding=1)
+
+
+@dataclass
+class TeacherConfig:
+    scale: int = 2
+    width: int = 64
+    blocks: int = 16
+    res_scale: float = 1.0
+    anchor: bool = False
+    input: InputSpec = field(default_factory=InputSpec)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input"] = self.input.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TeacherConfig":
+        d = dict(d)
+        d["input"] = InputSpec.from_dict(d.get("input", {}))
+        return cls(**d)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, width: int, res_scale: float):
+        super().__init__()
+        self.conv1 = conv3x3(width, width)
+        self.conv2 = conv3x3(width, width)
+        self.res_scale = res_scale
+
+    def forward(self, x):
+        return x + self.res_scale * self.conv2(F.relu(self.conv1(x)))
+
+
+class ResidualSR(nn.Module):
+    """EDSR-style teacher with an ESPCN tail (see method.md for why not EDSR's HR-size tail)."""
+
+    def __init__(self, cfg: TeacherConfig):
+        super().__init__()
+        if cfg.scale not in (2, 3, 4):
+            raise ValueError(f"scale must be 2, 3 or 4, got {cfg.scale}")
+        self.cfg = cfg
+        s, c = cfg.scale, cfg.width
+        self.normalize = Normalize(cfg.input)
+        self.head = conv3x3(3, c)
+        self.blocks = nn.ModuleList(ResBlock(c, cfg.res_scale) for _ in range(cfg.blocks))
+        self.body_conv = conv3x3(c, c)
+        self.tail = conv3x3(c, 3 * s * s)
+        self.register_buffer("out_mean", torch.tensor(cfg.input.mean, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        s = self.cfg.scale
+        xn = self.normalize(x)
+        h0 = self.head(xn)
+        h = h0
+        for block in self.blocks:
+            h = block(h)
+        h = self.body_conv(h) + h0
+        out = self.tail(h)
+        if self.cfg.anchor:
+            # channel c*s*s + k of the tail becomes colour c after the shuffle (CRD order)
+            out = out + xn.repeat_interleave(s * s, dim=1)
+        out = F.pixel_shuffle(out, s)
+        return out * self.cfg.input.norm + self.out_mean
+
+    @property
+    def receptive_radius(self) -> int:
+        return 2 * self.cfg.blocks + 3  # head + 2 per block + body conv + tail
+
+
+@dataclass
+class PlainConfig:
+    scale: int = 2
+    widths: list[int] = field(default_factory=lambda: [32] * 8)
+    acts: list[str] = field(default_factory=lambda: ["relu"] * 8)
+    input: InputSpec = field(default_factory=InputSpec)
+
+    def __post_init__(self):
+        if self.scale not in (2, 3, 4):
+            raise ValueError(f"scale must be 2, 3 or 4, got {self.scale}")
+        if len(self.widths) != len(self.acts):
+            raise ValueError(f"{len(self.widths)} widths but {len(self.acts)} activations")
+        if not self.widths:
+            raise ValueError("a plain net needs at least one body layer")
+        bad = [a for a in self.acts if a not in ACTS]
+        if bad:
+            raise ValueError(f"unknown activation {bad[0]!r}; expected one of {ACTS}")
+        if any(int(w) < 1 for w in self.widths):
+            raise ValueError("layer widths must be positive")
+
+    @property
+    def receptive_radius(self) -> int:
+        """LR pixels of context each output pixel sees: one per 3x3 conv, tail included. The exact tile halo."""
+        return len(self.widths) + 1
+
+    def channels(self) -> list[int]:
+        """Channel count of every feature map in order: input, each body layer, tail output."""
+        return [3, *[int(w) for w in self.widths], 3 * self.scale ** 2]
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input"] = self.input.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PlainConfig":
+        d = dict(d)
+        d["input"] = InputSpec.from_dict(d.get("input", {}))
+        d["widths"] = [int(w) for w in d["widths"]]
+        d["acts"] = list(d["acts"])
+        return cls(**d)
+
+
+class PlainSR(nn.Module):
+    """Plain chain: normalise -> [conv3x3 -> act] * L -> conv3x3 tail -> pixel shuffle."""
+
+    def __init__(self, cfg: PlainConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.normalize = Normalize(cfg.input)
+        chans = cfg.channels()
+        self.layers = nn.ModuleList(conv3x3(chans[i], chans[i + 1]) for i in range(len(cfg.widths)))
+        self.acts = list(cfg.acts)
+        self.tail = conv3x3(chans[-2], chans[-1])
+
+    def features(self, x):
+        """Forward pass that also returns every body layer's output (for distillation and init)."""
+        feats = []
+        h = self.normalize(x)
+        for conv, act in zip(self.layers, self.acts):
+            h = conv(h)
+            if act == "relu":
+                h = F.relu(h)
+            feats.append(h)
+        return F.pixel_shuffle(self.tail(h), self.cfg.scale), feats
+
+    def forward(self, x):
+        h = self.normalize(x)
+        for conv, act in zip(self.layers, self.acts):
+            h = conv(h)
+            if act == "relu":
+                h = F.relu(h)
+        return F.pixel_shuffle(self.tail(h), self.cfg.scale)
+
+    def convs(self) -> list[nn.Conv2d]:
+        """All convs in execution order, tail last."""
+        return [*self.layers, self.tail]
+
+    @property
+    def receptive_radius(self) -> int:
+        return self.cfg.receptive_radius
+
+
+# Presets: EDSR-baseline is the paper's reference teacher; the small ones fit a CPU training budget.
+TEACHER_PRESETS = {
+    "edsr-baseline": dict(width=64, blocks=16, res_scale=1.0),
+    "small": dict(width=32, blocks=4, res_scale=1.0),
+    "tiny": dict(width=16, blocks=2, res_scale=1.0),
+}
+
+
+def build(kind: str, arch: dict) -> nn.Module:
+    """Model from its description's ``kind`` and ``arch`` fields."""
+    if kind == "teacher":
+        return ResidualSR(TeacherConfig.from_dict(arch))
+    if kind in ("plain", "student"):
+        return PlainSR(PlainConfig.from_dict(arch))
+    raise ValueError(f"unknown model kind {kind!r}")
+
+
+def config_of(model: nn.Module):
+    return model.cfg
+
+
+def kind_of(model: nn.Module) -> str:
+    return "teacher" if isinstance(model, ResidualSR) else "plain"

@@ -1,0 +1,47 @@
+"""Pretrained models shipped inside the package, with their metadata (like timm's registry, but offline).
+
+Each entry is a model file pair under ``memsr_deploy/pretrained/``; its JSON carries the recipe, the exact
+commands that produced it, training time and its evaluation table. Nothing is ever downloaded.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import MemsrError
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+
+# name -> (file stem, one-line summary)
+MODELS = {
+    "memsr-x2": ("memsr_x2", "MemSR plain student, x2, distilled from teacher-x2"),
+    "memsr-x4": ("memsr_x4", "MemSR plain student, x4, distilled from teacher-x4"),
+    "teacher-x2": ("teacher_x2", "residual teacher (EDSR-style, ESPCN tail), x2"),
+    "teacher-x4": ("teacher_x4", "residual teacher (EDSR-style, ESPCN tail), x4"),
+}
+DEFAULTS = {2: "memsr-x2", 4: "memsr-x4"}
+
+
+def names() -> list[str]:
+    return list(MODELS)
+
+
+def available() -> list[str]:
+    """Registered names whose files are actually shipped."""
+    return [n for n, (stem, _) in MODELS.items() if (PRETRAINED_DIR / f"{stem}.json").exists()]
+
+
+def resolve(name: str) -> Path:
+    """Path stem of a bundled model (give it to model_file.load_model)."""
+    if name not in MODELS:
+        raise MemsrError(f"unknown bundled model {name!r}; bundled: {', '.join(names())}")
+    stem = PRETRAINED_DIR / MODELS[name][0]
+    if not stem.with_suffix(".json").exists():
+        raise MemsrError(f"bundled model {name!r} is not shipped in this build", stem.with_suffix(".json"))
+    return stem
+
+
+def default_model(scale: int = 2) -> Path:
+    """The bundled student used when a command is given no model."""
+    if scale not in DEFAULTS:
+        raise MemsrError(f"no bundled model for x{scale}; bundled scales: {sorted(DEFAULTS)} (name a model file)")
+    return resolve(DEFAULTS[scale])

@@ -1,0 +1,41 @@
+"""Shared fixtures: small random models saved as real model file pairs (no bundled weights needed)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from memsr_deploy import models
+from memsr_deploy.model_file import save_model
+
+
+def make_plain(scale=2, widths=(8, 8, 8), acts=("relu", "relu", "none"), seed=0, input_spec=None):
+    torch.manual_seed(seed)
+    cfg = models.PlainConfig(scale=scale, widths=list(widths), acts=list(acts),
+                             input=input_spec or models.InputSpec())
+    m = models.PlainSR(cfg)
+    # Random init gives near-constant outputs; a larger spread makes comparisons meaningful.
+    with torch.no_grad():
+        for conv in m.convs():
+            conv.weight.mul_(2.0)
+            conv.bias.uniform_(-0.1, 0.1)
+    return m.eval()
+
+
+def make_teacher(scale=2, width=8, blocks=2, anchor=True, seed=0, input_spec=None):
+    torch.manual_seed(seed)
+    cfg = models.TeacherConfig(scale=scale, width=width, blocks=blocks, res_scale=0.5, anchor=anchor,
+                               input=input_spec or models.InputSpec())
+    return models.ResidualSR(cfg).eval()
+
+
+@pytest.fixture
+def tiny_plain_path(tmp_path):
+    """Stem of a saved x2 plain student (3 layers of width 8): load with model_file.load_model."""
+    save_model(make_plain(), tmp_path / "tiny_x2", kind="student")
+    return tmp_path / "tiny_x2"
+
+
+@pytest.fixture
+def tiny_teacher_path(tmp_path):
+    save_model(make_teacher(), tmp_path / "tiny_teacher_x2")
+    return tmp_path / "tiny_teacher_x2"
