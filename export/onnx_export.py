@@ -1,0 +1,97 @@
+"""ONNX: one self-contained, simplified file with input "input" and output "output", both NCHW float32.
+
+Exported with PyTorch's own exporter (so teachers and plain nets alike), weights kept inside the file (no
+external .data), simplified with onnxsim, checked with onnx.checker. Dynamic artefacts have symbolic batch,
+height and width; fixed ones are 1x3xHxW.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from memsr_deploy.errors import MemsrError
+
+from .source import Source
+from .verify import Runner
+
+OPSET = 18
+
+
+def _export_graph(source: Source, input_size: tuple[int, int] | None) -> onnx.ModelProto:
+    if input_size is None:
+        # Batch 2 and sizes > 1: torch.export specialises dimensions that are 0 or 1 in the example.
+        example = torch.zeros(2, 3, 32, 40)
+        dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
+        dynamic = {"x": dims}
+    else:
+        example, dynamic = torch.zeros(1, 3, *input_size), None
+    sink = io.StringIO()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(sink):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(source.model, (example,), None, input_names=["input"],
+                                    output_names=["output"], dynamic_shapes=dynamic, dynamo=True,
+                                    opset_version=OPSET, external_data=False, verbose=False)
+    return program.model_proto
+
+
+def _simplify(model: onnx.ModelProto) -> onnx.ModelProto:
+    import onnxsim
+    simplified, ok = onnxsim.simplify(model, check_n=0)  # numerical check is ours, on real photos
+    if not ok:
+        raise MemsrError("onnxsim could not simplify the exported graph")
+    return simplified
+
+
+def build_onnx(source: Source, path: Path, input_size: tuple[int, int] | None = None) -> dict:
+    """Write the artefact to ``path``; returns facts for the sidecar's verification block."""
+    model = _simplify(_export_graph(source, input_size))
+    meta = {"memsr.scale": source.scale, "memsr.halo": source.halo, "memsr.source": source.name,
+            "memsr.weights_sha256": source.desc.weights_sha256}
+    for k, v in meta.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = k, str(v)
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save_model(model, str(path), save_as_external_data=False)
+    return {"ops": op_counts(onnx.load(str(path), load_external_data=False))}
+
+
+def op_counts(model: onnx.ModelProto) -> dict:
+    counts: dict[str, int] = {}
+    for node in model.graph.node:
+        counts[node.op_type] = counts.get(node.op_type, 0) + 1
+    return counts
+
+
+def external_tensors(model: onnx.ModelProto) -> list[str]:
+    return [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+
+
+class OnnxRunner(Runner):
+    def __init__(self, path: Path, input_size: tuple[int, int] | None):
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.shapes = None if input_size is None else [tuple(input_size)]
+        self.description = f"onnxruntime {ort.__version__} CPUExecutionProvider"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(["output"], {"input": np.ascontiguousarray(x, np.float32)})[0]
+
+
+def structure_failures(path: Path) -> list[str]:
+    """What a self-contained single-file artefact must satisfy beyond the numbers."""
+    model = onnx.load(str(path), load_external_data=False)
+    failures = []
+    ext = external_tensors(model)
+    if ext:
+        failures.append(f"{len(ext)} tensors stored outside the .onnx file")
+    if [i.name for i in model.graph.input] != ["input"] or [o.name for o in model.graph.output] != ["output"]:
+        failures.append("graph inputs/outputs are not named input/output")
+    return failures

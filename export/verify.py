@@ -1,0 +1,160 @@
+"""Prove that an exported artefact computes what the PyTorch model computes.
+
+Every artefact is run through its own runtime (ONNX Runtime, the LiteRT interpreter, Core ML or a re-execution
+of the saved Core ML program) on real photo content: patches at the artefact's shapes, odd sizes for dynamic
+artefacts, and the whole evaluation photos. Figures, all on outputs divided by the model's value range:
+
+  max_abs_diff      largest |artefact - PyTorch| over every output pixel of every input (raw, unclipped)
+  psnr_y_vs_torch   worst PSNR-Y of the artefact output against the PyTorch output (clipped to [0, 1])
+  psnr_y_hr_*       mean PSNR-Y against the HR photos (crop = scale), PyTorch and artefact
+  psnr_y_drop       psnr_y_hr_torch - psnr_y_hr_artefact: what the precision costs in image quality
+
+A fixed-shape artefact is run on whole photos through exact overlapping windows (each core pixel at least a
+halo away from any window edge that is not an image border); the PyTorch reference sees the same input, edge
+padded first where the photo is smaller than the window.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from tqdm import tqdm
+
+from memsr_deploy.errors import MemsrError
+
+from .photos import eval_pairs, pad_to, psnr_y, random_patches, to_hwc, to_nchw
+from .source import Source
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_abs_diff: float | None       # None: reported only (quantised outputs differ by whole steps)
+    min_psnr_vs_torch: float         # dB, worst input
+    max_drop: float                  # dB of mean PSNR-Y against HR; above it the export is a defect
+    goal_drop: float | None = None   # dB; reported as drop_goal_met
+
+
+# One table for every target: the precision decides how close the artefact must be.
+LIMITS = {
+    "fp32": Limits(max_abs_diff=1e-4, min_psnr_vs_torch=80.0, max_drop=0.01),
+    "fp16": Limits(max_abs_diff=2e-2, min_psnr_vs_torch=45.0, max_drop=0.05),
+    "dynamic": Limits(max_abs_diff=None, min_psnr_vs_torch=35.0, max_drop=0.5, goal_drop=0.2),
+    "int8": Limits(max_abs_diff=None, min_psnr_vs_torch=30.0, max_drop=0.5, goal_drop=0.2),
+    "int8-uint8io": Limits(max_abs_diff=None, min_psnr_vs_torch=30.0, max_drop=0.5, goal_drop=0.2),
+}
+
+ODD_SIZES = ((17, 23), (32, 47))  # dynamic artefacts: sizes no tile plan would pick
+
+
+class Runner:
+    """An artefact behind one call: NCHW float32 in model units -> NCHW float32 in model units."""
+    description = ""
+    shapes: list[tuple[int, int]] | None = None  # input (H, W) it accepts; None = any
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+def axis_windows(length: int, win: int, halo: int) -> list[tuple[int, int, int]]:
+    """(window start, core start, core end) covering [0, length) with windows of exactly ``win``."""
+    if length < win:
+        raise ValueError(f"axis of {length} px is shorter than the {win} px window")
+    if length > win and win <= 2 * halo:
+        raise MemsrError(f"a {win} px window leaves no core inside a {halo} px halo")
+    out, covered = [], 0
+    while covered < length:
+        ws = min(max(covered - halo, 0), length - win)
+        end = length if ws + win >= length else ws + win - halo
+        out.append((ws, covered, end))
+        covered = end
+    return out
+
+
+def run_windowed(runner: Runner, x: np.ndarray, win: tuple[int, int], halo: int, scale: int) -> np.ndarray:
+    """Whole NCHW image through a fixed-shape runner, window by window, stitched exactly."""
+    h, w = x.shape[2:]
+    out = np.zeros((1, 3, h * scale, w * scale), np.float32)
+    for ys, y0, y1 in axis_windows(h, win[0], halo):
+        for xs, x0, x1 in axis_windows(w, win[1], halo):
+            y = runner(x[:, :, ys:ys + win[0], xs:xs + win[1]])
+            oy, ox = (y0 - ys) * scale, (x0 - xs) * scale
+            out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = \
+                y[:, :, oy:oy + (y1 - y0) * scale, ox:ox + (x1 - x0) * scale]
+    return out
+
+
+def run_image(runner: Runner, source: Source, lr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(artefact output, PyTorch output) as HxWx3 in [0, 1] units for an LR HxWx3 image in [0, 1]."""
+    vr, s = source.value_range, source.scale
+    if runner.shapes is None:
+        x = to_nchw(lr) * vr
+        return to_hwc(runner(x)) / vr, to_hwc(source.run(x)) / vr
+    win = max(runner.shapes, key=lambda hw: hw[0] * hw[1])
+    h, w = lr.shape[:2]
+    x = to_nchw(pad_to(lr, *win)) * vr
+    art = run_windowed(runner, x, win, source.halo, s)
+    ref = source.run(x)
+    crop = (slice(None), slice(None), slice(0, h * s), slice(0, w * s))
+    return to_hwc(art[crop]) / vr, to_hwc(ref[crop]) / vr
+
+
+def verify(runner: Runner, source: Source, precision: str, max_photos: int | None = None,
+           progress: bool = True) -> dict:
+    """Run the checks above; returns the sidecar's verification block (``passed`` and ``failures`` included)."""
+    limits = LIMITS[precision]
+    vr, s = source.value_range, source.scale
+    pairs = eval_pairs(s, max_photos)
+    lr_images = [lr for _, lr, _ in pairs]
+    sizes = list(ODD_SIZES) if runner.shapes is None else list(runner.shapes)
+    cases = [(f"patch {h}x{w}", p) for h, w in sizes for p in random_patches(lr_images, (h, w), 2, seed=h * w)]
+
+    max_diff, psnrs, inputs = 0.0, [], []
+    for label, patch in cases:
+        x = to_nchw(patch) * vr
+        art, ref = runner(x) / vr, source.run(x) / vr
+        if art.shape != ref.shape:
+            raise MemsrError(f"artefact output shape {art.shape} != PyTorch {ref.shape} for {label}")
+        max_diff = max(max_diff, float(np.abs(art - ref).max()))
+        psnrs.append(psnr_y(to_hwc(art), to_hwc(ref)))
+        inputs.append(label)
+
+    hr_torch, hr_art = [], []
+    for name, lr, hr in tqdm(pairs, desc="verify", unit="photo", disable=not progress, leave=False):
+        art, ref = run_image(runner, source, lr)
+        max_diff = max(max_diff, float(np.abs(art - ref).max()))
+        psnrs.append(psnr_y(art, ref))
+        hr_torch.append(psnr_y(ref, hr, crop=s))
+        hr_art.append(psnr_y(art, hr, crop=s))
+        inputs.append(f"{name} {lr.shape[0]}x{lr.shape[1]}")
+
+    drop = float(np.mean(hr_torch) - np.mean(hr_art))
+    report = {
+        "max_abs_diff": max_diff,
+        "psnr_y_vs_torch": float(min(psnrs)),
+        "psnr_y_vs_torch_mean": float(np.mean(psnrs)),
+        "psnr_y_hr_torch": float(np.mean(hr_torch)),
+        "psnr_y_hr_artefact": float(np.mean(hr_art)),
+        "psnr_y_drop": drop,
+        "limits": asdict(limits),
+        "inputs": inputs,
+        "runner": runner.description,
+    }
+    if limits.goal_drop is not None:
+        report["drop_goal_met"] = drop <= limits.goal_drop
+    failures = []
+    if limits.max_abs_diff is not None and not max_diff < limits.max_abs_diff:
+        failures.append(f"max abs diff {max_diff:.3g} >= {limits.max_abs_diff:g}")
+    if not report["psnr_y_vs_torch"] >= limits.min_psnr_vs_torch:
+        failures.append(f"PSNR-Y vs PyTorch {report['psnr_y_vs_torch']:.2f} dB < {limits.min_psnr_vs_torch:g} dB")
+    if not drop <= limits.max_drop:
+        failures.append(f"PSNR-Y drop vs HR {drop:.3f} dB > {limits.max_drop:g} dB")
+    report["failures"] = failures
+    report["passed"] = not failures
+    return report
+
+
+def finish(report: dict, extra_failures: list[str]) -> dict:
+    """Add target-specific failures (e.g. an unexpected op) and recompute ``passed``."""
+    report["failures"] = list(report.get("failures", [])) + list(extra_failures)
+    report["passed"] = not report["failures"]
+    return report

@@ -1,0 +1,96 @@
+"""memsr-eval: PSNR-Y / SSIM-Y per image and on average, next to the bicubic baseline."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import MemsrError, cli_errors
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="memsr-eval",
+        description="Evaluate a super-resolution model by PSNR/SSIM on the Y channel (standard SR protocol: "
+                    "LR = MATLAB bicubic of the HR, scale-pixel border shaved), with bicubic as a baseline.")
+    ap.add_argument("model", nargs="?", help="'bicubic', a model file (stem, .json or .safetensors) or a bundled "
+                                             "name; default: the bundled model for --scale")
+    ap.add_argument("--data", help="evaluation folder (HR images; HR/ + LR_bicubic/X{s}/; image_SRF_{s}/); "
+                                   "default: the evaluation photos (memsr-fetch-photos, else scikit-image's)")
+    ap.add_argument("--scale", type=int, help="upscaling factor (default: the model's, or 2)")
+    ap.add_argument("--lr-dir", help="folder of LR images matching the HR names (instead of deriving them)")
+    ap.add_argument("--tile", type=int, default=None,
+                    help="LR tile side for exact tiled inference (0 = whole image; default: automatic)")
+    ap.add_argument("--max-size", type=int, default=None, help="centre-crop each HR image to at most this side")
+    ap.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
+    ap.add_argument("--save-dir", help="also write the model's outputs as PNG here")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    return ap
+
+
+def _pairs(args, scale):
+    from ..data.datasets import find_pairs, pair_from_hr
+    if args.data:
+        return find_pairs(args.data, scale, args.lr_dir)
+    if args.lr_dir:
+        raise MemsrError("--lr-dir needs --data (the HR images it belongs to)")
+    from ..data.eval_photos import load_eval_photos
+    return [pair_from_hr(name, hr, scale) for name, hr in load_eval_photos()]
+
+
+def _table(rows, base, model) -> str:
+    def f(v, nd):
+        return "-" if v is None else f"{v:.{nd}f}"
+    width = max([len(r.name) for r in base.images] + [5])
+    head = f"{'image':<{width}}  {'bicubic PSNR':>12} {'SSIM':>7}"
+    if model is not None:
+        head += f"  {model.model[:12] + ' PSNR':>17} {'SSIM':>7}"
+    lines = [head, "-" * len(head)]
+    for i, b in enumerate(base.images):
+        line = f"{b.name:<{width}}  {f(b.psnr, 2):>12} {f(b.ssim, 4):>7}"
+        if model is not None:
+            m = model.images[i]
+            line += f"  {f(m.psnr, 2):>17} {f(m.ssim, 4):>7}"
+        lines.append(line)
+    lines.append("-" * len(head))
+    line = f"{'mean':<{width}}  {f(base.mean_psnr, 2):>12} {f(base.mean_ssim, 4):>7}"
+    if model is not None:
+        line += f"  {f(model.mean_psnr, 2):>17} {f(model.mean_ssim, 4):>7}"
+    lines.append(line)
+    return "\n".join(lines)
+
+
+@cli_errors
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    from ..evaluate import evaluate_model, load_upscaler
+    if args.scale is not None and args.scale < 1:
+        raise MemsrError(f"--scale must be a positive integer, got {args.scale}")
+    if args.tile is not None and args.tile < 0:
+        raise MemsrError(f"--tile must be >= 0, got {args.tile}")
+    label, model, scale = load_upscaler(args.model, args.scale)
+    pairs = _pairs(args, scale)
+    opts = dict(max_size=args.max_size, ssim=not args.no_ssim, progress=not args.json)
+    base = evaluate_model("bicubic", pairs, scale, name="bicubic", **opts)
+    result = None
+    if model != "bicubic":
+        save = None
+        if args.save_dir:
+            from ..data.images import save_png
+            out = Path(args.save_dir)
+            save = lambda name, sr: save_png(out / f"{name}_x{scale}.png", sr)  # noqa: E731
+        result = evaluate_model(model, pairs, scale, name=label, tile=args.tile, save=save, **opts)
+    if args.json:
+        doc = {"scale": scale, "data": args.data or "eval-photos", "bicubic": base.to_dict(),
+               "model": result.to_dict() if result else None}
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"x{scale} on {args.data or 'the evaluation photos'} ({len(pairs)} images), Y channel, "
+              f"{scale}px border shaved")
+        print(_table(pairs, base, result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""memsr-train teacher|student: train a residual teacher, or a plain MemSR student from a teacher.
+
+Runs unchanged under `torchrun --nproc_per_node N memsr_deploy/cli/train.py ...` (or `python -m torch.distributed.run`):
+each process takes --batch patches per step, gradients are averaged (global batch = N * --batch).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import shlex
+import sys
+
+import torch
+
+from .. import models
+from ..errors import MemsrError, cli_errors
+from ..model_file import load_model, save_model
+from ..training import distributed
+from ..training.loop import TrainConfig, train
+from ..training.tasks import student_task, teacher_task
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="folder of HR photos (any layout, or DIV2K)")
+    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--batch", type=int, default=16, help="patches per step per process")
+    p.add_argument("--patch", type=int, default=48, help="LR patch size (HR = patch * scale)")
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"])
+    p.add_argument("--warmup", type=int, default=0)
+    p.add_argument("--val-every", type=int, default=250)
+    p.add_argument("--ckpt-every", type=int, default=250)
+    p.add_argument("--val-crop", type=int, default=256, help="HR centre crop of each eval photo for validation")
+    p.add_argument("--val-data", default=None, help="folder of eval photos (default: bundled evaluation photos)")
+    p.add_argument("--no-val", action="store_true")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads per process (0 = torch default)")
+    p.add_argument("--max-minutes", type=float, default=0.0, help="stop (with checkpoint) after this much training")
+    p.add_argument("--out", required=True, help="run folder: checkpoint, train.csv, val.csv")
+    p.add_argument("-o", "--output", default=None, help="final model path stem (default: OUT/model)")
+    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUT")
+    p.add_argument("--halt-after", type=int, default=0, help=argparse.SUPPRESS)
+
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="memsr-train", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("teacher", help="train a residual (EDSR-style) teacher")
+    t.add_argument("--scale", type=int, default=2, choices=[2, 3, 4])
+    t.add_argument("--preset", default="small", choices=sorted(models.TEACHER_PRESETS))
+    t.add_argument("--width", type=int, default=None)
+    t.add_argument("--blocks", type=int, default=None)
+    t.add_argument("--res-scale", type=float, default=None)
+    t.add_argument("--anchor", action="store_true", help="image-space anchor skip (input repeated s*s times)")
+    _common(t)
+    s = sub.add_parser("student", help="train a plain student from a teacher (MemSR)")
+    s.add_argument("--teacher", required=True, help="teacher (or large plain) model file")
+    s.add_argument("--init", default="memsr", choices=["memsr", "random"])
+    s.add_argument("--distill", default="aware", choices=["aware", "feature", "none"],
+                   help="aware: bridges from the init (MemSR); feature: random bridges; none: L1 only")
+    s.add_argument("--rank-eps", type=float, default=0.05, help="low-rank rule: relative error below this")
+    s.add_argument("--width", type=int, default=None, help="fixed width for every compressed layer")
+    s.add_argument("--init-patches", type=int, default=16)
+    s.add_argument("--shift", type=float, default=3.0, help="positivity shift factor a")
+    s.add_argument("--lam", type=float, default=0.3, help="feature loss weight at step 0")
+    s.add_argument("--lam-decay", type=float, default=1e-5, help="feature weight at the end = lam * lam_decay")
+    _common(s)
+    return ap
+
+
+def _dataset(args, scale: int):
+    from ..data.datasets import TrainPatches
+    # indices grow with the step (see training.loop.batch_at), so the virtual length is unbounded
+    return TrainPatches(args.data, scale, lr_patch=args.patch, augment=True, seed=args.seed, length=2 ** 62)
+
+
+@cli_errors
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    world = distributed.setup()
+    log = print if world.is_main else (lambda *a, **k: None)
+    torch.manual_seed(args.seed)
+    provenance = {"command": "memsr-train " + shlex.join(sys.argv[1:] if argv is None else argv),
+                  "torch": torch.__version__, "world_size": world.size, "seed": args.seed,
+                  "data": str(args.data), "steps": args.steps, "batch_per_process": args.batch,
+                  "lr_patch": args.patch, "lr": args.lr, "schedule": args.schedule}
+    if args.what == "teacher":
+        preset = dict(models.TEACHER_PRESETS[args.preset])
+        for k in ("width", "blocks", "res_scale"):
+            if getattr(args, k) is not None:
+                preset[k] = getattr(args, k)
+        cfg = models.TeacherConfig(scale=args.scale, anchor=args.anchor, **preset)
+        scale = args.scale
+        dataset = _dataset(args, scale)
+        task = teacher_task(cfg)
+        provenance["preset"] = args.preset
+    else:
+        teacher, tdesc = load_model(args.teacher)
+        scale = tdesc.scale
+        dataset = _dataset(args, scale)
+        task = student_task(teacher, tdesc, dataset, init=args.init, distill=args.distill,
+                            rank_eps=args.rank_eps, width=args.width, init_patches=args.init_patches,
+                            lam0=args.lam, decay=args.lam_decay, shift_a=args.shift, seed=args.seed, log=log)
+        provenance["teacher"] = {"path": str(args.teacher), "kind": tdesc.kind,
+                                 "weights_sha256": tdesc.weights_sha256}
+    log(f"training {task.meta['kind']} x{scale}: {sum(p.numel() for p in task.eval_model().parameters()):,} "
+        f"params, {len(dataset.images)} training photos")
+
+    validate = None
+    if not args.no_val and world.is_main:
+        from ..training.validation import make_validator
+        validate = make_validator(scale, args.val_crop, args.val_data)
+    cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, schedule=args.schedule, warmup=args.warmup,
+                      val_every=args.val_every, ckpt_every=args.ckpt_every, seed=args.seed, out=args.out,
+                      resume=not args.no_resume, halt_after=args.halt_after, max_seconds=args.max_minutes * 60)
+    result = train(task, dataset, cfg, world, validate)
+    if world.is_main:
+        provenance.update(steps_done=result.steps_done, train_seconds=round(result.seconds, 1),
+                          date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        if result.val:
+            provenance["val_psnr_y"] = result.val[-1][2]
+            provenance["val_crop"] = args.val_crop
+        extra = {k: v for k, v in task.meta.items() if k != "kind"}
+        stem = args.output or f"{args.out}/model"
+        desc = save_model(task.eval_model().cpu(), stem, kind=task.meta["kind"], provenance=provenance,
+                          extra={"training": extra} if extra else None)
+        log(f"wrote {desc.path} ({result.steps_done} steps, {result.seconds / 60:.1f} min)")
+    distributed.teardown(world)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Measured peak memory: one fresh subprocess per run, peak read from outside the framework's allocator.
+
+Each run is ``python -m memsr_deploy.profiler.measure_worker`` with a JSON job. The worker loads the model, runs a
+tiny warm-up (so lazily loaded kernels, thread pools and the framework's one-off buffers are in the baseline),
+resets the kernel's RSS high-water mark (``/proc/self/clear_refs`` <- 5), records the baseline RSS, makes the
+input, runs once and reports ``VmHWM - baseline``. That difference counts the input (the caller holds it), every
+activation and any backend workspace, and nothing the process had before.
+
+Settings that make the number faithful (and are part of what is reported):
+* ``MALLOC_MMAP_THRESHOLD_=65536`` in the worker's environment: every buffer of 64 KiB or more is its own mmap,
+  returned to the kernel on free. Glibc's default threshold adapts upward (to 32 MiB) after frees, so freed
+  mid-size maps would otherwise stay resident and the RSS would remember tensors that are dead.
+* ONNX Runtime: ``enable_cpu_mem_arena=False`` (the arena keeps freed blocks, so the RSS would show the arena's
+  growth policy, not liveness) and ``enable_mem_pattern=False`` (mem-pattern pre-allocates one block sized by a
+  plan from an earlier run of the same shape; off, each tensor is allocated when made and freed after its last
+  reader, which is the liveness being predicted). Outputs are kept as OrtValues (no numpy copy).
+* One intra-op thread by default: per-thread scratch of the conv kernels is small but grows with threads.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, asdict
+
+from ..errors import MemsrError
+
+MMAP_THRESHOLD = 65536
+BACKENDS = ("torch", "onnxruntime", "litert")
+
+
+@dataclass
+class Measurement:
+    backend: str
+    height: int
+    width: int
+    peak_bytes: int        # VmHWM - baseline RSS
+    baseline_bytes: int
+    hwm_bytes: int
+    seconds: float         # the measured forward pass only
+    threads: int
+    settings: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def measure_peak(model, backend: str, height: int, width: int, threads: int = 1, timeout: float = 1800,
+                 tile: int = 0, dtype: str = "fp32") -> Measurement:
+    """Run ``model`` (model stem/name for torch, .onnx / .tflite path otherwise) once in a fresh process."""
+    if backend not in BACKENDS:
+        raise MemsrError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if dtype != "fp32" and backend == "torch":
+        raise MemsrError(f"measured PyTorch CPU runs are fp32 only (asked {dtype}); export an {dtype} artefact "
+                         "and measure it with onnxruntime or litert")
+    job = {"model": str(model), "backend": backend, "height": int(height), "width": int(width),
+           "threads": int(threads), "tile": int(tile)}
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD), OMP_NUM_THREADS=str(threads),
+               PYTHONHASHSEED="0")
+    try:
+        proc = subprocess.run([sys.executable, "-m", "memsr_deploy.profiler.measure_worker", json.dumps(job)],
+                              capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise MemsrError(f"measurement of {height}x{width} on {backend} took over {timeout:.0f} s", model) from None
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        why = lines[-1] if lines else f"exit code {proc.returncode}"
+        if proc.returncode < 0:
+            why = f"killed by signal {-proc.returncode} (out of memory?)"
+        raise MemsrError(f"measurement of {height}x{width} on {backend} failed: {why}", model)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return Measurement(backend=backend, height=height, width=width, peak_bytes=result["hwm"] - result["baseline"],
+                       baseline_bytes=result["baseline"], hwm_bytes=result["hwm"], seconds=result["seconds"],
+                       threads=threads, settings=result["settings"])

@@ -1,0 +1,129 @@
+"""Subprocess body of a measured run (see ``measure.py``): prints one JSON line {baseline, hwm, seconds, settings}.
+
+Kept free of the profiler's other imports so the baseline holds only what the backend itself needs.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import sys
+import time
+
+WARMUP = 64  # LR px a side: a 16 px warm-up leaves ~8 MB of oneDNN one-off set-up to the first big run
+
+
+def _status_bytes(field: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_hwm() -> bool:
+    """Make VmHWM restart from the current RSS (Linux >= 4.0); False where not permitted."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _torch_runner(job):
+    import torch
+    from memsr_deploy.model_file import load_model
+    from memsr_deploy.tile_plan import plan
+
+    torch.set_num_threads(job["threads"])
+    model, desc = load_model(job["model"])
+    s, halo, tile = desc.scale, desc.receptive_radius, job["tile"]
+
+    def run(h, w):
+        x = torch.rand(1, 3, h, w)
+        with torch.inference_mode():
+            if tile <= 0:
+                return x, model(x)
+            y = torch.empty(1, 3, h * s, w * s)
+            for t in plan(h, w, tile, halo):
+                wy, wx = t.window()
+                cy, cx = t.crop(s)
+                dy, dx = t.dest(s)
+                y[:, :, dy, dx] = model(x[:, :, wy, wx].contiguous())[:, :, cy, cx]
+            return x, y
+
+    settings = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+                "mkldnn": bool(torch.backends.mkldnn.is_available()), "inference_mode": True, "tile": tile}
+    return run, settings
+
+
+def _ort_runner(job):
+    import numpy as np
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.enable_cpu_mem_arena = False
+    so.enable_mem_pattern = False
+    so.intra_op_num_threads = job["threads"]
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(job["model"], so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    out_names = [o.name for o in sess.get_outputs()]
+    fixed = sess.get_inputs()[0].shape
+
+    def run(h, w):
+        if isinstance(fixed[2], int) and isinstance(fixed[3], int):
+            h, w = fixed[2], fixed[3]
+        x = np.random.rand(1, 3, h, w).astype(np.float32)
+        xv = ort.OrtValue.ortvalue_from_numpy(x)
+        return x, sess.run_with_ort_values(out_names, {name: xv})
+
+    settings = {"onnxruntime": ort.__version__, "enable_cpu_mem_arena": False, "enable_mem_pattern": False,
+                "graph_optimization_level": str(so.graph_optimization_level), "threads": job["threads"]}
+    return run, settings
+
+
+def _litert_runner(job):
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=job["model"], num_threads=job["threads"])
+    inp = interp.get_input_details()[0]
+    out = interp.get_output_details()[0]
+
+    def run(h, w):
+        shape = list(inp["shape"])
+        if list(inp["shape_signature"])[1:3] == [-1, -1]:
+            shape = [1, h, w, 3]
+            interp.resize_tensor_input(inp["index"], shape)
+        interp.allocate_tensors()
+        x = np.random.rand(*shape).astype(inp["dtype"]) if inp["dtype"] != np.uint8 else \
+            np.random.randint(0, 256, shape, dtype=np.uint8)
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        return x, interp.get_tensor(out["index"])
+
+    settings = {"litert": "ai_edge_litert", "threads": job["threads"], "note": "arena planned at allocate_tensors"}
+    return run, settings
+
+
+def main() -> int:
+    job = json.loads(sys.argv[1])
+    runner = {"torch": _torch_runner, "onnxruntime": _ort_runner, "litert": _litert_runner}[job["backend"]]
+    run, settings = runner(job)
+    keep = run(WARMUP, WARMUP)
+    del keep
+    gc.collect()
+    settings["hwm_reset"] = _reset_hwm()
+    baseline = _status_bytes("VmRSS")
+    t0 = time.perf_counter()
+    keep = run(job["height"], job["width"])
+    seconds = time.perf_counter() - t0
+    hwm = _status_bytes("VmHWM")
+    del keep
+    print(json.dumps({"baseline": baseline, "hwm": hwm, "seconds": seconds, "settings": settings}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

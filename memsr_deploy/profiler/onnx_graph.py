@@ -1,0 +1,101 @@
+"""An ONNX model's dataflow graph at a given input size, for the liveness walk.
+
+Nodes are taken in the file's order (ONNX requires topological order, and ONNX Runtime's sequential executor
+runs them in that order). The graph input's H and W are fixed to the requested size and
+``onnx.shape_inference`` (with data propagation, so Shape -> Concat -> Reshape chains resolve) gives every
+tensor's shape. Only floating-point tensors count as activations: shape arithmetic (int64 vectors) and
+constants are bytes, not maps.
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import onnx
+from onnx import TensorProto, shape_inference
+
+from ..errors import MemsrError
+from .liveness import Graph, Node
+
+_ELEMENTWISE = {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "Add", "Sub", "Mul",
+                "Div", "Neg", "Abs", "Sqrt", "Max", "Min"}
+_VIEWS = {"Reshape", "Squeeze", "Unsqueeze", "Flatten", "Identity"}
+_FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorProto.DOUBLE,
+           TensorProto.INT8, TensorProto.UINT8}  # int8/uint8: quantised activations
+_OP_NAMES = {"Conv": "conv", "Relu": "relu", "DepthToSpace": "pixel_shuffle", "FusedConv": "conv",
+             "QLinearConv": "conv", "ConvInteger": "conv"}
+
+
+def load(path) -> onnx.ModelProto:
+    try:
+        return onnx.load(str(path))
+    except Exception as e:  # protobuf's DecodeError and friends
+        raise MemsrError(f"not a readable ONNX model ({e.__class__.__name__}: {e})", path) from None
+
+
+def _fixed_size(model: onnx.ModelProto, height: int, width: int, batch: int) -> onnx.ModelProto:
+    m = copy.deepcopy(model)
+    inp = m.graph.input[0]
+    dims = inp.type.tensor_type.shape.dim
+    if len(dims) != 4:
+        raise MemsrError(f"expected a 4-D image input, got rank {len(dims)}")
+    nhwc = dims[3].HasField("dim_value") and dims[3].dim_value == 3 and not \
+        (dims[1].HasField("dim_value") and dims[1].dim_value == 3)
+    want = [batch, height, width, 3] if nhwc else [batch, 3, height, width]
+    for d, v in zip(dims, want):
+        if d.HasField("dim_value") and d.dim_value != v:
+            raise MemsrError(f"the ONNX model has a fixed input shape {[x.dim_value for x in dims]}; "
+                             f"cannot profile it at {height}x{width}")
+        d.Clear()
+        d.dim_value = v
+    for out in m.graph.output:  # stale symbolic output dims would clash with the inferred ones
+        for d in out.type.tensor_type.shape.dim:
+            d.Clear()
+    del m.graph.value_info[:]
+    return m
+
+
+def graph_of(model: onnx.ModelProto, height: int, width: int, batch: int = 1) -> Graph:
+    """The model's graph with every activation shape resolved for a ``height x width`` input."""
+    fixed = _fixed_size(model, height, width, batch)
+    try:
+        inferred = shape_inference.infer_shapes(fixed, strict_mode=True, data_prop=True)
+    except Exception as e:
+        raise MemsrError(f"ONNX shape inference failed at {height}x{width} ({e.__class__.__name__}: {e})") from None
+    g = inferred.graph
+    info = {v.name: v for v in [*g.input, *g.value_info, *g.output]}
+    consts = {i.name for i in g.initializer}
+
+    shapes: dict[str, tuple[int, ...]] = {}
+
+    def activation(name: str) -> bool:
+        if not name or name in consts or name not in info:
+            return False
+        t = info[name].type.tensor_type
+        if t.elem_type not in _FLOATS:
+            return False
+        dims = t.shape.dim
+        if any(not d.HasField("dim_value") for d in dims):
+            raise MemsrError(f"ONNX tensor {name!r} has an unresolved shape at {height}x{width}")
+        shapes[name] = tuple(int(d.dim_value) for d in dims)
+        return True
+
+    inputs = [i.name for i in g.input if i.name not in consts and activation(i.name)]
+    nodes: list[Node] = []
+    for k, n in enumerate(g.node):
+        if n.op_type == "Constant":
+            continue
+        outs = [o for o in n.output if activation(o)]
+        if not outs:
+            continue  # shape arithmetic
+        ins = [i for i in n.input if i in shapes]
+        view = n.op_type in _VIEWS
+        elementwise = n.op_type in _ELEMENTWISE or (n.op_type == "FusedConv" and len(n.input) > 3)
+        nodes.append(Node(n.name or f"{n.op_type}_{k}", _OP_NAMES.get(n.op_type, n.op_type.lower()), ins, outs,
+                          elementwise, view))
+    outputs = [o.name for o in g.output if o.name in shapes]
+    return Graph(nodes, shapes, inputs, outputs, meta={"source": "onnx"})
+
+
+def numel_of(graph: Graph) -> int:
+    return sum(math.prod(s) for s in graph.shapes.values())

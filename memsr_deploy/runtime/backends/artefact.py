@@ -1,0 +1,103 @@
+"""What an exported artefact's sidecar says about running it, and the value conversions it implies.
+
+The sidecar is the only thing read about an artefact (as on the phone): layout, dtype, value range and
+quantisation of input and output, fixed shape, halo and scale. A real value v maps to the image as
+v = lo + x * (hi - lo) with [lo, hi] the tensor's "range"; quantised tensors store q = round(v / scale) + zp.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import MemsrError
+from ...model_file import ModelDescription
+from ...sidecar import Sidecar, read_sidecar
+from .base import Capabilities
+
+_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "int8": np.int8}
+_PRECISION_BYTES = {"fp32": 4, "fp16": 2, "dynamic": 4, "int8": 1, "int8-uint8io": 1}
+
+
+class TensorSpec:
+    """One end (input or output) of an artefact, as described by its sidecar."""
+
+    def __init__(self, d: dict, layout: str, where: str, path):
+        try:
+            self.dtype = np.dtype(_DTYPES[d["dtype"]])
+            lo, hi = (float(v) for v in d.get("range", (0.0, 1.0)))
+            q = d.get("quant")
+            self.quant = (float(q["scale"]), int(q["zero_point"])) if q else None
+        except (KeyError, TypeError, ValueError) as e:
+            raise MemsrError(f"sidecar {where} spec is malformed or unsupported ({e!r})", path) from None
+        if layout not in ("NCHW", "NHWC"):
+            raise MemsrError(f"sidecar {where} layout {layout!r} is not NCHW or NHWC", path)
+        if hi <= lo:
+            raise MemsrError(f"sidecar {where} range [{lo}, {hi}] is empty", path)
+        if self.dtype.kind in "iu" and self.quant is None:
+            raise MemsrError(f"sidecar {where} is {self.dtype} but gives no quantisation", path)
+        self.lo, self.hi, self.layout = lo, hi, layout
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """float NCHW [0, 1] -> the tensor this end takes."""
+        if self.layout == "NHWC":
+            x = x.transpose(0, 2, 3, 1)
+        v = x if (self.lo, self.hi) == (0.0, 1.0) else self.lo + x * np.float32(self.hi - self.lo)
+        if self.quant:
+            scale, zp = self.quant
+            info = np.iinfo(self.dtype)
+            return np.clip(np.rint(v / np.float32(scale)) + zp, info.min, info.max).astype(self.dtype)
+        return np.ascontiguousarray(v, dtype=self.dtype)
+
+    def decode(self, y: np.ndarray) -> np.ndarray:
+        """The tensor this end gives -> float32 NCHW in image units [0, 1]."""
+        if self.quant:
+            scale, zp = self.quant
+            y = (y.astype(np.float32) - np.float32(zp)) * np.float32(scale)
+        y = y.astype(np.float32, copy=False)
+        if (self.lo, self.hi) != (0.0, 1.0):
+            y = (y - np.float32(self.lo)) * np.float32(1.0 / (self.hi - self.lo))
+        return y.transpose(0, 3, 1, 2) if self.layout == "NHWC" else y
+
+
+class Artefact:
+    def __init__(self, path, target: str):
+        self.sc: Sidecar = read_sidecar(path)
+        self.path = self.sc.path
+        if self.sc.target != target:
+            raise MemsrError(f"sidecar is for target {self.sc.target!r}, not {target!r}", self.path)
+        layout = self.sc.layout or {}
+        self.input = TensorSpec(self.sc.input, layout.get("input", ""), "input", self.path)
+        self.output = TensorSpec(self.sc.output, layout.get("output", ""), "output", self.path)
+        shape = self.sc.input_shape
+        if shape is not None and (len(shape) != 2 or min(int(v) for v in shape) < 1):
+            raise MemsrError(f"sidecar input_shape {shape} is not [H, W]", self.path)
+        self.fixed = (int(shape[0]), int(shape[1])) if shape is not None else None
+        self.desc = self._description()
+
+    def capabilities(self, max_batch: int | None) -> Capabilities:
+        sc = self.sc
+        return Capabilities(scale=int(sc.scale), halo=int(sc.halo), fixed_shape=self.fixed, max_batch=max_batch,
+                            default_tile=int(sc.tile), dtype_bytes=_PRECISION_BYTES.get(sc.precision, 4))
+
+    def _description(self) -> ModelDescription:
+        """Enough of the source model's description for the memory budget rule (layer widths) and messages."""
+        sm = self.sc.source_model or {}
+        return ModelDescription(kind=str(sm.get("kind", "student")), scale=int(self.sc.scale), arch={},
+                                receptive_radius=int(self.sc.halo),
+                                layer_widths=[int(w) for w in sm.get("layer_widths", [])],
+                                layer_acts=list(sm.get("layer_acts", [])), params=0,
+                                weights_sha256=str(sm.get("weights_sha256", "")), path=self.path)
+
+    def check_shape(self, name: str, model_shape, path) -> None:
+        """The artefact's own input shape must agree with what the sidecar claims (layout, fixed size)."""
+        dims = list(model_shape)
+        if len(dims) != 4:
+            raise MemsrError(f"{name} takes a rank-{len(dims)} input; the sidecar describes a 4-D image", path)
+        chan = dims[1] if self.input.layout == "NCHW" else dims[3]
+        hw = (dims[2], dims[3]) if self.input.layout == "NCHW" else (dims[1], dims[2])
+        if isinstance(chan, int) and chan > 0 and chan != 3:
+            raise MemsrError(f"{name} input has {chan} channels in the sidecar's {self.input.layout} layout "
+                             "(artefact and sidecar do not match)", path)
+        fixed_dims = tuple(d if isinstance(d, int) and d > 0 else None for d in hw)
+        if self.fixed and all(fixed_dims) and fixed_dims != self.fixed:
+            raise MemsrError(f"{name} input is {fixed_dims[0]}x{fixed_dims[1]} but the sidecar says "
+                             f"{self.fixed[0]}x{self.fixed[1]}", path)

@@ -1,0 +1,57 @@
+"""What every backend offers the tiler: run a batch of equal-size LR windows, get their upscaled outputs.
+
+Inputs and outputs of ``run`` are float32 NCHW RGB in [0, 1]; each backend converts to and from whatever its
+model takes (layout, dtype, range, quantisation) itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...errors import MemsrError
+from ...model_file import ModelDescription
+
+# Messages by which the runtimes report a failed allocation (torch's CPU allocator, ONNX Runtime's arena,
+# TFLite's arena); anything else is a real error and must not be retried with a smaller tile.
+_OOM_WORDS = ("out of memory", "can't allocate memory", "failed to allocate", "bad_alloc", "not enough memory",
+              "allocation failed", "unable to allocate")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError):
+        return True
+    msg = str(exc).lower()
+    return isinstance(exc, (RuntimeError, OSError, ValueError)) and any(w in msg for w in _OOM_WORDS)
+
+
+@dataclass
+class Capabilities:
+    scale: int
+    halo: int                                  # exact receptive radius, LR px
+    fixed_shape: tuple[int, int] | None = None  # (H, W) every window must have, halo included
+    max_batch: int | None = None               # None: any batch size
+    default_tile: int = 256
+    dtype_bytes: int = 4                       # bytes per activation value, for the memory budget
+
+
+class Backend:
+    name = "backend"
+    caps: Capabilities
+    desc: ModelDescription   # the model's description (for artefacts: rebuilt from the sidecar's source_model)
+    source: str              # model or sidecar path, for error messages
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def check_output(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """An artefact whose output does not have the sidecar's scale is the wrong artefact: say so."""
+        s = self.caps.scale
+        want = (x.shape[0], 3, x.shape[2] * s, x.shape[3] * s)
+        if tuple(y.shape) != want:
+            raise MemsrError(f"model output has shape {tuple(y.shape)}, expected {want} for x{s} "
+                             "(artefact and sidecar do not match)", self.source)
+        return y

@@ -1,0 +1,155 @@
+"""One training loop for teachers and students: L1 (+ distillation) with Adam, LR schedule, periodic validation,
+atomic checkpoints with exact resume, and DDP under torchrun.
+
+Exact resume: the batch at step t is a pure function of (seed, t, rank), the LR a pure function of t, and the
+checkpoint holds model, optimiser, step, loss history and elapsed time. A run killed after a checkpoint and
+resumed reproduces the uninterrupted run's loss curve bit for bit (on the same machine and thread count).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import time
+from dataclasses import dataclass, asdict, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from ..atomic import atomic_path
+from .checkpoint import load_checkpoint, save_checkpoint
+from .distributed import World, barrier
+from .schedule import lr_at
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 3000
+    batch: int = 16                 # patches per step per process
+    lr: float = 2e-4
+    schedule: str = "cosine"
+    warmup: int = 0
+    val_every: int = 250
+    ckpt_every: int = 250
+    seed: int = 0
+    out: str = "runs/train"
+    resume: bool = True
+    halt_after: int = 0             # testing aid: exit abruptly after this step's checkpoint, like a kill
+    max_seconds: float = 0.0        # stop early (with a checkpoint) after this much training time; 0 = no limit
+
+
+@dataclass
+class Task:
+    """What is trained: the module the optimiser and DDP see, its loss, and what is validated and saved."""
+    module: nn.Module
+    loss: Callable                  # (module, lr, hr, step, total) -> (loss tensor, dict of floats)
+    eval_model: Callable[[], nn.Module]
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass
+class TrainResult:
+    steps_done: int
+    seconds: float
+    history: list                   # [step, loss] per step
+    val: list                       # [step, seconds, psnr] per validation
+
+
+def batch_at(dataset, step: int, batch: int, world: World):
+    """The patches of one step on one rank: indices (step * world + rank) * batch + i, each deterministic."""
+    first = (step * world.size + world.rank) * batch
+    pairs = [dataset[first + i] for i in range(batch)]
+    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
+def state_digest(module: nn.Module) -> str:
+    buf = io.BytesIO()
+    for k, v in sorted(module.state_dict().items()):
+        buf.write(k.encode())
+        buf.write(v.detach().cpu().contiguous().numpy().tobytes())
+    return hashlib.sha256(buf.getvalue()).hexdigest()
+
+
+def _write_csv(path: Path, header: list[str], rows: list) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            w.writerows(rows)
+
+
+def train(task: Task, dataset, cfg: TrainConfig, world: World,
+          validate: Callable[[nn.Module], float] | None = None) -> TrainResult:
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "checkpoint.pt"
+    module = task.module.to(world.device)
+    net = DistributedDataParallel(module) if world.size > 1 else module
+    opt = torch.optim.Adam(module.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
+
+    start, history, val, elapsed = 0, [], [], 0.0
+    if cfg.resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        module.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start, history, val, elapsed = state["step"], state["history"], state["val"], state["elapsed"]
+        torch.set_rng_state(state["torch_rng"])
+        if world.is_main:
+            print(f"resumed from {ckpt_path} at step {start}")
+
+    def checkpoint(step: int) -> None:
+        if world.is_main:
+            save_checkpoint(ckpt_path, {"model": module.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                                        "history": history, "val": val, "elapsed": elapsed,
+                                        "torch_rng": torch.get_rng_state(), "config": asdict(cfg)})
+            _write_csv(out / "train.csv", ["step", "loss"], history)
+            _write_csv(out / "val.csv", ["step", "seconds", "psnr_y"], val)
+        barrier(world)
+
+    if validate is not None and world.is_main and start == 0 and not val:
+        val.append([0, 0.0, validate(task.eval_model())])
+
+    bar = tqdm(total=cfg.steps, initial=start, disable=not world.is_main, desc="train", unit="step",
+               dynamic_ncols=True)
+    step = start
+    while step < cfg.steps:
+        t0 = time.perf_counter()
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.schedule, cfg.warmup)
+        lr_b, hr_b = batch_at(dataset, step, cfg.batch, world)
+        module.train()
+        loss, parts = task.loss(net, lr_b.to(world.device), hr_b.to(world.device), step, cfg.steps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        dt = time.perf_counter() - t0
+        elapsed += dt
+        history.append([step, loss.item()])
+        bar.set_postfix(loss=f"{history[-1][1]:.4f}", patches_s=f"{cfg.batch * world.size / dt:.1f}",
+                        **{k: f"{v:.3g}" for k, v in parts.items() if k != "l1"})
+        bar.update(1)
+        timed_out = cfg.max_seconds and elapsed >= cfg.max_seconds
+        last = step == cfg.steps or timed_out
+        if validate is not None and world.is_main and (step % cfg.val_every == 0 or last):
+            val.append([step, round(elapsed, 2), validate(task.eval_model())])
+            bar.write(f"step {step}: validation PSNR-Y {val[-1][2]:.3f} dB ({elapsed:.0f} s)")
+        if step % cfg.ckpt_every == 0 or last:
+            checkpoint(step)
+        if cfg.halt_after and step == cfg.halt_after:
+            bar.close()
+            os._exit(3)  # simulate a kill: no cleanup, nothing after the checkpoint
+        if timed_out:
+            break
+    bar.close()
+
+    if world.size > 1:  # each rank records what it ended with; all must agree
+        (out / "ranks").mkdir(exist_ok=True)
+        (out / "ranks" / f"rank{world.rank}.sha256").write_text(state_digest(module) + "\n")
+    barrier(world)
+    return TrainResult(step, elapsed, history, val)
