@@ -1,0 +1,13 @@
+"""Exporters: a memsr model to ONNX, TFLite and Core ML, each artefact verified against PyTorch.
+
+``export_model(model, target, precision, out_dir, ...)`` is the API; ``memsr-export`` (export.cli) the CLI.
+"""
+import os
+
+# TensorFlow (imported by the TFLite exporter and by coremltools) logs C++ banners at import; keep CLIs quiet.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+from .api import PRECISIONS, TARGETS, export_model  # noqa: E402
+
+__all__ = ["export_model", "TARGETS", "PRECISIONS"]

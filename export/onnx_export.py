@@ -6,8 +6,6 @@ height and width; fixed ones are 1x3xHxW.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import warnings
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import torch
 
 from memsr_deploy.errors import MemsrError
 
+from .quiet import quiet
 from .source import Source
 from .verify import Runner
 
@@ -31,8 +30,7 @@ def _export_graph(source: Source, input_size: tuple[int, int] | None) -> onnx.Mo
         dynamic = {"x": dims}
     else:
         example, dynamic = torch.zeros(1, 3, *input_size), None
-    sink = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stdout(sink):
+    with warnings.catch_warnings(), quiet():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(source.model, (example,), None, input_names=["input"],
                                     output_names=["output"], dynamic_shapes=dynamic, dynamo=True,
@@ -42,7 +40,8 @@ def _export_graph(source: Source, input_size: tuple[int, int] | None) -> onnx.Mo
 
 def _simplify(model: onnx.ModelProto) -> onnx.ModelProto:
     import onnxsim
-    simplified, ok = onnxsim.simplify(model, check_n=0)  # numerical check is ours, on real photos
+    with quiet():
+        simplified, ok = onnxsim.simplify(model, check_n=0)  # numerical check is ours, on real photos
     if not ok:
         raise MemsrError("onnxsim could not simplify the exported graph")
     return simplified

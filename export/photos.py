@@ -5,11 +5,9 @@ accuracy figures depend on the statistics of natural images.
 """
 from __future__ import annotations
 
-import math
-from pathlib import Path
-
 import numpy as np
 
+from memsr_deploy import metrics
 from memsr_deploy.data.datasets import list_images
 from memsr_deploy.data.eval_photos import load_eval_photos
 from memsr_deploy.data.images import from_uint8, read_image
@@ -21,30 +19,9 @@ DEFAULT_CALIB = ("astronaut", "chelsea", "coffee", "rocket")
 PSNR_CAP = 150.0  # identical outputs give an infinite PSNR; JSON has no infinity
 
 
-def _psnr_y_fallback(a: np.ndarray, b: np.ndarray, crop: int = 0) -> float:
-    """PSNR on BT.601 luma (the SR convention) of HxWx3 float images in [0, 1]."""
-    coef = np.array([65.481, 128.553, 24.966]) / 255.0
-    ya = np.asarray(a, np.float64) @ coef
-    yb = np.asarray(b, np.float64) @ coef
-    if crop:
-        ya, yb = ya[crop:-crop, crop:-crop], yb[crop:-crop, crop:-crop]
-    mse = float(np.mean((ya - yb) ** 2))
-    return math.inf if mse == 0 else 10.0 * math.log10(1.0 / mse)
-
-
-def _metrics_psnr_y():
-    for mod in ("memsr_deploy.data.metrics", "memsr_deploy.metrics"):
-        try:
-            return __import__(mod, fromlist=["psnr_y"]).psnr_y
-        except (ImportError, AttributeError):
-            continue
-    return _psnr_y_fallback
-
-
 def psnr_y(a: np.ndarray, b: np.ndarray, crop: int = 0) -> float:
-    """PSNR-Y of two HxWx3 images in [0, 1] (clipped first, as a saved image would be), capped for JSON."""
-    p = _metrics_psnr_y()(np.clip(a, 0, 1).astype(np.float32), np.clip(b, 0, 1).astype(np.float32), crop)
-    return float(min(p, PSNR_CAP))
+    """PSNR-Y of two HxWx3 images in [0, 1], by the benchmark protocol (8-bit, as saved images), capped."""
+    return float(min(metrics.psnr_y(np.clip(a, 0, 1), np.clip(b, 0, 1), crop), PSNR_CAP))
 
 
 def eval_pairs(scale: int, max_photos: int | None = None) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -5,7 +5,8 @@ of the saved Core ML program) on real photo content: patches at the artefact's s
 artefacts, and the whole evaluation photos. Figures, all on outputs divided by the model's value range:
 
   max_abs_diff      largest |artefact - PyTorch| over every output pixel of every input (raw, unclipped)
-  psnr_y_vs_torch   worst PSNR-Y of the artefact output against the PyTorch output (clipped to [0, 1])
+  psnr_y_vs_torch   worst PSNR-Y of the artefact output against the PyTorch output, by the benchmark
+                    protocol (8-bit Y, as saved images; identical images are capped at 150 dB)
   psnr_y_hr_*       mean PSNR-Y against the HR photos (crop = scale), PyTorch and artefact
   psnr_y_drop       psnr_y_hr_torch - psnr_y_hr_artefact: what the precision costs in image quality
 
@@ -36,8 +37,8 @@ class Limits:
 
 # One table for every target: the precision decides how close the artefact must be.
 LIMITS = {
-    "fp32": Limits(max_abs_diff=1e-4, min_psnr_vs_torch=80.0, max_drop=0.01),
-    "fp16": Limits(max_abs_diff=2e-2, min_psnr_vs_torch=45.0, max_drop=0.05),
+    "fp32": Limits(max_abs_diff=1e-4, min_psnr_vs_torch=60.0, max_drop=0.01),
+    "fp16": Limits(max_abs_diff=2e-2, min_psnr_vs_torch=40.0, max_drop=0.05),
     "dynamic": Limits(max_abs_diff=None, min_psnr_vs_torch=35.0, max_drop=0.5, goal_drop=0.2),
     "int8": Limits(max_abs_diff=None, min_psnr_vs_torch=30.0, max_drop=0.5, goal_drop=0.2),
     "int8-uint8io": Limits(max_abs_diff=None, min_psnr_vs_torch=30.0, max_drop=0.5, goal_drop=0.2),
@@ -119,7 +120,7 @@ def verify(runner: Runner, source: Source, precision: str, max_photos: int | Non
         inputs.append(label)
 
     hr_torch, hr_art = [], []
-    for name, lr, hr in tqdm(pairs, desc="verify", unit="photo", disable=not progress, leave=False):
+    for name, lr, hr in tqdm(pairs, desc="verify", unit="photo", disable=None if progress else True, leave=False):
         art, ref = run_image(runner, source, lr)
         max_diff = max(max_diff, float(np.abs(art - ref).max()))
         psnrs.append(psnr_y(art, ref))

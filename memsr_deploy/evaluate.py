@@ -50,8 +50,12 @@ class EvalResult:
         return float(np.mean(vals)) if vals else None
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "scale": self.scale, "images": [asdict(r) for r in self.images],
-                "mean_psnr": self.mean_psnr, "mean_ssim": self.mean_ssim}
+        """JSON-safe: an infinite PSNR (identical images) becomes null, as JSON has no infinity."""
+        def num(v):
+            return v if v is None or np.isfinite(v) else None
+        return {"model": self.model, "scale": self.scale,
+                "images": [{k: num(v) if k != "name" else v for k, v in asdict(r).items()} for r in self.images],
+                "mean_psnr": num(self.mean_psnr), "mean_ssim": num(self.mean_ssim)}
 
 
 def _radius(model: torch.nn.Module) -> int:

@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     if args.json:
         doc = {"scale": scale, "data": args.data or "eval-photos", "bicubic": base.to_dict(),
                "model": result.to_dict() if result else None}
-        print(json.dumps(doc, indent=2))
+        print(json.dumps(doc, indent=2, allow_nan=False))
     else:
         print(f"x{scale} on {args.data or 'the evaluation photos'} ({len(pairs)} images), Y channel, "
               f"{scale}px border shaved")

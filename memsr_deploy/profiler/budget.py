@@ -12,8 +12,8 @@ Notation (plain model, i.e. ``desc.is_plain``)
 * ``d`` = bytes per activation element (fp32 4, fp16 2, int8 1).
 * Activations only: weights, the caller's full input photo and the full output image are not counted.
 * Activations (ReLU) and the input normalisation are assumed fused into their conv / done in place, as every
-  deployment runtime does (ONNX Runtime's Conv+Relu fusion, TFLite's fused activations, our runtime's
-  ``relu_``). PyTorch eager does not fuse; ``profiler.analytic`` models that separately.
+  deployment runtime does (ONNX Runtime's Conv+Relu fusion and in-place planner, TFLite's fused activations;
+  ONNX Runtime's measured peaks match this to 0.1%). PyTorch eager does not; ``profiler.backends`` models it.
 
 Per-pixel live channels
 -----------------------
@@ -27,24 +27,29 @@ Tiled mode (``tile_plan``): each window has side ``tile + 2*halo`` LR pixels (``
 tile_plan may shrink windows (``win = min(L, core + 2h)`` with ``core <= tile``), never grow them, so the rule
 is an upper bound for every tile of a plan.
 
-Streaming mode: strips of ``R`` LR rows over the full image width ``W`` (LR pixels)
------------------------------------------------------------------------------------
-The runtime keeps, for every conv ``i`` (tail included), a ring buffer of its INPUT holding ``R + 2`` full-width
-rows of ``C[i]`` channels: the ``R`` new rows of a strip plus the 2 rows of context (one above, one below the
-``R`` rows it outputs) a 3x3 conv needs. Each step, for ``i = 0..L``: conv ``i`` reads its ``R + 2`` buffered
-rows (zero padding only left and right: the top/bottom context is in the buffer, zero rows beyond the image)
-and writes ``R`` output rows, a temporary; ReLU is applied to it in place; for a body conv those rows are then
-copied into the ring buffer of conv ``i + 1`` (whose last 2 rows were first moved to its front) and the
-temporary is freed. The tail's ``R`` output rows (``3*s*s`` channels) are pixel-shuffled into ``R*s`` HR rows -
-a second map of the same size - which go to the output image. Each conv's output lags one row behind its
-input; the runtime flushes with zero rows past the bottom. Hence, with ``S = sum(C[:-1])`` (every conv's input
-channels) and ``T = max(max(C[1:-1]), 2 * C[-1])`` (the largest temporary: a body conv output, or the tail output
-plus its shuffled copy)::
+Streaming mode: strips of ``R`` LR rows over the full image width ``W`` (LR pixels) - ``runtime/stream.py``
+---------------------------------------------------------------------------------------------------------
+Each conv ``i`` (tail included) keeps a *carry*: the last 2 rows of its input (``C[i]`` channels; a zero row
+stands for the top border). A strip goes depth-first through the layers: conv ``i`` gets its new input rows,
+stacks them under its carry (``R + 2`` rows at most), convolves with zero padding only left and right (``R`` rows
+out, a 3x3 conv eats one row above and one below), applies ReLU in place, keeps the stack's last 2 rows as its
+new carry and frees the stack; its output rows are the next conv's new rows. The tail's ``R`` output rows
+(``3*s*s`` channels) are pixel-shuffled into ``R*s`` HR rows, a second map of the same size. Every output row is
+computed once, one row later per layer; the bottom border is a zero row after the last input row, and the
+flush that pushes the last lagged rows out must also go in pieces of at most ``R`` rows per conv.
 
-    peak_bytes_stream(R) = W * d * ((R + 2) * S + R * T)
+Live at once: all carries, ``2 * S`` rows-channels with ``S = sum(C[:-1])`` (every conv's input channels), plus
+the working set of one step, the largest of
+  conv i:  (R + 2) * C[i]  +  R * C[i+1]      (stacked input, output)       = A_i * R + K_i
+  shuffle: 2 * R * C[-1]                      (tail output, its HR copy)    = A_s * R
+with ``A_i = C[i] + C[i+1]``, ``K_i = 2 * C[i]``, ``A_s = 2 * C[-1]`` (note ``max(A) = P``)::
 
-``strip_rows_for_budget`` returns the largest ``R >= 1`` within the budget:
-``R = (budget // (W * d) - 2*S) // (S + T)``; ``R < 1`` raises. Cap it at the image height yourself.
+    peak_bytes_stream(R) = W * d * (2 * S + max(max_i (A_i * R + K_i), A_s * R))
+
+``strip_rows_for_budget`` returns the largest ``R >= 1`` within the budget: with ``B = budget // (W * d)``,
+``R = min(min_i (B - 2*S - K_i) // A_i, (B - 2*S) // A_s)``; ``R < 1`` raises. Cap it at the image height yourself.
+The same fusion assumptions as above apply (ReLU in place, the stack written directly after the carry);
+PyTorch eager adds the out-of-place ReLU and concatenation copies and oneDNN's layout copies on top.
 
 Teachers
 --------
@@ -108,19 +113,18 @@ def tile_for_budget(desc, budget_bytes: int, dtype_bytes: int = 4, batch: int = 
     return tile
 
 
-def _stream_terms(desc) -> tuple[int, int]:
+def _stream_terms(desc) -> tuple[int, list[tuple[int, int]]]:
+    """2*S and the (A, K) pairs of every step's working set (see the module docstring)."""
     c = channels(desc)
-    s_in = sum(c[:-1])
-    body_outs = c[1:-1]
-    t = max(max(body_outs) if body_outs else 0, 2 * c[-1])
-    return s_in, t
+    steps = [(c[i] + c[i + 1], 2 * c[i]) for i in range(len(c) - 1)] + [(2 * c[-1], 0)]
+    return 2 * sum(c[:-1]), steps
 
 
 def peak_bytes_stream(desc, width: int, rows: int, dtype_bytes: int = 4) -> int:
     """Activation bytes of streaming strips of ``rows`` LR rows over an image ``width`` LR pixels wide."""
     _require_plain(desc, "streaming")
-    s_in, t = _stream_terms(desc)
-    return width * dtype_bytes * ((rows + 2) * s_in + rows * t)
+    carries, steps = _stream_terms(desc)
+    return width * dtype_bytes * (carries + max(a * rows + k for a, k in steps))
 
 
 def strip_rows_for_budget(desc, width: int, budget_bytes: int, dtype_bytes: int = 4) -> int:
@@ -128,8 +132,9 @@ def strip_rows_for_budget(desc, width: int, budget_bytes: int, dtype_bytes: int 
     _require_plain(desc, "streaming")
     if width < 1:
         raise MemsrError(f"image width must be positive, got {width}")
-    s_in, t = _stream_terms(desc)
-    rows = (int(budget_bytes) // (width * dtype_bytes) - 2 * s_in) // (s_in + t)
+    carries, steps = _stream_terms(desc)
+    room = int(budget_bytes) // (width * dtype_bytes) - carries
+    rows = min((room - k) // a for a, k in steps)
     if rows < 1:
         need = peak_bytes_stream(desc, width, 1, dtype_bytes)
         raise MemsrError(f"budget too small: {int(budget_bytes)} bytes; streaming a {width}-pixel-wide image "

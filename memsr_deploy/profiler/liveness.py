@@ -12,6 +12,7 @@ The graph is a neutral description built from a traced torch module (``torch_gra
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -21,7 +22,8 @@ class Node:
     op: str                   # "conv", "relu", "add", "mul", "pixel_shuffle", ... (lower case, backend-neutral)
     inputs: list[str]         # activation tensors read (constants and weights are left out)
     outputs: list[str]
-    elementwise: bool = False  # output has an input's shape and may overwrite it when that input dies here
+    may_overwrite: list[str] = field(default_factory=list)  # inputs the output may be written into when they
+    #                                                         die here (elementwise ops; a fused conv's sum input)
     view: bool = False         # output aliases inputs[0] (no new memory)
 
 
@@ -41,8 +43,10 @@ class Graph:
 class NodeMemory:
     name: str
     op: str
-    live_bytes: int       # bytes of every live storage while this node runs (inputs, outputs, held tensors)
-    new_bytes: int        # bytes this node allocates
+    live_bytes: int       # bytes of every live storage while this node runs (inputs, outputs, held tensors,
+    #                       and the backend's workspace for the node)
+    new_bytes: int        # bytes of the tensors this node makes
+    workspace_bytes: int  # transient backend buffers (0 unless a workspace model is given)
     out_shape: tuple[int, ...]
 
 
@@ -55,8 +59,13 @@ class Walk:
     output_bytes: int
 
 
-def walk(graph: Graph, dtype_bytes: int = 4, inplace: bool = False, keep_inputs: bool = False) -> Walk:
-    """Live bytes per node and the peak, for the tensor sizes in ``graph.shapes``."""
+def walk(graph: Graph, dtype_bytes: int = 4, inplace: bool = False, keep_inputs: bool = False,
+         workspace: Callable[[Node, Graph], int] | None = None) -> Walk:
+    """Live bytes per node and the peak, for the tensor sizes in ``graph.shapes``.
+
+    ``workspace(node, graph)`` gives the elements of transient buffers a backend holds while running the node
+    on top of its inputs and outputs (e.g. oneDNN's blocked-layout copies, see ``backends``).
+    """
     n = len(graph.nodes)
     end_of_graph = n  # past the last node: outputs (and held inputs) stay live through everything
     last_read: dict[str, int] = {}
@@ -96,8 +105,8 @@ def walk(graph: Graph, dtype_bytes: int = 4, inplace: bool = False, keep_inputs:
             reuse = None
             if node.view and node.inputs:
                 reuse = storage_of[node.inputs[0]]
-            elif inplace and node.elementwise:
-                for t in node.inputs:
+            elif inplace:
+                for t in node.may_overwrite:
                     sid = storage_of[t]
                     if sid not in pinned and end[sid] == k and graph.shapes[t] == graph.shapes[out] \
                             and sid not in (storage_of.get(o) for o in node.outputs if o != out):
@@ -110,8 +119,9 @@ def walk(graph: Graph, dtype_bytes: int = 4, inplace: bool = False, keep_inputs:
             else:
                 storage_of[out] = reuse
                 end[reuse] = max(end[reuse], last_read.get(out, -1))
-        now = sum(size[s] for s in live)
-        report.append(NodeMemory(node.name, node.op, now, new, graph.shapes[node.outputs[0]]))
+        extra = workspace(node, graph) * dtype_bytes if workspace else 0
+        now = sum(size[s] for s in live) + extra
+        report.append(NodeMemory(node.name, node.op, now, new, extra, graph.shapes[node.outputs[0]]))
         if now > peak:
             peak, peak_node = now, node.name
         live = {s for s in live if end[s] > k}

@@ -46,6 +46,17 @@ class Measurement:
         return asdict(self)
 
 
+def _check_model(model, backend: str) -> None:
+    """Fail here, in one line, rather than after a subprocess has imported a framework."""
+    from pathlib import Path
+    if backend == "torch":
+        from ..model_file import _registry_names, read_description
+        if str(model) not in _registry_names():
+            read_description(model)
+    elif not Path(model).is_file():
+        raise MemsrError(f"{backend} model file not found", model)
+
+
 def measure_peak(model, backend: str, height: int, width: int, threads: int = 1, timeout: float = 1800,
                  tile: int = 0, dtype: str = "fp32") -> Measurement:
     """Run ``model`` (model stem/name for torch, .onnx / .tflite path otherwise) once in a fresh process."""
@@ -54,6 +65,7 @@ def measure_peak(model, backend: str, height: int, width: int, threads: int = 1,
     if dtype != "fp32" and backend == "torch":
         raise MemsrError(f"measured PyTorch CPU runs are fp32 only (asked {dtype}); export an {dtype} artefact "
                          "and measure it with onnxruntime or litert")
+    _check_model(model, backend)
     job = {"model": str(model), "backend": backend, "height": int(height), "width": int(width),
            "threads": int(threads), "tile": int(tile)}
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD), OMP_NUM_THREADS=str(threads),

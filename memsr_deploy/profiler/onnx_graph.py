@@ -9,7 +9,6 @@ constants are bytes, not maps.
 from __future__ import annotations
 
 import copy
-import math
 
 import onnx
 from onnx import TensorProto, shape_inference
@@ -90,12 +89,14 @@ def graph_of(model: onnx.ModelProto, height: int, width: int, batch: int = 1) ->
             continue  # shape arithmetic
         ins = [i for i in n.input if i in shapes]
         view = n.op_type in _VIEWS
-        elementwise = n.op_type in _ELEMENTWISE or (n.op_type == "FusedConv" and len(n.input) > 3)
+        if n.op_type in _ELEMENTWISE:
+            overwrite = ins
+        elif n.op_type == "FusedConv" and len(n.input) > 3:
+            overwrite = [n.input[3]]  # ORT accumulates a fused conv's sum input in place
+        else:
+            overwrite = []
         nodes.append(Node(n.name or f"{n.op_type}_{k}", _OP_NAMES.get(n.op_type, n.op_type.lower()), ins, outs,
-                          elementwise, view))
+                          overwrite, view))
     outputs = [o.name for o in g.output if o.name in shapes]
     return Graph(nodes, shapes, inputs, outputs, meta={"source": "onnx"})
 
-
-def numel_of(graph: Graph) -> int:
-    return sum(math.prod(s) for s in graph.shapes.values())

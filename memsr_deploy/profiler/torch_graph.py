@@ -91,6 +91,7 @@ def trace(model: nn.Module, height: int, width: int, batch: int = 1) -> Graph:
             op, elementwise, view = _classify(gm, n)
             args = [a for a in n.all_input_nodes if a.name in shapes]
             name = str(n.target) if n.op == "call_module" else n.name
-            nodes.append(Node(name, op, [a.name for a in args], [n.name], elementwise, view))
+            ins = [a.name for a in args]
+            nodes.append(Node(name, op, ins, [n.name], ins if elementwise else [], view))
             shapes[n.name] = shape
     return Graph(nodes, shapes, inputs, outputs, meta={"source": "torch.fx", "model": type(model).__name__})

@@ -168,7 +168,7 @@ def _read_tiff(path: Path, max_pixels: int) -> Picture:
             data = tifffile.memmap(path, mode="r")  # uncompressed: read pages lazily, never all of it
     except MemsrError:
         raise
-    except (tifffile.TiffFileError, ValueError, OSError, KeyError, IndexError) as e:
+    except Exception as e:  # codecs raise their own types (zlib.error, ...): any failure means unreadable
         raise MemsrError(f"unreadable or truncated TIFF ({e.__class__.__name__}: {e})", path) from None
     if axes == "SYX":
         data = data.transpose(1, 2, 0)
@@ -191,11 +191,9 @@ def _read_pil(path: Path, max_pixels: int) -> Picture:
             with Image.open(path) as im:
                 w, h = im.size
                 _check_size(h, w, max_pixels, path)
+                png16 = _png_is_16bit_colour(im)  # before getexif(): for PNG it may decode the pixels
                 orientation = int(im.getexif().get(0x0112, 1) or 1)
-                if _png_is_16bit_colour(im):
-                    pixels = _read_png16(path, im.mode)
-                else:
-                    pixels = _pil_pixels(im, path)
+                pixels = _read_png16(path, im.mode) if png16 else _pil_pixels(im, path)
         except UnidentifiedImageError:
             raise MemsrError("not an image, or a format that cannot be read (JPEG, PNG, TIFF, WebP, BMP)",
                              path) from None
@@ -226,6 +224,9 @@ def _pil_pixels(im, path) -> np.ndarray:
 
 def _read_png16(path: Path, mode: str) -> np.ndarray:
     import cv2
+    from PIL import Image
+    with Image.open(path) as im:
+        im.verify()  # cv2 decodes a truncated PNG into a partly grey image with only a console warning
     a = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)  # PIL would cut 16-bit colour PNGs to 8 bits
     if a is None:
         raise MemsrError("unreadable, truncated or corrupt PNG", path)
@@ -246,6 +247,7 @@ def write_picture(path, pixels: np.ndarray, quality: int = 95) -> None:
     pixels = prepare_for_format(pixels, fmt)
     try:
         with atomic_path(path) as tmp:
+            readable_by_all(tmp)
             if fmt == "TIFF":
                 _write_tiff_array(tmp, pixels)
             elif fmt == "PNG" and pixels.dtype == np.uint16:
@@ -254,6 +256,14 @@ def write_picture(path, pixels: np.ndarray, quality: int = 95) -> None:
                 _write_pil(tmp, pixels, fmt, quality)
     except OSError as e:
         raise MemsrError(f"cannot write output ({e.strerror or e})", path) from None
+
+
+def readable_by_all(tmp: Path) -> None:
+    """Temporary files are created private (0600); an output image gets the usual umask-based mode."""
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
 
 
 def prepare_for_format(pixels: np.ndarray, fmt: str) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy as np
 from ..atomic import atomic_path
 from ..errors import MemsrError
 from .bands import Band
-from .image_io import tiff_kwargs
+from .image_io import readable_by_all, tiff_kwargs
 
 TILE = 256
 
@@ -52,6 +52,7 @@ def write_tiff_stream(path, bands: Iterable[Band], height: int, width: int, chan
     shape = (height, width) if channels == 1 else (height, width, channels)
     try:
         with atomic_path(path) as tmp:
+            readable_by_all(tmp)
             with tifffile.TiffWriter(tmp, bigtiff=True) as tw:
                 tw.write(_tiles(bands, height, width, channels, dtype), shape=shape, dtype=np.dtype(dtype),
                          tile=(TILE, TILE), compression="zlib", compressionargs={"level": 1}, maxworkers=1,

@@ -1,7 +1,7 @@
 """Pick the backend for a model file or an exported artefact."""
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 
 from ...errors import MemsrError
 from ...sidecar import read_sidecar, sidecar_path
@@ -48,19 +48,7 @@ def installed_artefact_targets() -> list[str]:
         out.append("tflite")
     except ImportError:
         pass
-    import sys
     if sys.platform == "darwin":
         out.append("coreml")
     return out
 
-
-def is_artefact(path) -> bool:
-    p = Path(path)
-    return p.suffix in (".onnx", ".tflite", ".mlpackage") or (p.suffix == ".json" and _is_sidecar(p))
-
-
-def _is_sidecar(p: Path) -> bool:
-    try:
-        return '"memsr-artefact"' in p.read_text()[:400]
-    except OSError:
-        return False

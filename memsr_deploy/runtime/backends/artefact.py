@@ -92,12 +92,15 @@ class Artefact:
         dims = list(model_shape)
         if len(dims) != 4:
             raise MemsrError(f"{name} takes a rank-{len(dims)} input; the sidecar describes a 4-D image", path)
-        chan = dims[1] if self.input.layout == "NCHW" else dims[3]
-        hw = (dims[2], dims[3]) if self.input.layout == "NCHW" else (dims[1], dims[2])
-        if isinstance(chan, int) and chan > 0 and chan != 3:
-            raise MemsrError(f"{name} input has {chan} channels in the sidecar's {self.input.layout} layout "
-                             "(artefact and sidecar do not match)", path)
-        fixed_dims = tuple(d if isinstance(d, int) and d > 0 else None for d in hw)
-        if self.fixed and all(fixed_dims) and fixed_dims != self.fixed:
-            raise MemsrError(f"{name} input is {fixed_dims[0]}x{fixed_dims[1]} but the sidecar says "
-                             f"{self.fixed[0]}x{self.fixed[1]}", path)
+        nchw = self.input.layout == "NCHW"
+        known = [d if isinstance(d, int) and d > 0 else None for d in dims]
+        chan, other = (known[1], known[3]) if nchw else (known[3], known[1])
+        if (chan is not None and chan != 3) or (chan is None and other == 3):
+            raise MemsrError(f"{name} input has shape {dims}: its channels are not where the sidecar's "
+                             f"{self.input.layout} layout puts them (artefact and sidecar do not match)", path)
+        hw = tuple(known[2:4]) if nchw else tuple(known[1:3])
+        if self.fixed and hw != self.fixed:
+            got = "dynamic" if None in hw else f"{hw[0]}x{hw[1]}"
+            raise MemsrError(f"{name} input is {got} but the sidecar says {self.fixed[0]}x{self.fixed[1]}", path)
+        if not self.fixed and None not in hw:
+            raise MemsrError(f"{name} input is fixed at {hw[0]}x{hw[1]} but the sidecar says dynamic", path)

@@ -21,8 +21,19 @@ _OOM_WORDS = ("out of memory", "can't allocate memory", "failed to allocate", "b
 def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError):
         return True
-    msg = str(exc).lower()
-    return isinstance(exc, (RuntimeError, OSError, ValueError)) and any(w in msg for w in _OOM_WORDS)
+    if isinstance(exc, MemsrError):
+        return False
+    msg = str(exc).lower()  # the runtimes' own exception types vary (ORT's are plain Exception subclasses)
+    return any(w in msg for w in _OOM_WORDS)
+
+
+def runtime_failure(exc: Exception, runtime: str, source) -> Exception:
+    """What to raise when a runtime fails: its out-of-memory as is (the tiler retries smaller), anything else as
+    a one-line MemsrError (a wrong input for the artefact is a mismatch between artefact and sidecar)."""
+    if is_out_of_memory(exc) or isinstance(exc, MemsrError):
+        return exc
+    first = (str(exc).strip().splitlines() or [exc.__class__.__name__])[0]
+    return MemsrError(f"{runtime} failed to run the artefact ({first})", source)
 
 
 @dataclass

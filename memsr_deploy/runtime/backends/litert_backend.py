@@ -5,7 +5,7 @@ import numpy as np
 
 from ...errors import MemsrError
 from .artefact import Artefact
-from .base import Backend
+from .base import Backend, runtime_failure
 
 
 class LiteRTBackend(Backend):
@@ -40,12 +40,16 @@ class LiteRTBackend(Backend):
 
     def run(self, x: np.ndarray) -> np.ndarray:
         t = self.art.input.encode(x)
-        if t.shape != self.shape:
-            if not self.dynamic and t.shape[1:] != self.shape[1:]:
-                raise MemsrError(f"window {t.shape} does not fit the fixed input {self.shape}", self.source)
-            self.interp.resize_tensor_input(self.inp["index"], list(t.shape), strict=False)
-            self.interp.allocate_tensors()
-            self.shape = t.shape
-        self.interp.set_tensor(self.inp["index"], t)
-        self.interp.invoke()
-        return self.check_output(x, self.art.output.decode(self.interp.get_tensor(self.out_index)))
+        if t.shape != self.shape and not self.dynamic and t.shape[1:] != self.shape[1:]:
+            raise MemsrError(f"window {t.shape} does not fit the fixed input {self.shape}", self.source)
+        try:
+            if t.shape != self.shape:
+                self.interp.resize_tensor_input(self.inp["index"], list(t.shape), strict=False)
+                self.interp.allocate_tensors()
+                self.shape = t.shape
+            self.interp.set_tensor(self.inp["index"], t)
+            self.interp.invoke()
+            y = self.interp.get_tensor(self.out_index)
+        except (RuntimeError, ValueError, MemoryError) as e:
+            raise runtime_failure(e, "LiteRT", self.source) from None
+        return self.check_output(x, self.art.output.decode(y))

@@ -5,7 +5,7 @@ import numpy as np
 
 from ...errors import MemsrError
 from .artefact import Artefact
-from .base import Backend
+from .base import Backend, runtime_failure
 
 
 class OnnxBackend(Backend):
@@ -34,5 +34,8 @@ class OnnxBackend(Backend):
         self.caps = self.art.capabilities(max_batch=batch if isinstance(batch, int) and batch > 0 else None)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        (y,) = self.session.run(None, {self.input_name: self.art.input.encode(x)})[:1]
+        try:
+            (y,) = self.session.run(None, {self.input_name: self.art.input.encode(x)})[:1]
+        except Exception as e:  # ORT's own exception classes
+            raise runtime_failure(e, "ONNX Runtime", self.source) from None
         return self.check_output(x, self.art.output.decode(y))

@@ -5,6 +5,8 @@ package org.memsr.core;
  * in one line, as {@code memsr_deploy.errors.MemsrError} does: "SOURCE: reason", or just "reason".
  */
 public class MemsrException extends RuntimeException {
+    private static final long serialVersionUID = 1L;
+
     private final String reason;
 
     public MemsrException(String reason) {

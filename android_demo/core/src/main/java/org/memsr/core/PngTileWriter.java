@@ -170,6 +170,10 @@ public final class PngTileWriter implements TileSink {
             if (bandH == 0) {
                 throw new IOException("no tiles were written to the " + width + "x" + height + " PNG");
             }
+            if (coveredX != width) {
+                throw new IOException("PNG incomplete: the band at y=" + bandY + " covers only columns 0.."
+                        + (coveredX - 1) + " of " + width);
+            }
             finishBand(bandY + bandH);
             if (emitted != height) {
                 throw new IOException("PNG incomplete: rows " + emitted + ".." + (height - 1) + " never arrived");

@@ -1,0 +1,1 @@
+"""On-device benchmark of exported TFLite artefacts (adb + LiteRT benchmark_model), or on this computer."""

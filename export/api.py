@@ -1,0 +1,186 @@
+"""export_model: one model, one target, one precision -> a verified artefact and its sidecar.
+
+The artefact is built and verified in a staging folder inside ``out_dir``; only an artefact that passed
+verification is moved into place (then its sidecar is written), so a failed export leaves nothing behind and
+never replaces an earlier good one.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from memsr_deploy.errors import MemsrError
+from memsr_deploy.sidecar import Sidecar, file_sha256, write_sidecar
+
+from . import coreml_export, shapes, tflite_export
+from .source import Source, load_source
+from .verify import LIMITS, finish, verify as run_verification
+
+TARGETS = ("onnx", "tflite", "coreml")
+EXTENSIONS = {"onnx": "onnx", "tflite": "tflite", "coreml": "mlpackage"}
+PRECISIONS = {"onnx": ("fp32",), "tflite": tflite_export.PRECISIONS, "coreml": coreml_export.PRECISIONS}
+D2S_MODES = tflite_export.D2S_MODES
+TOOLS = {"onnx": ("onnx", "onnxruntime", "onnxsim", "onnxscript"),
+         "tflite": ("tensorflow-cpu", "tensorflow", "ai-edge-litert"),
+         "coreml": ("coremltools",)}
+
+
+def supported(source: Source, target: str, precision: str) -> str | None:
+    """Why this combination cannot be exported, or None when it can."""
+    if target not in TARGETS:
+        return f"unknown target {target!r}; expected one of {', '.join(TARGETS)}"
+    if precision not in PRECISIONS[target]:
+        return f"{target} supports precisions {', '.join(PRECISIONS[target])}, not {precision!r}"
+    if target != "onnx" and not source.is_plain:
+        return f"{source.desc.kind} models export to ONNX only; convert to a plain net first (memsr-convert)"
+    return None
+
+
+def default_name(source: Source, target: str, input_size, d2s: str) -> str:
+    # The target is part of the name: sidecars are NAME_PRECISION.json whatever the extension.
+    name = f"{source.name}_{target}"
+    if input_size is not None:
+        name += f"_{input_size[0]}x{input_size[1]}"
+    if d2s == "transposed-conv":
+        name += "_tconv"
+    return name
+
+
+def tool_versions(target: str) -> dict:
+    out = {}
+    for pkg in ("memsr", "torch", "numpy", *TOOLS[target]):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _build(source: Source, target: str, precision: str, path: Path, input_size, calib_dir, d2s: str,
+           tiles) -> None:
+    if target == "onnx":
+        from .onnx_export import build_onnx
+        build_onnx(source, path, input_size)
+    elif target == "tflite":
+        from .tflite_export import build_tflite
+        calibration = None
+        if precision in ("int8", "int8-uint8io"):
+            from .calibration import calibration_samples
+            calibration = calibration_samples(source.scale, calib_dir, input_size, value_range=source.value_range)
+        build_tflite(source, path, precision, input_size, calibration, d2s)
+    else:
+        from .coreml_export import build_coreml
+        build_coreml(source, path, precision, input_size, tiles)
+
+
+def _runner_and_checks(source: Source, target: str, precision: str, path: Path, input_size, d2s: str):
+    """(runner, I/O description, facts about the graph, structural failures)."""
+    float_io = {"dtype": "float32", "quant": None}
+    if target == "onnx":
+        from .onnx_export import OnnxRunner, op_counts, structure_failures
+        import onnx
+        runner = OnnxRunner(path, input_size)
+        ops = op_counts(onnx.load(str(path), load_external_data=False))
+        return runner, (float_io, float_io), {"ops": ops}, structure_failures(path)
+    if target == "tflite":
+        from .tflite_export import TfliteRunner, structure_failures
+        runner = TfliteRunner(path)
+        ops, failures = structure_failures(path, source, precision, d2s)
+        return runner, runner.io_details(), {"ops": ops}, failures
+    from .coreml_export import make_runner
+    from .coreml_mil import op_counts
+    return make_runner(path, precision), (float_io, float_io), {"ops": op_counts(path)}, []
+
+
+def _shape_fields(target: str, path: Path, input_size, tiles) -> tuple[list | None, dict | None]:
+    if input_size is not None:
+        return [int(input_size[0]), int(input_size[1])], None
+    if target == "coreml" and tiles:
+        from .coreml_export import shapes_of
+        wins = sorted(shapes_of(path))
+        return None, {"min": list(wins[0]), "max": list(wins[-1]), "enumerated": [list(w) for w in wins]}
+    return None, {"min": [1, 1], "max": [shapes.MAX_SIDE, shapes.MAX_SIDE]}
+
+
+def _install(staged: Path, dest: Path) -> None:
+    """Move a staged file or .mlpackage folder onto ``dest``; an earlier artefact is renamed away first."""
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(dest, old)
+    os.replace(staged, dest)
+    if old is not None:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+
+
+def export_model(model, target: str, precision: str = "fp32", out_dir=".", input_size=None, calib_dir=None,
+                 name: str | None = None, d2s: str = "depth_to_space", verify: bool = True, *,
+                 coreml_tiles=None, max_photos: int | None = None, progress: bool = True) -> Path:
+    """Export, verify, and write ``{name}_{precision}.{onnx|tflite|mlpackage}`` + ``{name}_{precision}.json``.
+
+    ``model``: model path/stem or bundled name (or an already loaded ``Source``). ``input_size``: None for
+    dynamic height/width, else (H, W) or "1x3xHxW"/"HxW": the fixed LR input, halo included.
+    ``coreml_tiles``: Core ML only, core tiles for EnumeratedShapes instead of a RangeDim.
+    ``max_photos``: verify on the first N evaluation photos only (all by default).
+    Returns the sidecar path. Raises MemsrError on bad input or failed verification (nothing written then).
+    """
+    source = model if isinstance(model, Source) else load_source(model)
+    input_size = shapes.parse_input_size(input_size)
+    tiles = shapes.parse_tiles(coreml_tiles)
+    why = supported(source, target, precision)
+    if why:
+        raise MemsrError(why, source.desc.path)
+    if d2s not in D2S_MODES:
+        raise MemsrError(f"unknown d2s mode {d2s!r}; expected one of {', '.join(D2S_MODES)}")
+    if d2s != "depth_to_space" and target != "tflite":
+        raise MemsrError("--d2s transposed-conv applies to TFLite only")
+    if tiles and (target != "coreml" or input_size is not None):
+        raise MemsrError("Core ML tiles (EnumeratedShapes) apply to a dynamic Core ML export only")
+    if calib_dir is not None and not Path(calib_dir).is_dir():
+        raise MemsrError("calibration folder not found", calib_dir)
+    tile = shapes.default_tile(source.halo, input_size, tiles)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = (name or default_name(source, target, input_size, d2s)).replace(".", "_")
+    file = f"{stem}_{precision}.{EXTENSIONS[target]}"
+    staging = Path(tempfile.mkdtemp(prefix=f".{stem}_{precision}.", dir=out_dir))
+    try:
+        staged = staging / file
+        t0 = time.perf_counter()
+        _build(source, target, precision, staged, input_size, calib_dir, d2s, tiles)
+        build_s = time.perf_counter() - t0
+        runner, (io_in, io_out), facts, failures = _runner_and_checks(source, target, precision, staged,
+                                                                      input_size, d2s)
+        t1 = time.perf_counter()
+        if verify:
+            report = finish(run_verification(runner, source, precision, max_photos, progress), failures)
+        else:
+            report = {"passed": None, "skipped": True, "limits": asdict(LIMITS[precision]),
+                      "failures": failures}
+        report.update(facts)
+        report["seconds"] = {"build": round(build_s, 3), "verify": round(time.perf_counter() - t1, 3)}
+        if report["failures"]:
+            raise MemsrError(f"verification failed: {'; '.join(report['failures'])} (nothing written)",
+                             out_dir / file)
+        input_shape, shape_range = _shape_fields(target, staged, input_size, tiles)
+        layout = "NHWC" if target == "tflite" else "NCHW"
+        vrange = [0.0, source.value_range]
+        sidecar = Sidecar(
+            target=target, file=file, precision=precision, scale=source.scale, halo=source.halo, tile=tile,
+            layout={"input": layout, "output": layout},
+            input={**io_in, "range": vrange}, output={**io_out, "range": vrange},
+            source_model=source.summary(), file_sha256=file_sha256(staged), input_shape=input_shape,
+            shape_range=shape_range, verification=report, tools=tool_versions(target),
+            created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        _install(staged, out_dir / file)
+        return write_sidecar(sidecar, out_dir / f"{stem}_{precision}.json")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,112 @@
+"""Core ML: an ML Program (.mlpackage) with float32 input "input" and output "output", NCHW, fp16 or fp32 compute.
+
+Shapes: a fixed input size; EnumeratedShapes at chosen core tiles (window = tile + 2*halo each, what the
+Neural Engine prefers); or, by default, a RangeDim for height and width (1..MAX_SIDE).
+
+Verification: on macOS the saved package is loaded and run with Core ML's predict. Elsewhere Core ML cannot
+predict, so the program is read back from the saved .mlpackage (its MIL ops and the weights in its weight
+blob) and executed op by op with torch/numpy (see coreml_mil.py).
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from memsr_deploy.errors import MemsrError
+
+from .quiet import quiet
+from .shapes import MAX_SIDE
+from .source import Source
+from .verify import Runner
+
+PRECISIONS = ("fp32", "fp16")
+TRACE_SIDE = 64
+
+
+def import_coremltools():
+    """coremltools logs a line per missing macOS-only proxy when imported on Linux; keep CLI output clean."""
+    with quiet():
+        import coremltools
+    return coremltools
+
+
+def _input_shape(source: Source, input_size, tiles):
+    ct = import_coremltools()
+    if input_size is not None:
+        return ct.Shape(shape=(1, 3, *input_size)), (1, 3, *input_size)
+    if tiles:
+        wins = [t + 2 * source.halo for t in sorted(tiles)]
+        return ct.EnumeratedShapes(shapes=[(1, 3, w, w) for w in wins], default=(1, 3, wins[-1], wins[-1])), \
+            (1, 3, wins[-1], wins[-1])
+    side = ct.RangeDim(lower_bound=1, upper_bound=MAX_SIDE, default=TRACE_SIDE)
+    side_w = ct.RangeDim(lower_bound=1, upper_bound=MAX_SIDE, default=TRACE_SIDE)
+    return ct.Shape(shape=(1, 3, side, side_w)), (1, 3, TRACE_SIDE, TRACE_SIDE)
+
+
+def build_coreml(source: Source, path: Path, precision: str, input_size: tuple[int, int] | None = None,
+                 tiles: list[int] | None = None) -> None:
+    ct = import_coremltools()
+    if precision not in PRECISIONS:
+        raise MemsrError(f"Core ML precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    source.plain_layers()  # only plain nets: raises a clear error for teachers
+    shape, example = _input_shape(source, input_size, tiles)
+    with warnings.catch_warnings(), quiet():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(source.model, torch.zeros(example))
+        model = ct.convert(
+            traced, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS15,
+            inputs=[ct.TensorType(name="input", shape=shape, dtype=np.float32)],
+            outputs=[ct.TensorType(name="output", dtype=np.float32)],
+            compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32)
+    model.short_description = f"memsr x{source.scale} super-resolution ({source.name}, {precision})"
+    model.user_defined_metadata.update({"memsr.scale": str(source.scale), "memsr.halo": str(source.halo),
+                                        "memsr.weights_sha256": source.desc.weights_sha256})
+    model.save(str(path))
+
+
+def shapes_of(path: Path) -> list[tuple[int, int]] | None:
+    """Input (H, W) the saved package accepts, or None for a range."""
+    ct = import_coremltools()
+    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    arr = spec.description.input[0].type.multiArrayType
+    kind = arr.WhichOneof("ShapeFlexibility")
+    if kind == "enumeratedShapes":
+        return [tuple(int(d) for d in s.shape[2:]) for s in arr.enumeratedShapes.shapes]
+    if kind == "shapeRange":
+        return None
+    return [tuple(int(d) for d in arr.shape[2:])]
+
+
+def shape_bounds(path: Path) -> dict | None:
+    ct = import_coremltools()
+    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    arr = spec.description.input[0].type.multiArrayType
+    if arr.WhichOneof("ShapeFlexibility") != "shapeRange":
+        return None
+    r = arr.shapeRange.sizeRanges
+    return {"min": [int(r[2].lowerBound), int(r[3].lowerBound)], "max": [int(r[2].upperBound), int(r[3].upperBound)]}
+
+
+class CoremlPredictRunner(Runner):
+    """macOS only: Core ML itself."""
+
+    def __init__(self, path: Path, precision: str):
+        ct = import_coremltools()
+        units = ct.ComputeUnit.CPU_ONLY if precision == "fp32" else ct.ComputeUnit.ALL
+        self.model = ct.models.MLModel(str(path), compute_units=units)
+        self.shapes = shapes_of(path)
+        self.description = f"coremltools {ct.__version__} predict ({units.name})"
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict({"input": x.astype(np.float32)})["output"], np.float32)
+
+
+def make_runner(path: Path, precision: str) -> Runner:
+    if sys.platform == "darwin":
+        return CoremlPredictRunner(path, precision)
+    from .coreml_mil import MilProgramRunner
+    return MilProgramRunner(path)

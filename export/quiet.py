@@ -1,0 +1,38 @@
+"""Silence the converters' chatter (C++ banners on the raw file descriptors, version warnings via logging) so
+that the CLI prints its own progress and table only. Errors still surface as Python exceptions."""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sys
+
+NOISY_LOGGERS = ("coremltools", "torch.onnx", "torch.export", "torch._export", "absl", "tensorflow")
+
+
+@contextlib.contextmanager
+def quiet():
+    levels = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    saved = []
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        null = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            saved.append((fd, os.dup(fd)))
+            os.dup2(null, fd)
+        os.close(null)
+    except OSError:  # no real descriptors (embedded interpreter): Python-level redirection still applies
+        pass
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)

@@ -1,0 +1,209 @@
+"""memsr-profile: peak activation memory of SR models at phone-camera resolutions, predicted and measured."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import MemsrError, cli_errors
+
+DESCRIPTION = """\
+Peak activation memory of super-resolution models, per inference mode, predicted by walking the model's graph
+in execution order with tensor liveness (a tensor lives from the op that makes it to its last reader), and
+optionally measured as the RSS high-water mark of a fresh process (--measure).
+
+RESOLUTION is the size of the INPUT photo, i.e. the camera image you want to upscale (the LR side); the output
+is scale times larger on each side. Presets: 12MP 4000x3000, 48MP 8000x6000, 50MP 8160x6144, 100MP 12240x8160,
+108MP 12000x9000, 200MP 16320x12240; also N MP (4:3) or WxH.
+
+Modes: whole (one pass over the full image; the output image is part of the peak), tiled (the exact tile plan:
+one window of tile + 2*halo LR pixels at a time; full input/output images not counted), stream (strips of
+--rows LR rows over the full width, plain models only; budget rule of memsr_deploy.profiler.budget).
+Backends for the prediction: ideal (ReLU/adds in place, no workspace: the runtime's budget rule, matched by
+ONNX Runtime), onnxruntime (same), torch (PyTorch eager on CPU: out-of-place ops plus oneDNN layout copies)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="memsr-profile", description=DESCRIPTION,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("models", nargs="*", metavar="MODEL",
+                   help="model file (stem, .json or .safetensors), bundled name, .onnx file, or .tflite file "
+                        "with its sidecar (walked as its source model, measured with LiteRT) "
+                        "(default: the bundled student for --scale)")
+    p.add_argument("--scale", type=int, default=2, help="scale of the default bundled model (default 2)")
+    p.add_argument("--resolution", default="12MP,48MP,100MP,200MP",
+                   help="comma-separated INPUT photo sizes: presets, N MP or WxH (default %(default)s)")
+    p.add_argument("--mode", default="whole,tiled,stream", help="comma-separated: whole, tiled, stream")
+    p.add_argument("--tile", type=int, default=512, help="core tile side in LR pixels for tiled mode (default 512)")
+    p.add_argument("--halo", type=int, default=None,
+                   help="tile halo in LR pixels (default: the model's receptive radius, the exact halo)")
+    p.add_argument("--rows", type=int, default=16, help="strip height in LR rows for stream mode (default 16)")
+    p.add_argument("--dtype", default="fp32", help="activation type: fp32, fp16 or int8 (default fp32)")
+    p.add_argument("--backend", default="ideal", help="prediction model: ideal, onnxruntime or torch (default ideal)")
+    p.add_argument("--measure", action="store_true",
+                   help="also run each model (whole and tiled modes) in a fresh process and measure its RSS peak; "
+                        "heavy: runs are skipped when they would not fit in the free RAM")
+    p.add_argument("--measure-backend", default=None,
+                   help="torch, onnxruntime or litert (default: torch for model files, onnxruntime for .onnx, "
+                        "litert for .tflite)")
+    p.add_argument("--threads", type=int, default=1, help="intra-op threads of measured runs (default 1)")
+    p.add_argument("--per-layer", action="store_true", help="print the live bytes of every op of each prediction")
+    p.add_argument("--plot", metavar="PNG", help="draw memory vs megapixels per model and mode (log scale)")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    return p
+
+
+def _split(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed]
+    if bad or not items:
+        raise MemsrError(f"unknown {what} {bad[0] if bad else text!r}; expected some of {', '.join(allowed)}")
+    return items
+
+
+def _note(pred) -> str:
+    d = pred.details
+    if pred.mode == "tiled":
+        return f"tile {d['tile']} + 2x{d['halo']} halo: window {d['window'][1]}x{d['window'][0]}, {d['windows']} windows"
+    if pred.mode == "stream":
+        return f"{d['rows']}-row strips"
+    return f"peak at {pred.peak_node}"
+
+
+def _onnx_for(subject, workdir: Path) -> Path:
+    """An ONNX file for a torch subject (dynamic H/W), for measuring with ONNX Runtime."""
+    if subject.kind == "onnx":
+        return Path(subject.path)
+    import torch
+    import warnings
+    path = workdir / f"{Path(subject.name).stem}.onnx"
+    if not path.exists():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(subject.module, (torch.rand(1, 3, 32, 32),), str(path), input_names=["input"],
+                              output_names=["output"], opset_version=17, dynamo=False,
+                              dynamic_axes={"input": {2: "h", 3: "w"}, "output": {2: "H", 3: "W"}})
+    return path
+
+
+def _measure_rows(rows, subjects, args, workdir: Path) -> None:
+    import psutil
+    from tqdm import tqdm
+
+    from ..profiler.analytic import measured_prediction
+    from ..profiler.measure import measure_peak
+
+    todo = [r for r in rows if r.predicted is not None]
+    for r in tqdm(todo, desc="measuring", unit="run", file=sys.stderr, disable=len(todo) < 2):
+        sub = subjects[r.model]
+        backend = args.measure_backend or ("onnxruntime" if sub.kind == "onnx" else
+                                           "litert" if sub.artefact else "torch")
+        r.measured_backend = backend
+        if r.mode == "stream" or (r.mode == "tiled" and backend != "torch"):
+            r.note += f"; {r.mode} not measured on {backend}"
+            continue
+        if backend == "torch" and sub.kind == "onnx":
+            raise MemsrError("an ONNX file is measured with --measure-backend onnxruntime", sub.path)
+        if backend == "litert" and not sub.artefact:
+            raise MemsrError("LiteRT measures .tflite files: give the exported .tflite as MODEL", sub.path)
+        if r.mode != "whole" and backend == "litert":
+            r.note += f"; {r.mode} not measured on litert"
+            continue
+        r.expected_rss = measured_prediction(sub, r.height, r.width, backend, args.dtype, r.mode, args.tile)
+        free = psutil.virtual_memory().available
+        if r.expected_rss > 0.8 * free:
+            r.note += f"; not measured: needs ~{r.expected_rss / 2 ** 30:.1f} GiB, {free / 2 ** 30:.1f} GiB free"
+            continue
+        target = {"torch": sub.path, "litert": sub.artefact}.get(backend) or _onnx_for(sub, workdir)
+        if backend == "litert":
+            r.note += "; litert expected = ideal walk + I/O copies, a lower bound (XNNPACK not modelled)"
+        m = measure_peak(target, backend, r.height, r.width, threads=args.threads,
+                         tile=args.tile if r.mode == "tiled" else 0, dtype=args.dtype)
+        r.measured, r.measured_seconds, r.settings = m.peak_bytes, m.seconds, m.settings
+
+
+@cli_errors
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    from ..profiler import budget
+    from ..profiler.analytic import MODES, load_subject, predict
+    from ..profiler.backends import BACKENDS
+    from ..profiler.report import Row, parse_resolution, plot, table
+
+    modes = _split(args.mode, MODES, "mode")
+    if args.backend not in BACKENDS:
+        raise MemsrError(f"unknown backend {args.backend!r}; expected one of {', '.join(BACKENDS)}")
+    if args.measure_backend not in (None, "torch", "onnxruntime", "litert"):
+        raise MemsrError(f"unknown measuring backend {args.measure_backend!r}; expected torch, onnxruntime or "
+                         "litert")
+    budget.dtype_bytes(args.dtype)
+    if args.tile < 1 or args.rows < 1 or args.threads < 1:
+        raise MemsrError("--tile, --rows and --threads must be at least 1")
+    resolutions = [parse_resolution(t) for t in args.resolution.split(",") if t.strip()]
+    if not resolutions:
+        raise MemsrError("no resolution given")
+    specs = args.models
+    if not specs:
+        from ..registry import default_model
+        specs = [default_model(args.scale)]
+
+    subjects = {}
+    for spec in specs:
+        sub = load_subject(spec)
+        if args.halo is not None:
+            if args.halo < 0:
+                raise MemsrError("--halo must be non-negative")
+            sub.halo = args.halo
+        while sub.name in subjects:
+            sub.name += "'"
+        subjects[sub.name] = sub
+
+    teacher = next((s for s in subjects.values() if s.is_teacher), None)
+    rows, preds = [], []
+    for sub in subjects.values():
+        for label, h, w in resolutions:
+            teacher_whole = None
+            if teacher is not None:
+                teacher_whole = predict(teacher, h, w, "whole", args.dtype, args.backend).peak_bytes
+            for mode in modes:
+                base = dict(model=sub.name, kind=sub.kind, mode=mode, resolution=label, height=h, width=w,
+                            scale=sub.scale, dtype=args.dtype, backend=args.backend)
+                if mode == "stream" and (sub.desc is None or not sub.desc.is_plain):
+                    rows.append(Row(**base, predicted=None, note="n/a: streaming needs a plain model"))
+                    continue
+                if mode == "tiled" and sub.halo is None:
+                    rows.append(Row(**base, predicted=None, note="n/a: receptive radius unknown (no sidecar)"))
+                    continue
+                backend = "ideal" if mode == "stream" else args.backend
+                pred = predict(sub, h, w, mode, args.dtype, backend, tile=args.tile, rows=args.rows)
+                preds.append(pred)
+                rows.append(Row(**base, predicted=pred.peak_bytes, note=_note(pred),
+                                vs_teacher=pred.peak_bytes / teacher_whole if teacher_whole else None))
+
+    if args.measure:
+        with tempfile.TemporaryDirectory(prefix="memsr-profile-") as tmp:
+            _measure_rows(rows, subjects, args, Path(tmp))
+
+    if args.json:
+        print(json.dumps({"rows": [r.to_dict() for r in rows],
+                          "layers": [p.to_dict(per_layer=True) for p in preds] if args.per_layer else None},
+                         indent=2))
+    else:
+        print(table(rows, markdown=args.markdown))
+        if args.per_layer:
+            for p in preds:
+                print(f"\n{p.model} {p.mode} {p.width}x{p.height} {p.dtype} ({p.backend}):")
+                for n in p.nodes:
+                    ws = f"  (+{n.workspace_bytes / 2 ** 20:.1f} MiB workspace)" if n.workspace_bytes else ""
+                    print(f"  {n.name:<24} {n.op:<16} {n.live_bytes / 2 ** 20:>12.1f} MiB live{ws}")
+    if args.plot:
+        plot(rows, args.plot)
+        print(f"plot written to {args.plot}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""Predicted peak activation memory of a model for an input size, dtype, inference mode and backend.
+
+A *subject* is what gets profiled: a memsr model file (or bundled name, or an in-memory module) whose graph
+comes from tracing, or an ONNX file whose graph is read directly. Modes:
+
+* ``whole``: one forward pass on the full LR input. Counts the input until its last reader and the output.
+* ``tiled``: one window of the exact tile plan (``tile_plan``; window = core tile + 2*halo, clipped to the
+  image); the plan's largest window is walked. The full input photo and output image are not counted.
+* ``stream``: strips of R rows (plain models only): ``budget.peak_bytes_stream``, the runtime's rule.
+
+``predict(...).peak_bytes`` is activation memory only; ``measured_prediction`` adds what a measured process
+also holds (the input kept by the caller; in tiled mode the full input and output images and the window copy).
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import MemsrError
+from . import budget
+from .backends import BACKENDS, walk_settings
+from .liveness import Graph, NodeMemory, walk
+
+MODES = ("whole", "tiled", "stream")
+
+
+@dataclass
+class Subject:
+    """A profiled model: its name, a way to get its graph at any size, and what tiling needs to know."""
+    name: str
+    kind: str                  # teacher / plain / student / onnx
+    scale: int
+    halo: int | None           # receptive radius (None: unknown, no tiling)
+    desc: object | None = None  # ModelDescription when known (needed for streaming)
+    module: object | None = None
+    onnx_model: object | None = None
+    path: str | None = None
+    artefact: str | None = None  # a .tflite file profiled through the model it was exported from
+
+    def graph(self, height: int, width: int, batch: int = 1) -> Graph:
+        if self.module is not None:
+            from .torch_graph import trace
+            return trace(self.module, height, width, batch)
+        from .onnx_graph import graph_of
+        return graph_of(self.onnx_model, height, width, batch)
+
+    @property
+    def is_teacher(self) -> bool:
+        return self.kind == "teacher"
+
+
+def load_subject(spec, name: str | None = None) -> Subject:
+    """A model file stem / .json / .safetensors, a bundled name, an .onnx file, or an nn.Module."""
+    import torch.nn as nn
+    if isinstance(spec, nn.Module):
+        from ..model_file import describe
+        desc = describe(spec)
+        return Subject(name or type(spec).__name__, desc.kind, desc.scale, desc.receptive_radius, desc,
+                       module=spec.eval())
+    path = Path(str(spec))
+    if path.suffix == ".onnx":
+        return _onnx_subject(path, name)
+    from ..model_file import load_model
+    if path.suffix == ".tflite":
+        return _tflite_subject(path, name)
+    module, desc = load_model(spec)
+    return Subject(name or Path(desc.path or str(spec)).stem, desc.kind, desc.scale, desc.receptive_radius, desc,
+                   module=module, path=desc.path)
+
+
+def _onnx_subject(path: Path, name: str | None) -> Subject:
+    from .onnx_graph import graph_of, load
+    if not path.exists():
+        raise MemsrError("ONNX file not found", path)
+    model = load(path)
+    halo = None
+    try:
+        from ..sidecar import read_sidecar
+        sc = read_sidecar(path, check_file=False)
+        halo = int(sc.halo)
+    except MemsrError:
+        pass  # no sidecar: whole-image profiling still works
+    g = graph_of(model, 16, 16)
+    out = g.shapes[g.outputs[0]]
+    nhwc = out[-1] == 3 and out[1] != 3
+    scale = (out[2] if nhwc else out[3]) // 16
+    return Subject(name or path.stem, "onnx", int(scale), halo, None, onnx_model=model, path=str(path))
+
+
+def _tflite_subject(path: Path, name: str | None) -> Subject:
+    """A .tflite artefact: its graph is the source model's (named by its sidecar); measured with LiteRT."""
+    from ..model_file import load_model
+    from ..sidecar import read_sidecar
+    if not path.exists():
+        raise MemsrError("TFLite file not found", path)
+    sc = read_sidecar(path, check_file=False)
+    source = (sc.source_model or {}).get("path")
+    if not source:
+        raise MemsrError("the sidecar does not name the source model the graph walk needs", sc.path)
+    module, desc = load_model(source)
+    return Subject(name or path.stem, desc.kind, desc.scale, desc.receptive_radius, desc, module=module,
+                   path=desc.path, artefact=str(path))
+
+
+@dataclass
+class Prediction:
+    model: str
+    kind: str
+    mode: str
+    backend: str
+    dtype: str
+    height: int                 # LR input
+    width: int
+    scale: int
+    peak_bytes: int
+    peak_node: str
+    nodes: list[NodeMemory] = field(default_factory=list)
+    details: dict = field(default_factory=dict)
+
+    @property
+    def megapixels(self) -> float:
+        return self.height * self.width / 1e6
+
+    def to_dict(self, per_layer: bool = False) -> dict:
+        d = {k: getattr(self, k) for k in ("model", "kind", "mode", "backend", "dtype", "height", "width", "scale",
+                                           "peak_bytes", "peak_node")}
+        d["details"] = self.details
+        if per_layer:
+            d["layers"] = [{"name": n.name, "op": n.op, "live_bytes": n.live_bytes, "new_bytes": n.new_bytes,
+                            "workspace_bytes": n.workspace_bytes, "out_shape": list(n.out_shape)} for n in self.nodes]
+        return d
+
+
+def _check_size(height: int, width: int) -> None:
+    if height < 1 or width < 1:
+        raise MemsrError(f"input size must be positive, got {width}x{height}")
+
+
+def largest_window(subject: Subject, height: int, width: int, tile: int) -> tuple[int, int, int]:
+    """(window rows, window cols, number of windows) of the exact tile plan."""
+    from ..tile_plan import plan_axis
+    if subject.halo is None:
+        raise MemsrError("tiling needs the model's receptive radius (keep the sidecar JSON beside the .onnx)",
+                         subject.path)
+    ys, xs = plan_axis(height, tile, subject.halo), plan_axis(width, tile, subject.halo)
+    return ys[0].win, xs[0].win, len(ys) * len(xs)
+
+
+def predict(subject: Subject, height: int, width: int, mode: str = "whole", dtype="fp32", backend: str = "ideal",
+            tile: int = 512, rows: int = 16, keep_input: bool = False) -> Prediction:
+    """Peak activation bytes of ``subject`` on a ``height x width`` LR input."""
+    _check_size(height, width)
+    if mode not in MODES:
+        raise MemsrError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if backend not in BACKENDS:
+        raise MemsrError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+    d = budget.dtype_bytes(dtype)
+    dname = dtype if isinstance(dtype, str) else f"{d}B"
+    base = dict(model=subject.name, kind=subject.kind, mode=mode, backend=backend, dtype=dname, height=height,
+                width=width, scale=subject.scale)
+    if mode == "stream":
+        return _predict_stream(subject, width, height, rows, d, base)
+    if mode == "tiled":
+        if tile < 1:
+            raise MemsrError(f"tile must be at least 1 LR pixel, got {tile}")
+        wy, wx, n = largest_window(subject, height, width, tile)
+        w = walk(subject.graph(wy, wx), d, keep_inputs=keep_input, **walk_settings(backend))
+        return Prediction(**base, peak_bytes=w.peak_bytes, peak_node=w.peak_node, nodes=w.nodes,
+                          details={"tile": tile, "halo": subject.halo, "window": [wy, wx], "windows": n})
+    w = walk(subject.graph(height, width), d, keep_inputs=keep_input, **walk_settings(backend))
+    return Prediction(**base, peak_bytes=w.peak_bytes, peak_node=w.peak_node, nodes=w.nodes,
+                      details={"output_bytes": w.output_bytes, "input_bytes": w.input_bytes})
+
+
+def _predict_stream(subject: Subject, width: int, height: int, rows: int, d: int, base: dict) -> Prediction:
+    if subject.desc is None or not subject.desc.is_plain:
+        raise MemsrError(f"streaming needs a plain model; {subject.name} is a {subject.kind}", subject.path)
+    if base["backend"] != "ideal":
+        raise MemsrError("the streaming prediction is the runtime's rule (backend 'ideal'); "
+                         f"no {base['backend']} model of the streaming loop", subject.path)
+    if rows < 1:
+        raise MemsrError(f"strip rows must be at least 1, got {rows}")
+    rows = min(rows, height)
+    c = budget.channels(subject.desc)
+    carries = 2 * sum(c[:-1]) * width * d
+    nodes = []
+    for i in range(len(c) - 1):
+        work = ((rows + 2) * c[i] + rows * c[i + 1]) * width * d
+        nodes.append(NodeMemory(f"conv {i}" if i < len(c) - 2 else "tail", "conv", carries + work,
+                                rows * c[i + 1] * width * d, 0, (1, c[i + 1], rows, width)))
+    s = subject.scale
+    nodes.append(NodeMemory("pixel_shuffle", "pixel_shuffle", carries + 2 * rows * c[-1] * width * d,
+                            rows * c[-1] * width * d, 0, (1, 3, rows * s, width * s)))
+    peak = budget.peak_bytes_stream(subject.desc, width, rows, d)
+    top = max(nodes, key=lambda n: n.live_bytes)
+    if top.live_bytes != peak:
+        raise AssertionError("per-layer stream breakdown disagrees with budget.peak_bytes_stream")
+    return Prediction(**base, peak_bytes=peak, peak_node=top.name, nodes=nodes,
+                      details={"rows": rows, "carry_bytes": carries})
+
+
+def measured_prediction(subject: Subject, height: int, width: int, backend: str, dtype="fp32", mode="whole",
+                        tile: int = 512) -> int:
+    """What a measured run of this backend should show: the activations plus the buffers the process holds."""
+    d = budget.dtype_bytes(dtype)
+    if backend == "litert":
+        # Lower bound: the ideal walk, plus the interpreter's own input tensor and the output copy get_tensor
+        # returns. LiteRT's XNNPACK delegate holds more (see backends.py); the gap is reported, not modelled.
+        ideal = predict(subject, height, width, "whole", dtype, "ideal", keep_input=True)
+        return ideal.peak_bytes + ideal.details["input_bytes"] + ideal.details["output_bytes"]
+    if mode == "whole":
+        return predict(subject, height, width, "whole", dtype, backend, keep_input=True).peak_bytes
+    if mode == "tiled":
+        s = subject.scale
+        images = 3 * height * width * d + 3 * height * width * s * s * d
+        window = predict(subject, height, width, "tiled", dtype, backend, tile=tile, keep_input=True)
+        return images + window.peak_bytes
+    raise MemsrError(f"measuring {mode} mode is not supported (whole and tiled are)")
+
+
+def teacher_per_pixel_channels(desc) -> int:
+    """P of a non-plain model: its ideal walk's peak per LR pixel (every map is LR-sized or s*s times it)."""
+    import json
+    return _per_pixel_of(desc.kind, json.dumps(desc.arch, sort_keys=True), getattr(desc, "path", None))
+
+
+@functools.lru_cache(maxsize=32)
+def _per_pixel_of(kind: str, arch_json: str, path) -> int:
+    import json
+
+    from .. import models
+    arch = json.loads(arch_json)
+    try:
+        if not arch:  # from_dict would fill in defaults: a different network
+            raise ValueError("empty")
+        module = models.build(kind, arch)
+    except (TypeError, ValueError, KeyError) as e:
+        raise MemsrError(f"the memory rule of a {kind} needs its architecture ({e})", path) from None
+    n = 8
+    w = walk(load_subject(module).graph(n, n), 1, **walk_settings("ideal"))
+    return math.ceil(w.peak_bytes / (n * n))

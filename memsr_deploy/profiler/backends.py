@@ -1,0 +1,63 @@
+"""How each runtime holds activation memory, as settings of the liveness walk (and a workspace model).
+
+* ``ideal``: ops that can run in place do (ReLU, residual adds, scaling), no workspace. This is the rule in
+  ``budget.py`` and what deployment runtimes achieve: ONNX Runtime on CPU (arena and mem-pattern off, default
+  graph optimisations) measured within 0.1% of it on plain and residual nets.
+* ``onnxruntime``: same walk as ``ideal`` (measured, see above).
+* ``torch``: PyTorch eager on CPU. Nothing runs in place (``F.relu``, ``x + y`` and ``res_scale * y`` each make a
+  new tensor), and every fp32 conv goes through oneDNN (mkldnn), which works in a blocked channel layout
+  (``aBcd16b`` on AVX-512, ``aBcd8b`` on AVX2): found with ``ONEDNN_VERBOSE=1`` and checked by measurement.
+  For a conv ``Cin -> Cout`` on ``n`` pixels, with ``pad(c)`` = c rounded up to the block:
+    - the NCHW input is reordered into a blocked copy (``pad(Cin) * n``) unless ``Cin`` < block (the first conv
+      reads NCHW directly);
+    - the output is computed into a blocked buffer (``pad(Cout) * n``) and then reordered into the NCHW result;
+      the blocked input copy is freed before that reorder.
+  So on top of its input and output the conv holds ``max(in_b + out_b, out_b + out) - out`` elements, which
+  fits single-conv measurements (3..256 channels, 0.01-4 MP) within 1%.
+* LiteRT (``ai_edge_litert`` with its default XNNPACK delegate) is measured but not modelled: on plain nets it
+  held 2.2-2.7x the ideal walk plus I/O copies (about 0.55 extra map per layer), so the measured figure is
+  reported next to a lower bound. Without XNNPACK the builtin CONV_2D adds an im2col buffer of 9*Cin channels.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+from .liveness import Graph, Node
+
+BACKENDS = ("ideal", "onnxruntime", "torch")
+
+
+@functools.lru_cache(maxsize=1)
+def onednn_block() -> int:
+    """oneDNN's channel block for fp32 convs on this CPU: 16 with AVX-512, else 8."""
+    try:
+        import torch
+        cap = str(torch.backends.cpu.get_cpu_capability()).upper()
+    except Exception:
+        cap = ""
+    return 16 if "AVX512" in cap else 8
+
+
+def torch_cpu_conv_workspace(node: Node, graph: Graph) -> int:
+    """Elements of oneDNN's layout copies while a conv runs (see the module docstring)."""
+    if node.op != "conv" or not node.inputs:
+        return 0
+    block = onednn_block()
+    inp, out = graph.shapes[node.inputs[0]], graph.shapes[node.outputs[0]]
+    cin, cout = inp[1], out[1]
+    n_in = inp[0] * math.prod(inp[2:])
+    n_out = out[0] * math.prod(out[2:])
+    pad = lambda c: -(-c // block) * block  # noqa: E731
+    in_b = pad(cin) * n_in if cin >= block else 0
+    out_b = pad(cout) * n_out
+    return max(in_b + out_b, out_b + cout * n_out) - cout * n_out
+
+
+def walk_settings(backend: str) -> dict:
+    """Keyword arguments of ``liveness.walk`` that model ``backend``."""
+    if backend in ("ideal", "onnxruntime"):
+        return {"inplace": True, "workspace": None}
+    if backend == "torch":
+        return {"inplace": False, "workspace": torch_cpu_conv_workspace}
+    raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")

@@ -1,0 +1,111 @@
+"""The exporters' building blocks that need no converter: windows, channel order, sizes, figures."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings, strategies as st
+
+from conftest import make_plain
+from export import verify as V
+from export.coreml_mil import _depth_to_space
+from export.shapes import default_tile, parse_input_size, parse_tiles
+from export.source import Source
+from export.tflite_export import crd_to_dcr, d2s_filter
+from memsr_deploy.errors import MemsrError
+from memsr_deploy.model_file import describe
+
+
+def tiny_source(**kw):
+    m = make_plain(**kw)
+    return Source(m, describe(m, "student"), "tiny")
+
+
+@settings(max_examples=200, deadline=None)
+@given(length=st.integers(1, 300), win=st.integers(1, 80), halo=st.integers(0, 10))
+def test_axis_windows_cover_exactly_with_context(length, win, halo):
+    if length < win or (length > win and win <= 2 * halo):
+        with pytest.raises((ValueError, MemsrError)):
+            V.axis_windows(length, win, halo)
+        return
+    wins = V.axis_windows(length, win, halo)
+    covered = 0
+    for ws, c0, c1 in wins:
+        assert 0 <= ws and ws + win <= length            # every window is exactly `win` and inside the image
+        assert c0 == covered and c1 > c0                  # cores tile [0, length) without gaps or overlap
+        assert ws <= c0 and c1 <= ws + win
+        assert ws == 0 or c0 - ws >= halo                 # a cut window edge is at least a halo away
+        assert ws + win == length or ws + win - c1 >= halo
+        covered = c1
+    assert covered == length
+
+
+def test_windowed_run_equals_whole_image():
+    """Stitching fixed-size windows reproduces the whole-image output exactly (what fixed artefacts rely on)."""
+    src = tiny_source(seed=3)
+
+    class FixedTorch(V.Runner):
+        shapes = [(13, 11)]
+
+        def __call__(self, x):
+            assert x.shape[2:] == (13, 11)
+            return src.run(x)
+
+    x = np.random.default_rng(0).random((1, 3, 37, 29), np.float32)
+    out = V.run_windowed(FixedTorch(), x, (13, 11), src.halo, src.scale)
+    assert np.abs(out - src.run(x)).max() < 1e-5
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_tail_permutation_turns_pixel_shuffle_into_depth_to_space(scale):
+    y = torch.randn(1, 3 * scale * scale, 5, 7)
+    dcr = _depth_to_space(y[:, torch.from_numpy(crd_to_dcr(scale))], scale)
+    assert torch.equal(dcr, F.pixel_shuffle(y, scale))
+    # and without the permutation the colours/sub-pixels are scrambled
+    assert not torch.equal(_depth_to_space(y, scale), F.pixel_shuffle(y, scale))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_d2s_filter_is_depth_to_space(scale):
+    """The TRANSPOSE_CONV weights: out[y*s+i, x*s+j, c] = in[y, x, (i*s+j)*3+c]."""
+    f = torch.from_numpy(d2s_filter(scale)).permute(3, 2, 0, 1)  # [s,s,out,in] -> torch [in,out,s,s]
+    y = torch.randn(1, 3 * scale * scale, 4, 6)
+    assert torch.allclose(F.conv_transpose2d(y, f, stride=scale), _depth_to_space(y, scale))
+
+
+def test_input_sizes_and_tiles():
+    assert parse_input_size("1x3x256x256") == (256, 256)
+    assert parse_input_size("96x128") == (96, 128)
+    assert parse_input_size("64") == (64, 64)
+    assert parse_input_size(None) is None and parse_input_size((40, 48)) == (40, 48)
+    for bad in ("2x3x64x64", "1x1x64x64", "0x4", "abc", "1x2x3"):
+        with pytest.raises(MemsrError):
+            parse_input_size(bad)
+    assert default_tile(4, (256, 256)) == 248 and default_tile(4, (40, 64)) == 32
+    assert default_tile(4, None) == 192 and default_tile(4, None, [128, 256]) == 256
+    with pytest.raises(MemsrError, match="no core tile"):
+        default_tile(10, (20, 64))
+    assert parse_tiles("256,128") == [128, 256]
+    with pytest.raises(MemsrError):
+        parse_tiles("a,b")
+
+
+def test_verify_catches_a_wrong_artefact_and_passes_the_right_one():
+    src = tiny_source(seed=4)
+
+    class Exact(V.Runner):
+        description = "torch"
+
+        def __call__(self, x):
+            return src.run(x)
+
+    class Off(Exact):
+        def __call__(self, x):
+            return src.run(x) + 0.01  # a small constant error: must fail fp32, pass int8
+
+    good = V.verify(Exact(), src, "fp32", max_photos=1, progress=False)
+    assert good["passed"] and good["max_abs_diff"] < 1e-6 and good["failures"] == []
+    assert any(i.startswith("patch 17x23") for i in good["inputs"])
+    bad = V.verify(Off(), src, "fp32", max_photos=1, progress=False)
+    assert not bad["passed"] and any("max abs diff" in f for f in bad["failures"])
+    assert abs(bad["max_abs_diff"] - 0.01) < 1e-4
+    assert V.verify(Off(), src, "int8", max_photos=1, progress=False)["passed"]

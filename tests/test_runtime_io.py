@@ -1,0 +1,181 @@
+"""Image I/O of the upscaler: bit depths, grey, alpha, orientation, formats, streamed TIFF output."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageOps
+
+from conftest import make_plain
+from memsr_deploy.errors import MemsrError
+from memsr_deploy.runtime import RunOptions, Upscaler
+from memsr_deploy.runtime import tiff_stream
+from memsr_deploy.runtime.backends.torch_backend import TorchBackend
+from memsr_deploy.runtime.image_io import read_picture, write_picture
+from test_runtime_exact import random_image
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return TorchBackend(module=make_plain(seed=1))
+
+
+def model_rgb(backend, rgb01):
+    """Reference: the network on the whole float image."""
+    return backend.run(rgb01.transpose(2, 0, 1)[None].copy())[0].transpose(1, 2, 0)
+
+
+def to_int(a, dtype):
+    top = np.iinfo(dtype).max
+    return np.clip(np.rint(a * top), 0, top).astype(dtype)
+
+
+def test_16bit_stays_16bit(tmp_path, backend):
+    rgb = random_image(np.random.default_rng(0), 21, 26)
+    src = tmp_path / "in16.png"
+    write_picture(src, to_int(rgb, np.uint16))
+    pic = read_picture(src)
+    assert pic.dtype == np.uint16 and pic.channels == 3
+    np.testing.assert_array_equal(pic.pixels, to_int(rgb, np.uint16))
+    for ext in ("png", "tif"):
+        dst = tmp_path / f"out16.{ext}"
+        Upscaler(backend, RunOptions(tile=6)).upscale_file(src, dst)
+        out = read_picture(dst).pixels
+        assert out.dtype == np.uint16 and out.shape == (42, 52, 3)
+        want = to_int(np.clip(model_rgb(backend, pic.pixels / np.float32(65535)), 0, 1), np.uint16)
+        assert np.abs(out.astype(int) - want).max() <= 1  # round-off may flip one 16-bit step
+
+
+def test_16bit_grey_png_and_tiff_round_trip(tmp_path):
+    g = (np.random.default_rng(1).random((13, 17)) * 65535).astype(np.uint16)
+    for name in ("g.png", "g.tif"):
+        write_picture(tmp_path / name, g[:, :, None])
+        pic = read_picture(tmp_path / name)
+        assert pic.dtype == np.uint16 and pic.channels == 1
+        np.testing.assert_array_equal(pic.pixels[:, :, 0], g)
+
+
+def test_grey_runs_as_rgb_and_comes_back_grey(tmp_path, backend):
+    g = (random_image(np.random.default_rng(2), 19, 23, 1) * 255).round().astype(np.uint8)
+    Image.fromarray(g[:, :, 0]).save(tmp_path / "g.png")
+    Upscaler(backend, RunOptions(mode="stream", rows=5)).upscale_file(tmp_path / "g.png", tmp_path / "o.png")
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.mode == "L" and im.size == (46, 38)
+        out = np.asarray(im)
+    rgb = np.repeat(g / np.float32(255), 3, axis=2)
+    want = to_int(np.clip(model_rgb(backend, rgb).mean(axis=2), 0, 1), np.uint8)
+    assert np.abs(out.astype(int) - want).max() <= 1
+
+
+@pytest.mark.parametrize("mode,tile", [("tile", 0), ("tile", 5), ("stream", None)])
+def test_alpha_is_upscaled_separately_and_reattached(tmp_path, backend, mode, tile):
+    import cv2
+    rng = np.random.default_rng(3)
+    rgba = to_int(random_image(rng, 22, 25, 4), np.uint8)
+    Image.fromarray(rgba).save(tmp_path / "a.png")
+    Upscaler(backend, RunOptions(mode=mode, tile=tile, rows=4)).upscale_file(tmp_path / "a.png", tmp_path / "o.png")
+    with Image.open(tmp_path / "o.png") as im:
+        assert im.mode == "RGBA" and im.size == (50, 44)
+        out = np.asarray(im)
+    a = rgba[:, :, 3].astype(np.float32) / 255
+    want_a = to_int(np.clip(cv2.resize(a, (50, 44), interpolation=cv2.INTER_CUBIC), 0, 1), np.uint8)
+    np.testing.assert_array_equal(out[:, :, 3], want_a)  # banded alpha == whole-image bicubic, bit for bit
+    want_rgb = to_int(np.clip(model_rgb(backend, rgba[:, :, :3] / np.float32(255)), 0, 1), np.uint8)
+    assert np.abs(out[:, :, :3].astype(int) - want_rgb).max() <= 1
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_is_applied(tmp_path, orientation):
+    rng = np.random.default_rng(orientation)
+    a = (rng.random((7, 11, 3)) * 255).astype(np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(a).save(tmp_path / "o.png", exif=exif)
+    with Image.open(tmp_path / "o.png") as im:
+        want = np.asarray(ImageOps.exif_transpose(im))
+    np.testing.assert_array_equal(read_picture(tmp_path / "o.png").pixels, want)
+
+
+def test_exif_orientation_of_jpeg_and_tiff(tmp_path):
+    a = np.zeros((20, 40, 3), np.uint8)
+    a[:, :20] = 255  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown rotated 90 degrees clockwise: white half ends on top
+    Image.fromarray(a).save(tmp_path / "p.jpg", exif=exif, quality=95)
+    import tifffile
+    tifffile.imwrite(tmp_path / "p.tif", a, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
+    for name in ("p.jpg", "p.tif"):
+        px = read_picture(tmp_path / name).pixels
+        assert px.shape == (40, 20, 3)
+        assert px[:20].mean() > 200 and px[20:].mean() < 50
+
+
+def test_formats_by_extension(tmp_path, backend):
+    rgb = to_int(random_image(np.random.default_rng(4), 16, 16), np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "in.bmp")
+    up = Upscaler(backend, RunOptions(tile=8))
+    sizes = {}
+    for name, fmt in (("o.jpg", "JPEG"), ("o.webp", "WEBP"), ("o.bmp", "BMP"), ("o.tiff", None), ("o.png", "PNG")):
+        up.upscale_file(tmp_path / "in.bmp", tmp_path / name)
+        pic = read_picture(tmp_path / name)
+        assert pic.pixels.shape == (32, 32, 3) and pic.dtype == np.uint8
+        if fmt:
+            with Image.open(tmp_path / name) as im:
+                assert im.format == fmt
+    for q in (20, 95):
+        Upscaler(backend, RunOptions(tile=8, quality=q)).upscale_file(tmp_path / "in.bmp", tmp_path / f"q{q}.jpg")
+        sizes[q] = (tmp_path / f"q{q}.jpg").stat().st_size
+    assert sizes[20] < sizes[95]
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_streamed_tiff_equals_in_memory_output(tmp_path, backend, monkeypatch, channels):
+    """Small TIFF tiles force several slabs, partial edge tiles and bands that straddle slabs."""
+    monkeypatch.setattr(tiff_stream, "TILE", 16)
+    img = to_int(random_image(np.random.default_rng(5), 27, 21, channels), np.uint16)
+    write_picture(tmp_path / "in.tif", img)
+    up = Upscaler(backend, RunOptions(tile=5))
+    up.upscale_file(tmp_path / "in.tif", tmp_path / "out.tif")
+    up.upscale_file(tmp_path / "in.tif", tmp_path / "out.png")
+    a, b = read_picture(tmp_path / "out.tif").pixels, read_picture(tmp_path / "out.png").pixels
+    assert a.shape == (54, 42, channels) and a.dtype == np.uint16
+    np.testing.assert_array_equal(a, b)
+    import tifffile
+    with tifffile.TiffFile(tmp_path / "out.tif") as tf:
+        assert tf.is_bigtiff and tf.pages[0].is_tiled
+
+
+def test_uncompressed_tiff_is_memory_mapped(tmp_path):
+    import tifffile
+    a = (np.random.default_rng(6).random((30, 20, 3)) * 255).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "m.tif", a, photometric="rgb")
+    pic = read_picture(tmp_path / "m.tif")
+    assert isinstance(pic.pixels, np.memmap) or isinstance(pic.pixels.base, np.memmap)
+    np.testing.assert_array_equal(pic.pixels, a)
+
+
+def test_pixel_limit_guards_before_decoding(tmp_path):
+    Image.new("RGB", (400, 300)).save(tmp_path / "big.png")
+    with pytest.raises(MemsrError, match="decompression bombs"):
+        read_picture(tmp_path / "big.png", max_pixels=100_000)
+    assert read_picture(tmp_path / "big.png", max_pixels=120_000).pixels.shape == (300, 400, 3)
+
+
+@pytest.mark.parametrize("name,data,reason", [
+    ("text.png", b"hello, not an image", "text.png: not an image"),
+    ("empty.jpg", b"", "empty.jpg: not an image"),
+])
+def test_non_images_are_refused(tmp_path, name, data, reason):
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(MemsrError, match=reason):
+        read_picture(tmp_path / name)
+
+
+@pytest.mark.parametrize("ext,dtype", [("png", np.uint8), ("png", np.uint16), ("jpg", np.uint8), ("tif", np.uint16),
+                                       ("webp", np.uint8), ("bmp", np.uint8)])
+def test_truncated_images_are_refused(tmp_path, ext, dtype):
+    a = (np.random.default_rng(7).random((64, 64, 3)) * np.iinfo(dtype).max).astype(dtype)
+    write_picture(tmp_path / f"full.{ext}", a)
+    blob = (tmp_path / f"full.{ext}").read_bytes()
+    (tmp_path / f"cut.{ext}").write_bytes(blob[:len(blob) // 2])
+    with pytest.raises(MemsrError, match=rf"cut\.{ext}: unreadable.* truncated"):
+        read_picture(tmp_path / f"cut.{ext}")
