@@ -4,11 +4,15 @@
     python benchmarks/runtime_bench.py                      # full: 12 MP throughput, 12/100 MP memory (~hours)
     python benchmarks/runtime_bench.py --quick --model M    # smoke run on small images (minutes)
 
+On a machine shared with other jobs, pass --threads 1: with contended cores every multi-threaded conv call
+waits for a descheduled thread, which penalises the many small calls of tiling and streaming far more than
+the one big call of whole-image inference (measured here: 5-7x slower per pixel at 2 threads, none at 1).
+
 Throughput: output megapixels per second of ``Upscaler.upscale_array`` on an 8-bit photo (decode and encode not
 included), x2, for PyTorch, ONNX Runtime and LiteRT (fp32 artefacts exported from the same model), in four
 modes: whole image (the reference), exact tiling, streaming (PyTorch), and tiling with a fixed 10 px pad.
 Peak RSS: ``memsr-upscale`` run as a subprocess on a JPEG, writing a streamed TIFF; the figure is the kernel's
-high-water mark of that process (``ru_maxrss`` from wait4, the same number as VmHWM in /proc/PID/status).
+high-water mark of that process (VmHWM in /proc/PID/status, polled from this process).
 Seam error: fixed 10 px pad vs exact tiling, on the photo, as max abs difference (of [0, 1] values) and PSNR.
 """
 from __future__ import annotations
@@ -143,16 +147,32 @@ def seam_error(model, img: np.ndarray, tiles: list[int], threads: int | None) ->
 
 
 # --------------------------------------------------------------------------------------------- peak RSS
+def _vmhwm(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return 0
+
+
 def peak_rss(cmd: list[str]) -> tuple[int, float, int, str]:
-    """(peak RSS bytes, seconds, exit code, stderr tail) of a subprocess, measured by the kernel."""
+    """(peak RSS bytes, seconds, exit code, stderr tail) of a subprocess, read from outside it: VmHWM of
+    /proc/PID/status, the kernel's high-water mark of the process's own memory map, polled until it exits
+    (growth in the last 20 ms before exit would be missed). Not wait4's ru_maxrss: on Linux that also counts
+    the pages the child shared with this (large) parent between fork and exec."""
     t0 = time.perf_counter()
+    peak = 0
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        while proc.poll() is None:
+            peak = max(peak, _vmhwm(proc.pid))
+            time.sleep(0.02)
         err.seek(0)
         tail = err.read().decode(errors="replace").strip().splitlines()[-1:] or [""]
-    return usage.ru_maxrss * 1024, time.perf_counter() - t0, proc.returncode, tail[0]
+    return peak, time.perf_counter() - t0, proc.returncode, tail[0]
 
 
 def predicted_whole_bytes(model, h: int, w: int) -> int | None:
@@ -183,7 +203,7 @@ def memory_runs(model, cases, tile: int, rows: int, threads: int | None, work: P
             cmd = [sys.executable, "-m", "memsr_deploy.cli.upscale", str(src), "-o", str(out), "--model", str(model),
                    "-q", "--scale", str(scale)]
             cmd += {"whole": ["--tile", "0"], "tile": ["--tile", str(tile)],
-                    "stream": ["--mode", "stream", "--rows", str(rows)]}[mode]
+                    "stream": ["--mode", "stream", *(["--rows", str(rows)] if rows else [])]}[mode]
             if threads:
                 cmd += ["--threads", str(threads)]
             print(f"memory: x{scale} {w}x{h} {mode} ...", file=sys.stderr, flush=True)
@@ -213,14 +233,19 @@ def markdown(meta: dict, thr: list[dict], mem: list[dict], seams: list[dict]) ->
             if "error" in r:
                 L.append(f"| {r['backend']} | {r['mode']} | | | failed: {r['error']} | | |")
                 continue
-            size = f"{r['rows']} rows" if r["mode"] == "stream" else ("whole" if r["tile"] == 0 else r["tile"])
+            if r["mode"] == "stream":
+                size = f"{r['rows'] or 'auto'} rows"
+            else:
+                size = "whole" if r["tile"] == 0 else r["tile"]
             L.append(f"| {r['backend']} | {r['mode']} | {size} | {r['halo']} | {r['seconds']} | {r['out_mp_per_s']} | "
                      f"{r['max_diff_vs_ref_8bit']} |")
         L.append("")
     if mem:
+        strips = (f"{meta['rows']}-row strips" if meta["rows"]
+                  else "strips of the default height (65536 // width rows, 4 to 64)")
         L += ["## Peak memory (RSS of the `memsr-upscale` process, JPEG in, streamed tiled BigTIFF out)", "",
-              f"tile = exact tiling with {meta['tile']} px cores; stream = {meta['rows']}-row strips; whole = the "
-              "whole image at once. RSS includes Python, PyTorch and the decoded 8-bit input (3 bytes/pixel).", "",
+              f"tile = exact tiling with {meta['tile']} px cores; stream = {strips}; whole = the whole image at "
+              "once. RSS includes Python, PyTorch and the decoded 8-bit input (3 bytes/pixel).", "",
               "| scale | input | MP | mode | peak RSS (MB) | seconds |", "|---|---|---|---|---|---|"]
         for r in mem:
             val = r.get("skipped") or r.get("error") or r["peak_rss_mb"]
@@ -266,7 +291,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="small images, for a smoke run")
     p.add_argument("--threads", type=int, help="threads per backend (default: all cores)")
     p.add_argument("--tile", type=int, default=256, help="core tile for the tiled modes (default 256)")
-    p.add_argument("--rows", type=int, default=16, help="strip rows for streaming (default 16)")
+    p.add_argument("--rows", type=int, help="strip rows for streaming (default: the runtime's, ~64k px per strip)")
     p.add_argument("--skip", nargs="*", default=[], choices=["throughput", "memory", "seams"])
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     p.add_argument("--work", help="folder for generated photos and artefacts (default: a temporary folder)")
@@ -286,11 +311,12 @@ def main(argv=None) -> int:
     b = open_backend(model=model)
     meta = {"model": str(model), "scale": b.caps.scale, "halo": b.caps.halo, "widths": b.desc.layer_widths,
             "threads": args.threads or os.cpu_count(), "cpu": _cpu_name(), "quick": args.quick,
-            "date": time.strftime("%Y-%m-%d %H:%M"), "tile": args.tile, "rows": args.rows,
+            "date": time.strftime("%Y-%m-%d %H:%M"), "rows": args.rows,
             "command": "python benchmarks/runtime_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     photo_hw = QUICK_PHOTO if args.quick else PHOTO_12MP
     meta["photo"] = photo_hw
     tile = min(args.tile, 64) if args.quick else args.tile
+    meta["tile"] = tile
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(args.work or tmp)

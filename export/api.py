@@ -64,20 +64,22 @@ def tool_versions(target: str) -> dict:
 
 
 def _build(source: Source, target: str, precision: str, path: Path, input_size, calib_dir, d2s: str,
-           tiles) -> None:
+           tiles) -> dict:
+    """Write the artefact; returns build facts for the sidecar's verification block."""
     if target == "onnx":
         from .onnx_export import build_onnx
         build_onnx(source, path, input_size)
-    elif target == "tflite":
-        from .tflite_export import build_tflite
+        return {}
+    if target == "tflite":
+        from .tflite_export import QUANTISED, build_tflite
         calibration = None
-        if precision in ("int8", "int8-uint8io"):
+        if precision in QUANTISED:
             from .calibration import calibration_samples
             calibration = calibration_samples(source.scale, calib_dir, input_size, value_range=source.value_range)
-        build_tflite(source, path, precision, input_size, calibration, d2s)
-    else:
-        from .coreml_export import build_coreml
-        build_coreml(source, path, precision, input_size, tiles)
+        return build_tflite(source, path, precision, input_size, calibration, d2s)
+    from .coreml_export import build_coreml
+    build_coreml(source, path, precision, input_size, tiles)
+    return {}
 
 
 def _runner_and_checks(source: Source, target: str, precision: str, path: Path, input_size, d2s: str):
@@ -102,8 +104,10 @@ def _runner_and_checks(source: Source, target: str, precision: str, path: Path, 
 def _shape_fields(target: str, path: Path, input_size, tiles) -> tuple[list | None, dict | None]:
     if input_size is not None:
         return [int(input_size[0]), int(input_size[1])], None
-    if target == "coreml" and tiles:
-        from .coreml_export import shapes_of
+    if target == "coreml":
+        from .coreml_export import shape_bounds, shapes_of
+        if not tiles:
+            return None, shape_bounds(path)
         wins = sorted(shapes_of(path))
         return None, {"min": list(wins[0]), "max": list(wins[-1]), "enumerated": [list(w) for w in wins]}
     return None, {"min": [1, 1], "max": [shapes.MAX_SIDE, shapes.MAX_SIDE]}
@@ -155,7 +159,7 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
     try:
         staged = staging / file
         t0 = time.perf_counter()
-        _build(source, target, precision, staged, input_size, calib_dir, d2s, tiles)
+        built = _build(source, target, precision, staged, input_size, calib_dir, d2s, tiles)
         build_s = time.perf_counter() - t0
         runner, (io_in, io_out), facts, failures = _runner_and_checks(source, target, precision, staged,
                                                                       input_size, d2s)
@@ -165,7 +169,7 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
         else:
             report = {"passed": None, "skipped": True, "limits": asdict(LIMITS[precision]),
                       "failures": failures}
-        report.update(facts)
+        report.update(facts, **built)
         report["seconds"] = {"build": round(build_s, 3), "verify": round(time.perf_counter() - t1, 3)}
         if report["failures"]:
             raise MemsrError(f"verification failed: {'; '.join(report['failures'])} (nothing written)",

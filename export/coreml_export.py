@@ -88,7 +88,8 @@ def shape_bounds(path: Path) -> dict | None:
     if arr.WhichOneof("ShapeFlexibility") != "shapeRange":
         return None
     r = arr.shapeRange.sizeRanges
-    return {"min": [int(r[2].lowerBound), int(r[3].lowerBound)], "max": [int(r[2].upperBound), int(r[3].upperBound)]}
+    return {"min": [int(r[2].lowerBound), int(r[3].lowerBound)],
+            "max": [int(r[2].upperBound), int(r[3].upperBound)]}
 
 
 class CoremlPredictRunner(Runner):

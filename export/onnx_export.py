@@ -47,8 +47,7 @@ def _simplify(model: onnx.ModelProto) -> onnx.ModelProto:
     return simplified
 
 
-def build_onnx(source: Source, path: Path, input_size: tuple[int, int] | None = None) -> dict:
-    """Write the artefact to ``path``; returns facts for the sidecar's verification block."""
+def build_onnx(source: Source, path: Path, input_size: tuple[int, int] | None = None) -> None:
     model = _simplify(_export_graph(source, input_size))
     meta = {"memsr.scale": source.scale, "memsr.halo": source.halo, "memsr.source": source.name,
             "memsr.weights_sha256": source.desc.weights_sha256}
@@ -57,7 +56,6 @@ def build_onnx(source: Source, path: Path, input_size: tuple[int, int] | None = 
         entry.key, entry.value = k, str(v)
     onnx.checker.check_model(model, full_check=True)
     onnx.save_model(model, str(path), save_as_external_data=False)
-    return {"ops": op_counts(onnx.load(str(path), load_external_data=False))}
 
 
 def op_counts(model: onnx.ModelProto) -> dict:

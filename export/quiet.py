@@ -8,7 +8,7 @@ import logging
 import os
 import sys
 
-NOISY_LOGGERS = ("coremltools", "torch.onnx", "torch.export", "torch._export", "absl", "tensorflow")
+NOISY_LOGGERS = ("coremltools", "torch.onnx", "torch.export", "torch._export", "torch.__trace", "absl", "tensorflow")
 
 
 @contextlib.contextmanager

@@ -52,7 +52,7 @@ def parse_tiles(text) -> list[int] | None:
     try:
         tiles = sorted({int(t) for t in items})
     except ValueError:
-        raise MemsrError(f"bad tile list {text!r}: expected comma-separated integers such as 128,192,256") from None
+        raise MemsrError(f"bad tile list {text!r}: expected comma-separated integers (128,192,256)") from None
     if tiles[0] < 1:
         raise MemsrError(f"bad tile list {text!r}: tiles must be positive")
     return tiles

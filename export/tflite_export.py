@@ -13,6 +13,8 @@ with fixed 0/1 weights (same result) for GPU delegates that reject DEPTH_TO_SPAC
 Precisions: fp32; fp16 (fp16 weights, DEQUANTIZE to float at load); dynamic (int8 weights, float activations;
 the converter leaves tensors under 1024 elements in float); int8 (int8 weights and activations, float I/O
 through QUANTIZE/DEQUANTIZE); int8-uint8io (the same with uint8 input and output; scales in the sidecar).
+The quantised ones are built from an activation-equalised copy of the weights (equalize.py: exact in float,
+about 3 dB closer to the float model once quantised).
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import numpy as np
 
 from memsr_deploy.errors import MemsrError
 
+from .equalize import ALPHA, activation_ranges, equalize
 from .quiet import quiet
 from .source import Layer, Source
 from .verify import Runner
@@ -30,6 +33,7 @@ from .verify import Runner
 D2S_MODES = ("depth_to_space", "transposed-conv")
 PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int8-uint8io")
 QUANT_OPS = {"QUANTIZE", "DEQUANTIZE"}
+QUANTISED = ("dynamic", "int8", "int8-uint8io")
 
 
 def crd_to_dcr(scale: int, colours: int = 3) -> np.ndarray:
@@ -182,10 +186,22 @@ class TfliteRunner(Runner):
 
 def build_tflite(source: Source, path: Path, precision: str, input_size: tuple[int, int] | None = None,
                  calibration: list[np.ndarray] | None = None, d2s: str = "depth_to_space",
-                 permute_tail: bool = True) -> None:
+                 permute_tail: bool = True, alpha: float | None = None) -> dict:
+    """Write the artefact; returns build facts for the sidecar. Quantised precisions are equalised first
+    (``alpha``, default equalize.ALPHA; 0 turns it off) on the calibration patches."""
+    layers = source.plain_layers()
+    facts = {}
+    if precision in QUANTISED:
+        if not calibration:
+            raise MemsrError(f"{precision} quantisation needs calibration images")
+        alpha = ALPHA if alpha is None else alpha
+        if alpha > 0:
+            layers = equalize(layers, activation_ranges(source, calibration), alpha)
+        facts["equalisation_alpha"] = alpha
     with quiet():
-        function, holder = build_function(source.plain_layers(), source, input_size, d2s, permute_tail)
+        function, holder = build_function(layers, source, input_size, d2s, permute_tail)
     Path(path).write_bytes(convert(function, holder, precision, calibration))
+    return facts
 
 
 def structure_failures(path: Path, source: Source, precision: str, d2s: str) -> tuple[dict, list[str]]:

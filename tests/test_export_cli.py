@@ -79,3 +79,11 @@ def test_sidecar_is_plain_json(models, tmp_path, capsys):
     d = json.loads((tmp_path / "tiny_x2_coreml_40x40_fp16.json").read_text())  # strict JSON: no Infinity/NaN
     assert d["format"] == "memsr-artefact" and d["input_shape"] == [40, 40] and d["tile"] == 40 - 2 * d["halo"]
     assert d["verification"]["passed"] is True
+
+
+def test_no_verify_marks_the_sidecar(models, tmp_path, capsys):
+    assert main([str(models / "tiny_x2"), "--target", "onnx", "-o", str(tmp_path), "--no-verify"]) == 0
+    row = capsys.readouterr().out.splitlines()[2].split()
+    assert row[:2] == ["onnx", "fp32"] and row[-4:-1] == ["-", "-", "-"]
+    v = read_sidecar(tmp_path / "tiny_x2_onnx_fp32.json").verification
+    assert v["passed"] is None and v["skipped"] is True and v["ops"]["Conv"] == 4

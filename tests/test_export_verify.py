@@ -109,3 +109,28 @@ def test_verify_catches_a_wrong_artefact_and_passes_the_right_one():
     assert not bad["passed"] and any("max abs diff" in f for f in bad["failures"])
     assert abs(bad["max_abs_diff"] - 0.01) < 1e-4
     assert V.verify(Off(), src, "int8", max_photos=1, progress=False)["passed"]
+
+
+def test_equalisation_is_exact_and_evens_out_channel_ranges():
+    from export.equalize import activation_ranges, equalize
+    from memsr_deploy.models import PlainConfig, PlainSR
+    src = tiny_source(widths=(8, 8, 8), acts=("relu", "none", "relu"), seed=9)
+    with torch.no_grad():  # make one channel 50x wider than the rest, as in real students
+        src.model.layers[0].weight[2] *= 50
+        src.model.layers[0].bias[2] *= 50
+        src.model.layers[1].weight[:, 2] /= 50
+    rng = np.random.default_rng(1)
+    samples = [rng.random((1, 16, 16, 3), np.float32) for _ in range(4)]
+    before = activation_ranges(src, samples)
+    layers = equalize(src.plain_layers(), before, alpha=0.5)
+    eq = PlainSR(PlainConfig(scale=2, widths=[8, 8, 8], acts=["relu", "none", "relu"])).eval()
+    with torch.no_grad():
+        for conv, layer in zip(eq.convs(), layers):
+            conv.weight.copy_(torch.from_numpy(layer.weight))
+            conv.bias.copy_(torch.from_numpy(layer.bias))
+    x = torch.rand(1, 3, 13, 17)  # odd size: borders included
+    with torch.no_grad():
+        assert torch.allclose(eq(x), src.model(x), atol=1e-5)
+    after = activation_ranges(Source(eq, src.desc, "eq"), samples)
+    spread = lambda r: float(r.max() / np.median(r))  # noqa: E731
+    assert spread(before[0]) > 20 and spread(after[0]) < spread(before[0]) ** 0.5 * 1.01

@@ -16,6 +16,7 @@ from memsr_deploy.model_file import read_description, save_model
 from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
 from memsr_deploy.runtime.backends.torch_backend import TorchBackend
 from memsr_deploy.runtime.image_io import read_picture
+from test_runtime_exact import one_thread  # noqa: F401 (autouse fixture: one torch thread)
 from test_runtime_exact import make_artefact, random_image
 
 

@@ -11,6 +11,7 @@ from memsr_deploy.runtime import RunOptions, Upscaler
 from memsr_deploy.runtime import tiff_stream
 from memsr_deploy.runtime.backends.torch_backend import TorchBackend
 from memsr_deploy.runtime.image_io import read_picture, write_picture
+from test_runtime_exact import one_thread  # noqa: F401 (autouse fixture: one torch thread)
 from test_runtime_exact import random_image
 
 

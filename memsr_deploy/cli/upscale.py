@@ -25,14 +25,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output file (one input) or folder (several inputs or a folder); "
                                           "default: NAME_xS.EXT beside each input")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", help="model file (NAME, NAME.json or NAME.safetensors) or bundled name; runs on PyTorch")
+    src.add_argument("--model", help="model file (NAME, NAME.json or NAME.safetensors) or bundled name; "
+                                     "runs on PyTorch")
     src.add_argument("--artefact", help="exported artefact or its sidecar .json (ONNX Runtime, LiteRT, Core ML)")
     p.add_argument("--scale", type=int, choices=(2, 3, 4), help="upscaling factor (picks the bundled model; "
                                                                 "checked against a given model)")
     p.add_argument("--mode", choices=("tile", "stream"), default="tile",
                    help="tile: exact tiling (default); stream: row strips through a plain net (PyTorch only)")
     p.add_argument("--tile", type=int, help="core tile in LR pixels (>= 1), 0 = whole image at once")
-    p.add_argument("--rows", type=int, help="strip height in LR rows for --mode stream (default 16)")
+    p.add_argument("--rows", type=int, help="strip height in LR rows for --mode stream "
+                                            "(default: about 64k pixels per strip, 4 to 64 rows)")
     p.add_argument("--halo", type=int, help="override the exact halo (demonstration only: seams appear)")
     p.add_argument("--batch", type=int, help="windows per backend call (default: automatic)")
     p.add_argument("--max-memory", help="activation memory budget, e.g. 512M or 2G: picks the tile / strip size")
@@ -97,6 +99,11 @@ def main(argv=None) -> int:
         raise MemsrError(f"--rows must be >= 1, got {args.rows}")
     if args.halo is not None and args.halo < 0:
         raise MemsrError(f"--halo must be >= 0, got {args.halo}")
+    for flag, value in (("--batch", args.batch), ("--threads", args.threads)):
+        if value is not None and value < 1:
+            raise MemsrError(f"{flag} must be >= 1, got {value}")
+    if not 1 <= args.quality <= 100:
+        raise MemsrError(f"--quality must be in 1..100, got {args.quality}")
     files, batch = expand_inputs(args.inputs)
     backend = open_backend(model=args.model, artefact=args.artefact, threads=args.threads, scale=args.scale)
     if args.halo is not None and args.halo != backend.caps.halo:

@@ -22,15 +22,18 @@ class Band:
 class Converter:
     """float32 RGB [0, 1] network output -> stored samples (grey if the input was grey)."""
 
-    def __init__(self, grey: bool = False, dtype=np.float32):
+    def __init__(self, grey: bool = False, dtype=np.float32, clip: bool = True):
         self.grey = grey
         self.dtype = np.dtype(dtype)
+        self.clip = clip  # False keeps float outputs raw (to compare exactly with the network itself)
         self.channels = 1 if grey else 3
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         if self.grey:
             rgb = rgb.mean(axis=2, keepdims=True, dtype=np.float32)
-        return from_float(rgb, self.dtype) if self.dtype != np.float32 else rgb.astype(np.float32, copy=False)
+        if self.dtype == np.float32 and not self.clip:
+            return rgb.astype(np.float32, copy=False)
+        return from_float(rgb, self.dtype)
 
 
 def upscale_alpha(picture, lr_start: int, lr_stop: int, scale: int, dtype) -> np.ndarray:

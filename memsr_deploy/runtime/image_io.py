@@ -193,7 +193,12 @@ def _read_pil(path: Path, max_pixels: int) -> Picture:
                 _check_size(h, w, max_pixels, path)
                 png16 = _png_is_16bit_colour(im)  # before getexif(): for PNG it may decode the pixels
                 orientation = int(im.getexif().get(0x0112, 1) or 1)
-                pixels = _read_png16(path, im.mode) if png16 else _pil_pixels(im, path)
+                if png16:
+                    pixels = _read_png16(path, im.mode)
+                elif im.format == "JPEG" and im.mode in ("RGB", "L"):
+                    pixels = _read_jpeg(path, im.mode)
+                else:
+                    pixels = _pil_pixels(im, path)
         except UnidentifiedImageError:
             raise MemsrError("not an image, or a format that cannot be read (JPEG, PNG, TIFF, WebP, BMP)",
                              path) from None
@@ -220,6 +225,24 @@ def _pil_pixels(im, path) -> np.ndarray:
         return np.asarray(im.convert("L"))
     has_alpha = mode in ("PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info)
     return np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+
+
+def _read_jpeg(path: Path, mode: str) -> np.ndarray:
+    """cv2 decodes straight into one array; PIL holds 4 bytes per pixel plus a copy (a 100 MP JPEG peaks at about
+    1 GB through PIL, 0.6 GB here). cv2 does not fail on a truncated JPEG, so the end-of-image marker is checked
+    first."""
+    import cv2
+    with open(path, "rb") as fh:
+        fh.seek(0, 2)
+        fh.seek(max(fh.tell() - 4096, 0))
+        tail = fh.read().rstrip(b"\x00")
+    if not tail.endswith(b"\xff\xd9"):
+        raise MemsrError("unreadable, truncated or corrupt image (JPEG has no end-of-image marker)", path)
+    flags = (cv2.IMREAD_GRAYSCALE if mode == "L" else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+    a = cv2.imread(str(path), flags)
+    if a is None:
+        raise MemsrError("unreadable, truncated or corrupt JPEG", path)
+    return a if a.ndim == 2 else a[:, :, ::-1]  # BGR -> RGB as a view: windows are copied anyway
 
 
 def _read_png16(path: Path, mode: str) -> np.ndarray:

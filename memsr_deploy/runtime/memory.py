@@ -8,7 +8,10 @@ from ..errors import MemsrError
 
 _UNITS = {"": 1, "b": 1, "k": 2 ** 10, "kb": 10 ** 3, "kib": 2 ** 10, "m": 2 ** 20, "mb": 10 ** 6, "mib": 2 ** 20,
           "g": 2 ** 30, "gb": 10 ** 9, "gib": 2 ** 30}
-DEFAULT_STRIP_ROWS = 16
+# Strips of about this many LR pixels: small enough that eager PyTorch's per-call buffers stay small (glibc keeps
+# freed multi-MB blocks resident, so peak RSS follows the size of single allocations, measured: 6400 px wide,
+# 4 rows -> 410 MB, 32 rows -> 720 MB peak RSS), large enough that a call still carries plenty of work.
+STRIP_TARGET_PX = 65536
 # Windows smaller than this many pixels are batched: below it per-call overhead dominates the convs.
 BATCH_TARGET_PX = 192 * 192
 MAX_BATCH = 16
@@ -37,6 +40,10 @@ def _needs_widths(desc, source):
     if not desc.layer_widths:
         raise MemsrError("--max-memory needs the model's layer widths, which this sidecar/model does not give",
                          source)
+
+
+def default_strip_rows(width: int) -> int:
+    return max(4, min(64, STRIP_TARGET_PX // max(width, 1)))
 
 
 def tile_for_budget(backend, budget_bytes: int) -> int:

@@ -63,7 +63,7 @@ class Upscaler:
             rows = opt.rows
             if rows is None and opt.max_memory:
                 rows = memory.strip_rows_for_budget(self.backend, picture.width, opt.max_memory)
-            rows = rows or memory.DEFAULT_STRIP_ROWS
+            rows = rows or memory.default_strip_rows(picture.width)
             self.last = {"mode": "stream", "rows": rows}
             return StreamRunner(self.backend.plain, rows, convert, bar, self.log, self.backend.source)
         halo = caps.halo if opt.halo is None else opt.halo
@@ -81,10 +81,11 @@ class Upscaler:
         self.last = {"mode": "tile", "tile": t_eff, "halo": halo, "batch": batch}
         return TiledRunner(self.backend, tile, halo, batch, convert, bar, self.log)
 
-    def bands(self, picture: Picture, dtype=None, bar=None) -> Iterator[Band]:
-        """The upscaled picture as bands of rows in ``dtype`` (default: the picture's), alpha included."""
+    def bands(self, picture: Picture, dtype=None, bar=None, clip: bool = True) -> Iterator[Band]:
+        """The upscaled picture as bands of rows in ``dtype`` (default: the picture's), alpha included.
+        ``clip=False`` leaves float32 output unclipped (integer outputs are always clipped)."""
         dtype = np.dtype(dtype or picture.dtype)
-        runner = self._runner(picture, Converter(picture.is_grey, dtype), bar)
+        runner = self._runner(picture, Converter(picture.is_grey, dtype, clip), bar)
         for band in runner.bands(picture):
             if picture.has_alpha:
                 alpha = upscale_alpha(picture, band.lr_start, band.lr_stop, self.scale, dtype)
@@ -92,12 +93,12 @@ class Upscaler:
             yield band
 
     # ------------------------------------------------------------------------------------------ arrays
-    def upscale_array(self, image: np.ndarray, bar=None) -> np.ndarray:
-        """H x W x C float32 in [0, 1] (or uint8/uint16) -> the upscaled image, same type and channels."""
+    def upscale_array(self, image: np.ndarray, bar=None, clip: bool = False) -> np.ndarray:
+        """H x W x C float32 in [0, 1] (or uint8/uint16) -> the upscaled image, same type and channels.
+        Float output is the network's own, unclipped unless ``clip``."""
         pic = Picture(np.asarray(image))
         s = self.scale
-        out_c = pic.channels
-        return assemble(self.bands(pic, bar=bar), pic.height * s, pic.width * s, out_c, pic.dtype)
+        return assemble(self.bands(pic, bar=bar, clip=clip), pic.height * s, pic.width * s, pic.channels, pic.dtype)
 
     # ------------------------------------------------------------------------------------------- files
     def upscale_file(self, src, dst, bar=None) -> dict:

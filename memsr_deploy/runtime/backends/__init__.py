@@ -37,18 +37,8 @@ def open_backend(model=None, artefact=None, threads: int | None = None, scale: i
 
 def installed_artefact_targets() -> list[str]:
     """Artefact targets whose runtime can run here (for tests and benchmarks)."""
-    out = []
-    try:
-        import onnxruntime  # noqa: F401
-        out.append("onnx")
-    except ImportError:
-        pass
-    try:
-        from ai_edge_litert.interpreter import Interpreter  # noqa: F401
-        out.append("tflite")
-    except ImportError:
-        pass
-    if sys.platform == "darwin":
+    from importlib.util import find_spec
+    out = [t for t, pkg in (("onnx", "onnxruntime"), ("tflite", "ai_edge_litert")) if find_spec(pkg) is not None]
+    if sys.platform == "darwin" and find_spec("coremltools") is not None:
         out.append("coreml")
     return out
-
