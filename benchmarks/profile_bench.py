@@ -10,6 +10,7 @@ PyTorch CPU and ONNX Runtime CPU, and predictions at phone-camera resolutions in
 """
 from __future__ import annotations
 
+from memsr_deploy.cli.profile import _onnx_for
 import argparse
 import datetime
 import json
@@ -47,17 +48,6 @@ def _bundled() -> tuple[str, str] | None:
     return ("teacher-x2", "memsr-x2") if {"teacher-x2", "memsr-x2"} <= set(have) else None
 
 
-def _export_onnx(subject, workdir: Path) -> Path:
-    import torch
-    path = workdir / f"{subject.name}.onnx"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(subject.module, (torch.rand(1, 3, 32, 32),), str(path), input_names=["input"],
-                          output_names=["output"], opset_version=17, dynamo=False,
-                          dynamic_axes={"input": {2: "h", 3: "w"}, "output": {2: "H", 3: "W"}})
-    return path
-
-
 def mib(n) -> str:
     return "-" if n is None else f"{n / 2 ** 20:,.1f}"
 
@@ -83,7 +73,7 @@ def run(teacher_spec, student_spec, height: int, width: int, measure: bool, thre
         for backend in ("torch", "onnxruntime"):
             entry[f"{backend}_expected"] = measured_prediction(sub, height, width, backend)
             if measure:
-                target = sub.path if backend == "torch" else _export_onnx(sub, workdir)
+                target = sub.path if backend == "torch" else _onnx_for(sub, workdir)
                 m = measure_peak(target, backend, height, width, threads=threads)
                 entry[f"{backend}_measured"] = m.peak_bytes
                 entry[f"{backend}_seconds"] = m.seconds
