@@ -1,0 +1,1 @@
+"""Images, MATLAB-compatible bicubic resize, training patches, evaluation sets and the photo fetcher."""
