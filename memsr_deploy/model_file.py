@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save as st_save
 from . import models
 from .atomic import write_bytes, write_text
 from .errors import MemsrError
+from .tagged_json import read_tagged_json
 
 FORMAT = "memsr-model"
 VERSION = 1
@@ -105,16 +106,8 @@ _KNOWN = {"format", "version", "kind", "scale", "arch", "input", "receptive_radi
 def read_description(path) -> ModelDescription:
     """Parse and validate NAME.json without touching the weights."""
     _, jpath = pair_paths(path)
-    if not jpath.exists():
-        raise MemsrError("model metadata not found (expected a .json beside the .safetensors)", jpath)
-    try:
-        meta = json.loads(jpath.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise MemsrError(f"not valid JSON ({e.__class__.__name__}: {e})", jpath) from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise MemsrError(f"not a memsr model description (format != {FORMAT!r})", jpath)
-    if meta.get("version") != VERSION:
-        raise MemsrError(f"unsupported model format version {meta.get('version')!r}", jpath)
+    meta = read_tagged_json(jpath, FORMAT, VERSION, "model description",
+                            "model metadata not found (expected a .json beside the .safetensors)")
     try:
         desc = ModelDescription(
             kind=str(meta["kind"]), scale=int(meta["scale"]), arch=dict(meta["arch"]),

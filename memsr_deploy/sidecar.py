@@ -34,6 +34,7 @@ from pathlib import Path
 
 from .atomic import write_text
 from .errors import MemsrError
+from .tagged_json import read_tagged_json
 
 FORMAT = "memsr-artefact"
 VERSION = 1
@@ -106,16 +107,7 @@ def write_sidecar(sc: Sidecar, path) -> Path:
 def read_sidecar(path, check_file: bool = True) -> Sidecar:
     """Read and validate a sidecar; given an artefact path, read the sidecar beside it."""
     path = sidecar_path(path)
-    if not path.exists():
-        raise MemsrError("sidecar JSON not found beside the artefact", path)
-    try:
-        d = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise MemsrError(f"sidecar is not valid JSON ({e})", path) from None
-    if not isinstance(d, dict) or d.get("format") != FORMAT:
-        raise MemsrError(f"not a memsr artefact sidecar (format != {FORMAT!r})", path)
-    if d.get("version") != VERSION:
-        raise MemsrError(f"unsupported sidecar version {d.get('version')!r}", path)
+    d = read_tagged_json(path, FORMAT, VERSION, "artefact sidecar", "sidecar JSON not found beside the artefact")
     try:
         fields = {k: d[k] for k in Sidecar.__dataclass_fields__ if k in d and k != "path"}
         sc = Sidecar(**fields, path=str(path))
