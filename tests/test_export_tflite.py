@@ -67,8 +67,15 @@ def test_precisions_store_what_they_claim(exported):
     # calibration includes a 0..1 ramp, so the uint8 input is the pixel byte itself
     assert sc.input["quant"]["zero_point"] == 0 and abs(sc.input["quant"]["scale"] - 1 / 255) < 1e-6
     assert sc.output["quant"]["scale"] > 0
-    for p in PRECISIONS:  # quantised graphs are built from activation-equalised weights
-        assert exported[p].verification.get("equalisation_alpha") == (0.5 if p in T.QUANTISED else None)
+    for p in PRECISIONS:  # quantised graphs keep the equalisation closest to the float model on calibration
+        v = exported[p].verification
+        if p not in T.QUANTISED:
+            assert "equalisation_alpha" not in v
+            continue
+        scores = v["equalisation_calibration_psnr"]
+        assert len(scores) == 4
+        chosen = f"{'balanced weights, ' if v['weights_balanced'] else ''}alpha {v['equalisation_alpha']}"
+        assert scores[chosen] == max(scores.values())
     sizes = {p: exported[p].artefact_path().stat().st_size for p in PRECISIONS}
     assert sizes["int8"] < sizes["fp16"] < sizes["fp32"]
 

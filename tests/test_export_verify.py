@@ -134,3 +134,31 @@ def test_equalisation_is_exact_and_evens_out_channel_ranges():
     after = activation_ranges(Source(eq, src.desc, "eq"), samples)
     spread = lambda r: float(r.max() / np.median(r))  # noqa: E731
     assert spread(before[0]) > 20 and spread(after[0]) < spread(before[0]) ** 0.5 * 1.01
+
+
+def test_weight_balancing_is_exact_and_evens_out_weight_ranges():
+    from export.equalize import balance_weights, layer_ranges, activation_ranges
+    src = tiny_source(widths=(8, 8, 8), acts=("relu", "none", "relu"), seed=4)
+    with torch.no_grad():  # one near-identity carry: channel 3's weights 100x the rest, as a MemSR init leaves
+        src.model.layers[1].weight[3] *= 100
+        src.model.layers[1].bias[3] *= 100
+        src.model.layers[2].weight[:, 3] /= 100
+    layers = src.plain_layers()
+    balanced = balance_weights(layers)
+    x = np.random.default_rng(2).random((1, 11, 19, 3), np.float32)  # odd size: borders included
+    h = torch.from_numpy(x.transpose(0, 3, 1, 2))
+
+    def run(ls):
+        y = h
+        for l in ls:
+            y = torch.nn.functional.conv2d(y, torch.from_numpy(l.weight), torch.from_numpy(l.bias), padding=1)
+            y = torch.relu(y) if l.act == "relu" else y
+        return y
+    with torch.no_grad():
+        assert torch.allclose(run(balanced), run(layers), atol=1e-5)
+    spread = lambda ls, i: float(np.abs(ls[i].weight).max(axis=(1, 2, 3)).max()  # noqa: E731
+                                 / np.median(np.abs(ls[i].weight).max(axis=(1, 2, 3))))
+    assert spread(layers, 1) > 20 and spread(balanced, 1) < spread(layers, 1) / 5
+    # layer_ranges on the layers themselves agrees with activation_ranges on the model
+    for a, b in zip(layer_ranges(layers, src.desc.input, [x]), activation_ranges(src, [x])):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
