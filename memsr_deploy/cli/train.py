@@ -1,4 +1,4 @@
-"""memsr-train teacher|student: train a residual teacher, or a plain MemSR student from a teacher.
+"""memsr-train teacher|student|int8: train a residual teacher, a plain MemSR student from a teacher, or an int8-ready copy of a student.
 
 Runs unchanged under `torchrun --nproc_per_node N memsr_deploy/cli/train.py ...` (or `python -m torch.distributed.run`):
 each process takes --batch patches per step, gradients are averaged (global batch = N * --batch).
@@ -17,7 +17,7 @@ from ..errors import MemsrError, cli_errors
 from ..model_file import load_model, save_model
 from ..training import distributed
 from ..training.loop import TrainConfig, train
-from ..training.tasks import student_task, teacher_task
+from ..training.tasks import int8_task, student_task, teacher_task
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -65,6 +65,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--lam", type=float, default=0.3, help="feature loss weight at step 0")
     s.add_argument("--lam-decay", type=float, default=1e-5, help="feature weight at the end = lam * lam_decay")
     _common(s)
+    q = sub.add_parser("int8", help="fine-tune a plain student with int8-rounded weights (for int8 export)")
+    q.add_argument("--model", required=True, help="plain student (model file or bundled name)")
+    _common(q)
     return ap
 
 
@@ -96,6 +99,13 @@ def main(argv=None) -> int:
         dataset = _dataset(args, scale)
         task = teacher_task(cfg)
         provenance["preset"] = args.preset
+    elif args.what == "int8":
+        student, sdesc = load_model(args.model)
+        scale = sdesc.scale
+        dataset = _dataset(args, scale)
+        task = int8_task(student, sdesc)
+        provenance["source_model"] = {"path": str(args.model), "kind": sdesc.kind,
+                                      "weights_sha256": sdesc.weights_sha256}
     else:
         teacher, tdesc = load_model(args.teacher)
         scale = tdesc.scale

@@ -1,6 +1,9 @@
-"""The two things memsr trains: a residual teacher (L1), and a plain student (MemSR or random init, with
-initialisation-aware, ordinary or no feature distillation)."""
+"""What memsr trains: a residual teacher (L1); a plain student (MemSR or random init, with initialisation-aware,
+ordinary or no feature distillation); and an int8-ready copy of a trained student (quantisation-aware
+fine-tuning, see quant_aware.py)."""
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -10,6 +13,7 @@ from ..convert import plain_features, teacher_to_plain
 from ..distill import DistillLoss, StudentWithBridges, random_bridges
 from ..errors import MemsrError
 from ..model_file import ModelDescription
+from ..quant_aware import Int8WeightPlain
 from .loop import Task
 
 INIT_PATCH_OFFSET = 10 ** 9  # dataset indices for the init batch, far from any training step's
@@ -71,3 +75,22 @@ def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init
             "init_report": report if init == "memsr" else {"widths": report["widths"]},
             "lam0": lam0, "lam_decay": decay}
     return Task(module, loss, lambda: module.student, meta=meta)
+
+
+def int8_task(student: torch.nn.Module, desc: ModelDescription) -> Task:
+    """Fine-tune a plain student with int8-rounded weights. Loss: L1 to HR plus L1 to the student's own float
+    output, which keeps the fine-tuned net close to the model it replaces."""
+    if not isinstance(student, models.PlainSR):
+        raise MemsrError("int8 fine-tuning needs a plain model (a trained student or a converted teacher)",
+                         desc.path)
+    reference = copy.deepcopy(student).eval().requires_grad_(False)
+    module = Int8WeightPlain(student)
+
+    def loss(net, lr, hr, step, total):
+        sr = net(lr)
+        with torch.no_grad():
+            ref = reference(lr)
+        l1, keep = F.l1_loss(sr, hr), F.l1_loss(sr, ref)
+        return l1 + keep, {"l1": l1.item(), "to_float": keep.item()}
+
+    return Task(module, loss, module.snapped, meta={"kind": desc.kind, "int8_weights": "per-output-channel"})
