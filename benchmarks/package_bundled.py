@@ -49,8 +49,8 @@ def write_model_card() -> None:
     L += ["", "The students' weights lie on the per-channel int8 grid (`memsr-train int8`, the last recipe step), so "
           "their int8 TFLite export rounds only activations. Check: `memsr-eval memsr-x2 --scale 2 --data "
           "data/photos/eval`.", "",
-          "The teacher and student runs were each resumed once from a checkpoint with a shorter `--steps` than first "
-          "planned (the commands show the final one; the cosine schedule changed at the resume), so running the "
+          "The teacher and student runs were resumed from checkpoints with a changed `--steps` (teachers lengthened, "
+          "students shortened; the commands show the final value, and the cosine schedule changed at each resume), so running the "
           "recipes again gives close, not identical, figures.", "", "## Recipes", "", "```", *recipes, "```", ""]
     (PRETRAINED_DIR / "README.md").write_text("\n".join(L))
 
