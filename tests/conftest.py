@@ -1,8 +1,10 @@
 """Shared fixtures: small random models saved as real model file pairs (no bundled weights needed)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from memsr_deploy import models
 from memsr_deploy.model_file import save_model
@@ -39,3 +41,15 @@ def tiny_plain_path(tmp_path):
 def tiny_teacher_path(tmp_path):
     save_model(make_teacher(), tmp_path / "tiny_teacher_x2")
     return tmp_path / "tiny_teacher_x2"
+
+
+@pytest.fixture(scope="module")
+def photo_dir(tmp_path_factory):
+    """Three small blocky photos: enough for training runs of a few steps."""
+    d = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        noise = rng.random((24, 32, 3))
+        img = np.kron(noise, np.ones((4, 4, 1)))  # blocky, not flat: edges at every 4 px
+        Image.fromarray((img * 255).astype(np.uint8)).save(d / f"p{i}.png")
+    return d

@@ -8,7 +8,6 @@ from memsr_deploy.cli import train as train_cli
 from memsr_deploy.model_file import describe, load_model, save_model
 from memsr_deploy.quant_aware import Int8WeightPlain, int8_weight
 from memsr_deploy.training.tasks import int8_task
-from test_training import photo_dir  # noqa: F401  (fixture)
 
 
 def carry_model():
@@ -63,7 +62,7 @@ def test_fine_tuning_closes_the_gap_to_the_float_model():
     assert gap() < 0.8 * before  # measured: 0.64x
 
 
-def test_cli_writes_an_int8_ready_student(photo_dir, tmp_path):  # noqa: F811
+def test_cli_writes_an_int8_ready_student(photo_dir, tmp_path):
     save_model(carry_model(), tmp_path / "s", kind="student")
     rc = train_cli.main(["int8", "--model", str(tmp_path / "s"), "--data", str(photo_dir), "--steps", "2",
                          "--batch", "2", "--patch", "12", "--no-val", "--threads", "1", "--out", str(tmp_path / "q")])

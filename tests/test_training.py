@@ -4,25 +4,12 @@ import os
 import subprocess
 import sys
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from memsr_deploy.cli import train as train_cli
 from memsr_deploy.model_file import load_model
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
-
-
-@pytest.fixture(scope="module")
-def photo_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("photos")
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        noise = rng.random((24, 32, 3))
-        img = np.kron(noise, np.ones((4, 4, 1)))  # blocky, not flat: edges at every 4 px
-        Image.fromarray((img * 255).astype(np.uint8)).save(d / f"p{i}.png")
-    return d
 
 
 def teacher_args(photo_dir, out, steps=6, extra=()):
