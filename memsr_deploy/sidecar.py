@@ -107,7 +107,8 @@ def write_sidecar(sc: Sidecar, path) -> Path:
 def read_sidecar(path, check_file: bool = True) -> Sidecar:
     """Read and validate a sidecar; given an artefact path, read the sidecar beside it."""
     path = sidecar_path(path)
-    d = read_tagged_json(path, FORMAT, VERSION, "artefact sidecar", "sidecar JSON not found beside the artefact")
+    d = read_tagged_json(path, FORMAT, VERSION, "artefact sidecar", "sidecar JSON not found beside the artefact",
+                         short="sidecar")
     try:
         fields = {k: d[k] for k in Sidecar.__dataclass_fields__ if k in d and k != "path"}
         sc = Sidecar(**fields, path=str(path))
