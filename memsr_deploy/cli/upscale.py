@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     for src in outer:
         try:
             dst = output_for(src, args, backend.caps.scale, batch)
-            with tqdm(unit="tile" if args.mode == "tile" else "row", desc=src.name, leave=False,
+            with tqdm(unit="tile" if args.mode == "tile" else "row", desc=src.name, leave=False, delay=0.5,
                       disable=args.quiet, file=sys.stderr) as bar, warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 up.upscale_file(src, dst, bar)
