@@ -124,9 +124,10 @@ def throughput(model, img: np.ndarray, tile: int, rows: int, threads: int | None
         if name == "pytorch":
             modes.insert(2, ("stream", RunOptions(mode="stream", rows=rows)))
         for mode, opt in modes:
-            if name == "litert" and opt.tile == 0 and litert_whole_bytes(backends["pytorch"], img) > 0.8 * ram:
-                results.append({"backend": name, "mode": mode, "error": "skipped: LiteRT would need ~"
-                                f"{litert_whole_bytes(backends['pytorch'], img) / 2 ** 30:.0f} GiB for the whole image"})
+            need = litert_whole_bytes(backends["pytorch"], img) if name == "litert" and opt.tile == 0 else 0
+            if need > 0.8 * ram:
+                results.append({"backend": name, "mode": mode,
+                                "error": f"skipped: LiteRT would need ~{need / 2 ** 30:.0f} GiB for the whole image"})
                 continue
             print(f"throughput: {name} {mode} ...", file=sys.stderr, flush=True)
             try:

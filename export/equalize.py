@@ -47,18 +47,12 @@ def balance_weights(layers: list[Layer], sweeps: int = 20) -> list[Layer]:
 
 def activation_ranges(source: Source, samples: list[np.ndarray]) -> list[np.ndarray]:
     """Per body layer, per channel: the largest |output| over the NHWC calibration samples."""
-    ranges = None
-    with torch.no_grad():
-        for s in samples:
-            x = torch.from_numpy(np.ascontiguousarray(s.transpose(0, 3, 1, 2)))
-            _, feats = source.model.features(x)
-            cur = [f.abs().amax(dim=(0, 2, 3)).numpy() for f in feats]
-            ranges = cur if ranges is None else [np.maximum(a, b) for a, b in zip(ranges, cur)]
-    return ranges
+    return layer_ranges(source.plain_layers(), source.input_spec, samples)
 
 
 def layer_ranges(layers: list[Layer], spec, samples: list[np.ndarray]) -> list[np.ndarray]:
-    """activation_ranges for a list of layers (e.g. after balance_weights) rather than a model."""
+    """activation_ranges of plain layers as they are (e.g. after balance_weights), whatever model they came from;
+    ``spec`` is the model's InputSpec."""
     ranges = None
     mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, 3, 1, 1)
     with torch.no_grad():

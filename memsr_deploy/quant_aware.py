@@ -10,11 +10,9 @@ per-tensor activations alone 46.1 dB; so only the weights are simulated here.
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+from torch.nn.utils import parametrize
 
 from .models import PlainSR
 
@@ -26,26 +24,28 @@ def int8_weight(w: torch.Tensor) -> torch.Tensor:
     return w + (q - w).detach()
 
 
-class Int8WeightPlain(nn.Module):
-    """A plain net whose convs run with int8-rounded weights (the float weights are what the optimiser moves)."""
+class _Int8Grid(nn.Module):
+    """Parametrisation: a conv's weight as the int8 kernels will see it."""
 
-    def __init__(self, model: PlainSR):
-        super().__init__()
-        self.model = model
+    def forward(self, w):
+        return int8_weight(w)
 
-    def forward(self, x):
-        m = self.model
-        h = m.normalize(x)
-        for conv, act in zip([*m.layers, m.tail], [*m.acts, "none"]):
-            h = F.conv2d(h, int8_weight(conv.weight), conv.bias, padding=1)
-            if act == "relu":
-                h = F.relu(h)
-        return F.pixel_shuffle(h, m.cfg.scale)
 
-    def snapped(self) -> PlainSR:
-        """A copy of the model with its weights on the int8 grid: in float it computes what forward does."""
-        out = copy.deepcopy(self.model)
-        with torch.no_grad():
-            for conv in [*out.layers, out.tail]:
-                conv.weight.copy_(int8_weight(conv.weight))
-        return out
+def with_int8_weights(model: PlainSR) -> PlainSR:
+    """``model`` itself, its convs now running with int8-rounded weights; the float weights (what the optimiser
+    moves) live on as ``conv.parametrizations.weight.original``."""
+    for conv in model.convs():
+        parametrize.register_parametrization(conv, "weight", _Int8Grid())
+    return model
+
+
+def snapped(model: PlainSR) -> PlainSR:
+    """A new plain net holding a ``with_int8_weights`` model's rounded weights: in float it computes what the
+    fine-tuned model does. (Not deepcopy + remove_parametrizations: the copy shares the parametrised class with
+    the original, and removing the parametrisation from one strips the weight property from both.)"""
+    out = PlainSR(model.cfg).to(model.tail.bias.device)
+    with torch.no_grad():
+        for dst, src in zip(out.convs(), model.convs()):
+            dst.weight.copy_(src.weight)
+            dst.bias.copy_(src.bias)
+    return out

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from conftest import make_plain
 from memsr_deploy.cli import train as train_cli
 from memsr_deploy.model_file import describe, load_model, save_model
-from memsr_deploy.quant_aware import Int8WeightPlain, int8_weight
+from memsr_deploy.quant_aware import int8_weight, snapped, with_int8_weights
 from memsr_deploy.training.tasks import int8_task
 
 
@@ -27,13 +27,14 @@ def on_grid(w):
 
 
 def test_snapped_model_is_on_the_int8_grid_and_computes_the_quantised_forward():
-    q = Int8WeightPlain(carry_model())
-    snapped = q.snapped()
-    assert all(on_grid(c.weight) for c in snapped.convs())
-    assert not on_grid(q.model.layers[1].weight)  # the float weights themselves are left alone
+    q = with_int8_weights(carry_model())
+    plain = snapped(q)
+    assert all(on_grid(c.weight) for c in plain.convs())
+    assert not hasattr(plain.layers[1], "parametrizations")  # a plain net again, as saved
+    assert not on_grid(q.layers[1].parametrizations.weight.original)  # the float weights themselves are left alone
     x = torch.rand(1, 3, 13, 11)
     with torch.no_grad():
-        assert torch.allclose(snapped(x), q(x), atol=1e-6)
+        assert torch.allclose(plain(x), q(x), atol=1e-6)
     w = torch.randn(4, 3, 3, 3, requires_grad=True)
     int8_weight(w).sum().backward()
     assert torch.equal(w.grad, torch.ones_like(w))  # straight-through

@@ -1,4 +1,4 @@
-"""memsr-train teacher|student|int8: train a residual teacher, a plain MemSR student from a teacher, or an int8-ready copy of a student.
+"""memsr-train teacher|student|int8: train a residual teacher, a plain MemSR student, or an int8-ready student.
 
 Runs unchanged under `torchrun --nproc_per_node N memsr_deploy/cli/train.py ...` (or `python -m torch.distributed.run`):
 each process takes --batch patches per step, gradients are averaged (global batch = N * --batch).

@@ -13,7 +13,7 @@ from ..convert import plain_features, teacher_to_plain
 from ..distill import DistillLoss, StudentWithBridges, random_bridges
 from ..errors import MemsrError
 from ..model_file import ModelDescription
-from ..quant_aware import Int8WeightPlain
+from ..quant_aware import snapped, with_int8_weights
 from .loop import Task
 
 INIT_PATCH_OFFSET = 10 ** 9  # dataset indices for the init batch, far from any training step's
@@ -84,7 +84,7 @@ def int8_task(student: torch.nn.Module, desc: ModelDescription) -> Task:
         raise MemsrError("int8 fine-tuning needs a plain model (a trained student or a converted teacher)",
                          desc.path)
     reference = copy.deepcopy(student).eval().requires_grad_(False)
-    module = Int8WeightPlain(student)
+    module = with_int8_weights(student)
 
     def loss(net, lr, hr, step, total):
         sr = net(lr)
@@ -93,4 +93,4 @@ def int8_task(student: torch.nn.Module, desc: ModelDescription) -> Task:
         l1, keep = F.l1_loss(sr, hr), F.l1_loss(sr, ref)
         return l1 + keep, {"l1": l1.item(), "to_float": keep.item()}
 
-    return Task(module, loss, module.snapped, meta={"kind": desc.kind, "int8_weights": "per-output-channel"})
+    return Task(module, loss, lambda: snapped(module), meta={"kind": desc.kind, "int8_weights": "per-output-channel"})
