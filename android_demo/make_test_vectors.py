@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from memsr_deploy.errors import MemsrError  # noqa: E402
 from memsr_deploy.profiler.budget import per_pixel_channels, peak_bytes_tiled, tile_for_budget  # noqa: E402
-from memsr_deploy.sidecar import Sidecar, read_sidecar  # noqa: E402
-from memsr_deploy.tile_plan import plan, plan_to_json  # noqa: E402
+from memsr_deploy.formats.sidecar import Sidecar, read_sidecar  # noqa: E402
+from memsr_deploy.formats.tile_plan import plan, plan_to_json  # noqa: E402
 
 # (height, width): degenerate, primes, odd shapes, a 12 MP photo and a 100 MP one.
 SIZES = [(1, 1), (1, 7), (2, 3), (7, 13), (13, 7), (64, 64), (65, 63), (97, 101), (257, 509), (1009, 2003),
@@ -285,9 +285,9 @@ def checksum_cases() -> list[dict]:
 
 def exported_cases(out_dir: Path) -> list[dict]:
     """Real sidecars from the exporter (a tiny random x2 student): what the app will be given must parse."""
-    from export import export_model
-    from memsr_deploy import models
-    from memsr_deploy.model_file import save_model
+    from memsr_export import export_model
+    from memsr_deploy.method import models
+    from memsr_deploy.formats.model_file import save_model
     import torch
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ Each run is `memsr-train student ...` in its own process. The results (PSNR/SSIM
 params, peak activation memory at x2 on 960x540 as in the paper, wall-clock) go to a Markdown table, and the
 validation curves to a PNG (PSNR against steps and against training time).
 
-  python -m benchmarks.ablation --teacher runs/teacher_x2/model --data data/photos/train --steps 1500
+  python -m memsr_bench.ablation --teacher runs/teacher_x2/model --data data/photos/train --steps 1500
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-equal-time", action="store_true")
     args = ap.parse_args(argv)
 
-    from memsr_deploy.model_file import load_model
+    from memsr_deploy.formats.model_file import load_model
     teacher, tdesc = load_model(args.teacher)
     out = Path(args.out)
     jobs = [(k, train_cmd(args, k, out / k, args.steps), out / k) for k in RUNS if not (out / k / "model.json").exists()]
@@ -103,7 +103,7 @@ def main(argv=None) -> int:
 
     from memsr_deploy.data.datasets import pair_from_hr
     from memsr_deploy.data.eval_photos import load_eval_photos
-    from memsr_deploy.evaluate import evaluate_model
+    from memsr_deploy.quality.evaluate import evaluate_model
     scale = tdesc.scale
     pairs = [pair_from_hr(n, hr, scale) for n, hr in load_eval_photos(args.val_data)]
     rows = []
@@ -145,7 +145,7 @@ def write_table(path: Path, rows: list[dict], args, tdesc, scale: int) -> None:
              f"evaluation photos ({len(rows[0]['per_image'])} images), {scale} px border crop. Peak activation "
              "memory: analytic liveness walk, x{0} on a 960x540 input, fp32. "
              "'init' = validation PSNR-Y (centre crops) before the first step.".format(scale), "",
-             f"Regenerate: `python -m benchmarks.ablation --teacher {args.teacher} --data {args.data} "
+             f"Regenerate: `python -m memsr_bench.ablation --teacher {args.teacher} --data {args.data} "
              f"--steps {args.steps} --out {args.out}`", "",
              "| run | model | PSNR-Y | vs bicubic | SSIM-Y | params | peak act. MB | steps | train s | init val PSNR |",
              "|---|---|---|---|---|---|---|---|---|---|"]

@@ -1,6 +1,6 @@
 """The paper's memory setting: x2 on a 960x540 LR input, fp32, teacher vs MemSR student; predicted and measured.
 
-    python -m benchmarks.profile_bench [--teacher T] [--student S] [--random] [--no-measure]
+    python -m memsr_bench.profile_bench [--teacher T] [--student S] [--random] [--no-measure]
 
 Defaults are the bundled teacher-x2 / memsr-x2; ``--random`` (or when they are not shipped) uses randomly
 initialised models of the paper's shapes instead: EDSR-baseline (width 64, 16 blocks, ESPCN tail) and its
@@ -17,19 +17,18 @@ import json
 import platform
 import sys
 import tempfile
-import warnings
 from pathlib import Path
 
 from memsr_deploy.errors import MemsrError, cli_errors
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path("benchmarks/results")  # under the current folder: never inside the installed package
 
 
 def _random_models(workdir: Path) -> tuple[Path, Path]:
     import torch
 
-    from memsr_deploy import models
-    from memsr_deploy.model_file import save_model
+    from memsr_deploy.method import models
+    from memsr_deploy.formats.model_file import save_model
 
     torch.manual_seed(0)
     teacher = models.ResidualSR(models.TeacherConfig(scale=2, **models.TEACHER_PRESETS["edsr-baseline"]))
@@ -43,7 +42,7 @@ def _random_models(workdir: Path) -> tuple[Path, Path]:
 
 
 def _bundled() -> tuple[str, str] | None:
-    from memsr_deploy import registry
+    from memsr_deploy.formats import registry
     have = registry.available()
     return ("teacher-x2", "memsr-x2") if {"teacher-x2", "memsr-x2"} <= set(have) else None
 
@@ -158,7 +157,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rows", type=int, default=16)
     ap.add_argument("--out", default=str(RESULTS / "profile_paper.md"))
     args = ap.parse_args(argv)
-    from memsr_deploy.atomic import write_text
+    from memsr_deploy.outputs.atomic import write_text
     from memsr_deploy.profiler.report import parse_resolution
 
     _, h, w = parse_resolution(args.resolution)
@@ -173,7 +172,7 @@ def main(argv=None) -> int:
                 rt, rs = _random_models(tmp)
                 teacher, student = teacher or rt, student or rs
         res = run(teacher, student, h, w, not args.no_measure, args.threads, tmp, args.tile, args.rows)
-    meta = {"command": "python -m benchmarks.profile_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+    meta = {"command": "python -m memsr_bench.profile_bench " + " ".join(argv if argv is not None else sys.argv[1:]),
             "date": datetime.date.today().isoformat(), "cpu": platform.processor() or platform.machine(),
             "threads": args.threads,
             "models": ", ".join(f"{r} = {res['paper'][r]['name']}" for r in ("teacher", "student"))}

@@ -29,11 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from memsr_deploy.errors import MemsrError  # noqa: E402
-from memsr_deploy.runtime import RunOptions, Upscaler, open_backend  # noqa: E402
+from memsr_deploy.errors import MemsrError
+from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
 
 PHOTO_12MP = (3000, 4000)      # H, W
 PHOTO_100MP = (8160, 12240)
@@ -50,7 +47,7 @@ def photo_mosaic(h: int, w: int) -> np.ndarray:
     every scale), mirrored to fill bigger sizes; synthetic texture when no photos are present."""
     import cv2
     from PIL import Image
-    files = sorted((ROOT / "data" / "photos").rglob("*.png"), key=lambda p: -p.stat().st_size)[:4]
+    files = sorted(Path("data/photos").rglob("*.png"), key=lambda p: -p.stat().st_size)[:4]
     if len(files) == 4:
         ch, cw = min(h, 3000) // 2, min(w, 4000) // 2
         cells = []
@@ -84,7 +81,7 @@ def save_jpeg(a: np.ndarray, path: Path) -> Path:
 def export_artefacts(model, out_dir: Path) -> dict:
     """fp32 dynamic-shape ONNX and TFLite artefacts of the model (verification skipped: the table below
     compares every backend with PyTorch whole-image output itself)."""
-    from export import export_model
+    from memsr_export import export_model
     arts = {}
     for target in ("onnx", "tflite"):
         try:
@@ -194,9 +191,9 @@ def peak_rss(cmd: list[str]) -> tuple[int, float, int, str]:
 
 def predicted_whole_bytes(model, h: int, w: int) -> int | None:
     try:
-        from memsr_deploy.model_file import read_description
+        from memsr_deploy.formats.model_file import read_description
         from memsr_deploy.profiler.budget import per_pixel_channels
-        from memsr_deploy.registry import names, resolve
+        from memsr_deploy.formats.registry import names, resolve
         desc = read_description(resolve(model) if str(model) in names() else model)
         return per_pixel_channels(desc) * h * w * 4
     except (ImportError, MemsrError):
@@ -321,11 +318,11 @@ def main(argv=None) -> int:
     p.add_argument("--tile", type=int, default=256, help="core tile for the tiled modes (default 256)")
     p.add_argument("--rows", type=int, help="strip rows for streaming (default: the runtime's, ~64k px per strip)")
     p.add_argument("--skip", nargs="*", default=[], choices=["throughput", "memory", "seams"])
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--out", default="benchmarks/results", help="results folder (default: benchmarks/results under the current folder)")
     p.add_argument("--work", help="folder for generated photos and artefacts (default: a temporary folder)")
     args = p.parse_args(argv)
 
-    from memsr_deploy import registry
+    from memsr_deploy.formats import registry
     model = args.model
     if model is None:
         try:

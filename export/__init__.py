@@ -1,6 +1,6 @@
 """Exporters: a memsr model to ONNX, TFLite and Core ML, each artefact verified against PyTorch.
 
-``export_model(model, target, precision, out_dir, ...)`` is the API; ``memsr-export`` (export.cli) the CLI.
+``export_model(model, target, precision, out_dir, ...)`` is the API; ``memsr-export`` (memsr_export.cli) the CLI.
 """
 import os
 

@@ -17,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.sidecar import Sidecar, file_sha256, write_sidecar
+from memsr_deploy.formats.sidecar import Sidecar, file_sha256, write_sidecar
 
 from . import coreml_export, shapes, tflite_export
 from .source import Source, load_source
@@ -105,7 +105,7 @@ def _shape_fields(target: str, path: Path, input_size, tiles) -> tuple[list | No
     if input_size is not None:
         return [int(input_size[0]), int(input_size[1])], None
     if target == "coreml":
-        from .coreml_export import shape_bounds, shapes_of
+        from .coreml_package import shape_bounds, shapes_of
         if not tiles:
             return None, shape_bounds(path)
         wins = sorted(shapes_of(path))

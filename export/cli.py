@@ -13,8 +13,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from memsr_deploy.errors import MemsrError, cli_errors
-from memsr_deploy.registry import default_model
-from memsr_deploy.sidecar import read_sidecar
+from memsr_deploy.formats.registry import default_model
+from memsr_deploy.formats.sidecar import read_sidecar
 
 from .api import D2S_MODES, PRECISIONS, TARGETS, export_model, supported
 from .shapes import default_tile, parse_input_size, parse_tiles

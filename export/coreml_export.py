@@ -18,6 +18,7 @@ import torch
 
 from memsr_deploy.errors import MemsrError
 
+from .coreml_package import import_coremltools, shapes_of
 from .quiet import quiet
 from .shapes import MAX_SIDE
 from .source import Source
@@ -25,13 +26,6 @@ from .verify import Runner
 
 PRECISIONS = ("fp32", "fp16")
 TRACE_SIDE = 64
-
-
-def import_coremltools():
-    """coremltools logs a line per missing macOS-only proxy when imported on Linux; keep CLI output clean."""
-    with quiet():
-        import coremltools
-    return coremltools
 
 
 def _input_shape(source: Source, input_size, tiles):
@@ -66,30 +60,6 @@ def build_coreml(source: Source, path: Path, precision: str, input_size: tuple[i
     model.user_defined_metadata.update({"memsr.scale": str(source.scale), "memsr.halo": str(source.halo),
                                         "memsr.weights_sha256": source.desc.weights_sha256})
     model.save(str(path))
-
-
-def shapes_of(path: Path) -> list[tuple[int, int]] | None:
-    """Input (H, W) the saved package accepts, or None for a range."""
-    ct = import_coremltools()
-    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
-    arr = spec.description.input[0].type.multiArrayType
-    kind = arr.WhichOneof("ShapeFlexibility")
-    if kind == "enumeratedShapes":
-        return [tuple(int(d) for d in s.shape[2:]) for s in arr.enumeratedShapes.shapes]
-    if kind == "shapeRange":
-        return None
-    return [tuple(int(d) for d in arr.shape[2:])]
-
-
-def shape_bounds(path: Path) -> dict | None:
-    ct = import_coremltools()
-    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
-    arr = spec.description.input[0].type.multiArrayType
-    if arr.WhichOneof("ShapeFlexibility") != "shapeRange":
-        return None
-    r = arr.shapeRange.sizeRanges
-    return {"min": [int(r[2].lowerBound), int(r[3].lowerBound)],
-            "max": [int(r[2].upperBound), int(r[3].upperBound)]}
 
 
 class CoremlPredictRunner(Runner):

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from memsr_deploy.errors import MemsrError
 
-from .coreml_export import import_coremltools, shapes_of
+from .coreml_package import import_coremltools, shapes_of
 from .verify import Runner
 
 WEIGHTS_DIR = "Data/com.apple.CoreML/weights"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from memsr_deploy import metrics
+from memsr_deploy.quality import metrics
 from memsr_deploy.data.datasets import list_images
 from memsr_deploy.data.eval_photos import load_eval_photos
 from memsr_deploy.data.images import from_uint8, read_image

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.model_file import ModelDescription, load_model
-from memsr_deploy.models import InputSpec, PlainSR
+from memsr_deploy.formats.model_file import ModelDescription, load_model
+from memsr_deploy.method.models import InputSpec, PlainSR
 
 
 @dataclass

@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from memsr_deploy import models
-from memsr_deploy.model_file import save_model
+from memsr_deploy.method import models
+from memsr_deploy.formats.model_file import save_model
 
 
 def make_plain(scale=2, widths=(8, 8, 8), acts=("relu", "relu", "none"), seed=0, input_spec=None):

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from conftest import make_teacher
-from memsr_deploy import convert, models
+from memsr_deploy.method import convert, models
 from memsr_deploy.cli import convert as convert_cli
-from memsr_deploy.model_file import load_model, save_model
+from memsr_deploy.formats.model_file import load_model, save_model
 
 SPECS = [models.InputSpec(), models.InputSpec(1.0, (0.4488, 0.4371, 0.404), 1.0),
          models.InputSpec(255.0, (114.4, 111.5, 103.0), 127.5)]

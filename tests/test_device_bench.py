@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.device_bench import main
+from memsr_bench.device_bench import main
 from conftest import make_plain
-from memsr_deploy.model_file import save_model
-from memsr_deploy.sidecar import Sidecar, file_sha256, read_sidecar, write_sidecar
+from memsr_deploy.formats.model_file import save_model
+from memsr_deploy.formats.sidecar import Sidecar, file_sha256, read_sidecar, write_sidecar
 
 FAKE = Path(__file__).parent / "fake_adb"
 FAKE_BM = FAKE / "benchmark_model"
@@ -51,7 +51,7 @@ def _tflite_with_tf(out_dir: Path, fixed: tuple[int, int] | None) -> Path:
 
 def _export(out_dir: Path, fixed: tuple[int, int] | None) -> Path:
     try:
-        from export import export_model
+        from memsr_export import export_model
     except ImportError:
         return _tflite_with_tf(out_dir, fixed)
     stem = out_dir / "tiny_x2"

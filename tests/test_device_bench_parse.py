@@ -6,11 +6,11 @@ import shlex
 
 import pytest
 
-from benchmarks.device import host_worker
-from benchmarks.device.adb import device_facts, quote_command
-from benchmarks.device.parse import judge, parse_output
-from benchmarks.device.report import photo_label, photo_labels, tiles_for
-from memsr_deploy.tile_plan import plan
+from memsr_bench.device import host_worker
+from memsr_bench.device.adb import device_facts, quote_command
+from memsr_bench.device.parse import judge, parse_output
+from memsr_bench.device.report import photo_label, photo_labels, tiles_for
+from memsr_deploy.formats.tile_plan import plan
 
 # Real output of LiteRT's benchmark_model (mobilenet v1 on a slow CPU), as printed by older builds: no INFO
 # prefix, warm-up line without min/max, averages in C++ default precision.

@@ -15,8 +15,8 @@ from memsr_deploy.data.eval_photos import eval_dir
 from memsr_deploy.data.images import quantise, read_image
 from memsr_deploy.data.resize import bicubic_upscale
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.evaluate import centre_crop_pair, evaluate_model, run_model
-from memsr_deploy.metrics import psnr_y, ssim_y
+from memsr_deploy.quality.evaluate import centre_crop_pair, evaluate_model, run_model
+from memsr_deploy.quality.metrics import psnr_y, ssim_y
 
 
 def _hr(h, w, seed):

@@ -3,11 +3,11 @@ import json
 
 import pytest
 
-import export.verify as V
+import memsr_export.verify as V
 from conftest import make_plain, make_teacher
-from export.cli import main
-from memsr_deploy.model_file import save_model
-from memsr_deploy.sidecar import read_sidecar
+from memsr_export.cli import main
+from memsr_deploy.formats.model_file import save_model
+from memsr_deploy.formats.sidecar import read_sidecar
 
 
 @pytest.fixture(scope="module")

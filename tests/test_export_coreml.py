@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 
 from conftest import make_plain
-from export import export_model, verify as V
-from export.coreml_mil import MilProgramRunner
-from export.source import load_source
+from memsr_export import export_model, verify as V
+from memsr_export.coreml_mil import MilProgramRunner
+from memsr_export.source import load_source
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.model_file import save_model
-from memsr_deploy.sidecar import read_sidecar
+from memsr_deploy.formats.model_file import save_model
+from memsr_deploy.formats.sidecar import read_sidecar
 
 pytestmark = pytest.mark.skipif(sys.platform == "darwin", reason="Linux path: program re-execution")
 

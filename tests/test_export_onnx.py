@@ -5,11 +5,11 @@ import onnxruntime as ort
 import pytest
 
 from conftest import make_plain, make_teacher
-from export import export_model
+from memsr_export import export_model
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.model_file import save_model
-from memsr_deploy.models import InputSpec
-from memsr_deploy.sidecar import file_sha256, read_sidecar
+from memsr_deploy.formats.model_file import save_model
+from memsr_deploy.method.models import InputSpec
+from memsr_deploy.formats.sidecar import file_sha256, read_sidecar
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,14 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-import export.tflite_export as T
+import memsr_export.tflite_export as T
 from conftest import make_plain
-from export import export_model, verify as V
-from export.source import load_source
+from memsr_export import export_model, verify as V
+from memsr_export.source import load_source
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.model_file import save_model
-from memsr_deploy.models import InputSpec
-from memsr_deploy.sidecar import read_sidecar
+from memsr_deploy.formats.model_file import save_model
+from memsr_deploy.method.models import InputSpec
+from memsr_deploy.formats.sidecar import read_sidecar
 
 PRECISIONS = ["fp32", "fp16", "dynamic", "int8", "int8-uint8io"]
 

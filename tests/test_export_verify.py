@@ -6,13 +6,13 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
 from conftest import make_plain
-from export import verify as V
-from export.coreml_mil import _depth_to_space
-from export.shapes import default_tile, parse_input_size, parse_tiles
-from export.source import Source
-from export.tflite_export import crd_to_dcr, d2s_filter
+from memsr_export import verify as V
+from memsr_export.coreml_mil import _depth_to_space
+from memsr_export.shapes import default_tile, parse_input_size, parse_tiles
+from memsr_export.source import Source
+from memsr_export.tflite_export import crd_to_dcr, d2s_filter
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.model_file import describe
+from memsr_deploy.formats.model_file import describe
 
 
 def tiny_source(**kw):
@@ -112,8 +112,8 @@ def test_verify_catches_a_wrong_artefact_and_passes_the_right_one():
 
 
 def test_equalisation_is_exact_and_evens_out_channel_ranges():
-    from export.equalize import activation_ranges, equalize
-    from memsr_deploy.models import PlainConfig, PlainSR
+    from memsr_export.equalize import activation_ranges, equalize
+    from memsr_deploy.method.models import PlainConfig, PlainSR
     src = tiny_source(widths=(8, 8, 8), acts=("relu", "none", "relu"), seed=9)
     with torch.no_grad():  # make one channel 50x wider than the rest, as in real students
         src.model.layers[0].weight[2] *= 50
@@ -137,7 +137,7 @@ def test_equalisation_is_exact_and_evens_out_channel_ranges():
 
 
 def test_weight_balancing_is_exact_and_evens_out_weight_ranges():
-    from export.equalize import balance_weights, layer_ranges
+    from memsr_export.equalize import balance_weights, layer_ranges
     src = tiny_source(widths=(8, 8, 8), acts=("relu", "none", "relu"), seed=4)
     with torch.no_grad():  # one near-identity carry: channel 3's weights 100x the rest, as a MemSR init leaves
         src.model.layers[1].weight[3] *= 100

@@ -8,7 +8,7 @@ import pytest
 from skimage.color import rgb2ycbcr
 from skimage.metrics import structural_similarity
 
-from memsr_deploy.metrics import psnr_y, rgb_to_y, ssim_y
+from memsr_deploy.quality.metrics import psnr_y, rgb_to_y, ssim_y
 
 
 def _img(seed, shape=(40, 50, 3)):

@@ -6,7 +6,7 @@ import torch
 
 from conftest import make_plain, make_teacher
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.model_file import load_model, pair_paths, read_description, save_model
+from memsr_deploy.formats.model_file import load_model, pair_paths, read_description, save_model
 
 
 @pytest.mark.parametrize("factory", [make_plain, make_teacher])

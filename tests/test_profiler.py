@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from conftest import make_plain, make_teacher
 
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.model_file import describe
+from memsr_deploy.formats.model_file import describe
 from memsr_deploy.profiler import budget
 from memsr_deploy.profiler.analytic import load_subject, predict
 from memsr_deploy.profiler.backends import onednn_block, torch_cpu_conv_workspace

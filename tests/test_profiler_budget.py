@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.model_file import ModelDescription
+from memsr_deploy.formats.model_file import ModelDescription
 from memsr_deploy.profiler import budget
 
 

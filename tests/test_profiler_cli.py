@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from memsr_deploy import registry
+from memsr_deploy.formats import registry
 from memsr_deploy.cli.profile import main
 from memsr_deploy.profiler.report import PRESETS, parse_resolution
 

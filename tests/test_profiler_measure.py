@@ -8,7 +8,7 @@ import torch
 from conftest import make_plain, make_teacher
 
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.model_file import save_model
+from memsr_deploy.formats.model_file import save_model
 from memsr_deploy.profiler.analytic import load_subject, measured_prediction
 from memsr_deploy.profiler.measure import measure_peak
 

@@ -5,8 +5,8 @@ import torch.nn.functional as F
 
 from conftest import make_plain
 from memsr_deploy.cli import train as train_cli
-from memsr_deploy.model_file import describe, load_model, save_model
-from memsr_deploy.quant_aware import int8_weight, snapped, with_int8_weights
+from memsr_deploy.formats.model_file import describe, load_model, save_model
+from memsr_deploy.method.quant_aware import int8_weight, snapped, with_int8_weights
 from memsr_deploy.training.tasks import int8_task
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import make_plain
 from memsr_deploy.cli.upscale import main
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.model_file import read_description, save_model
+from memsr_deploy.formats.model_file import read_description, save_model
 from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
 from memsr_deploy.runtime.backends.torch_backend import TorchBackend
 from memsr_deploy.runtime.image_io import read_picture
@@ -219,7 +219,7 @@ def test_stream_mode_needs_the_model_file(tmp_path, onnx_sidecar, capsys):
 
 
 def test_missing_bundled_model_is_a_clean_error(tmp_path, capsys):
-    from memsr_deploy import registry
+    from memsr_deploy.formats import registry
     if "memsr-x2" in registry.available():
         pytest.skip("the bundled x2 student is shipped in this build")
     save_png(tmp_path / "in.png")

@@ -9,12 +9,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import make_plain, make_teacher
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.model_file import save_model
+from memsr_deploy.formats.model_file import save_model
 from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
 from memsr_deploy.runtime.backends import installed_artefact_targets
 from memsr_deploy.runtime.backends.torch_backend import TorchBackend
 from memsr_deploy.runtime.windows import plan_span
-from memsr_deploy.tile_plan import plan_axis
+from memsr_deploy.formats.tile_plan import plan_axis
 
 ATOL = 2e-5
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -35,9 +35,9 @@ def make_artefact(model_stem: Path, target: str, out_dir: Path, input_size=None,
     """Sidecar of an fp32 artefact of a saved model, written by the exporter (verification skipped: the tests
     compare with PyTorch themselves)."""
     try:
-        from export import export_model
+        from memsr_export import export_model
     except ImportError as e:
-        pytest.skip(f"export.export_model is not available ({e})")
+        pytest.skip(f"memsr_export.export_model is not available ({e})")
     return Path(export_model(str(model_stem), target, precision="fp32", out_dir=str(out_dir),
                              input_size=input_size, name=name, verify=False, progress=False))
 
@@ -132,7 +132,7 @@ def test_teacher_tiles_exactly_but_does_not_stream():
 
 
 def test_value_range_255_model_runs_in_image_units():
-    from memsr_deploy.models import InputSpec
+    from memsr_deploy.method.models import InputSpec
     m = make_plain(input_spec=InputSpec(value_range=255.0, mean=(100.0, 110.0, 120.0), norm=64.0))
     b = TorchBackend(module=m)
     img = random_image(np.random.default_rng(3), 15, 18)

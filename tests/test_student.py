@@ -3,9 +3,9 @@ import pytest
 import torch
 
 from conftest import make_teacher
-from memsr_deploy import convert, models, student_init as si
-from memsr_deploy.distill import DistillLoss, StudentWithBridges, feature_weight
-from memsr_deploy.model_file import load_model, save_model
+from memsr_deploy.method import convert, models, student_init as si
+from memsr_deploy.method.distill import DistillLoss, StudentWithBridges, feature_weight
+from memsr_deploy.formats.model_file import load_model, save_model
 
 
 def test_rank_rule_on_known_rank():

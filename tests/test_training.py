@@ -4,10 +4,9 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from memsr_deploy.cli import train as train_cli
-from memsr_deploy.model_file import load_model
+from memsr_deploy.formats.model_file import load_model
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 

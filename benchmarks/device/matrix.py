@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.sidecar import read_sidecar, Sidecar
+from memsr_deploy.formats.sidecar import read_sidecar, Sidecar
 
 DELEGATES = ("cpu", "gpu", "nnapi")
 DELEGATE_FLAGS = {

@@ -1,6 +1,6 @@
 """Rows, projections and the three outputs (CSV, JSON, Markdown) of a benchmark run.
 
-Projection: a photo of H x W LR pixels is cut by the exact tile plan (``memsr_deploy.tile_plan``) into tiles
+Projection: a photo of H x W LR pixels is cut by the exact tile plan (``memsr_deploy.formats.tile_plan``) into tiles
 whose core is the measured window minus the halo on each side; the photo's time is the number of tiles times
 the measured per-window latency. The halo's cost is therefore in the tile count (more, smaller cores) and in
 the window size that was measured. Figures only exist for cells whose status is "ok".
@@ -14,8 +14,8 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
-from memsr_deploy.atomic import write_text
-from memsr_deploy.tile_plan import plan, plan_axis
+from memsr_deploy.outputs.atomic import write_text
+from memsr_deploy.formats.tile_plan import plan, plan_axis
 
 from .matrix import Config
 from .runners import CellResult

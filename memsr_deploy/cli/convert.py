@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import torch
 
-from ..convert import DEFAULT_BETA, teacher_to_plain
+from ..method.convert import DEFAULT_BETA, teacher_to_plain
 from ..errors import MemsrError, cli_errors
-from ..model_file import load_model, save_model
+from ..formats.model_file import load_model, save_model
 
 TOLERANCE = 1e-4
 

@@ -64,7 +64,7 @@ def _table(rows, base, model) -> str:
 @cli_errors
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
-    from ..evaluate import evaluate_model, load_upscaler
+    from ..quality.evaluate import evaluate_model, load_upscaler
     if args.scale is not None and args.scale < 1:
         raise MemsrError(f"--scale must be a positive integer, got {args.scale}")
     if args.tile is not None and args.tile < 0:

@@ -147,7 +147,7 @@ def main(argv=None) -> int:
         raise MemsrError("no resolution given")
     specs = args.models
     if not specs:
-        from ..registry import default_model
+        from ..formats.registry import default_model
         specs = [default_model(args.scale)]
 
     subjects = {}

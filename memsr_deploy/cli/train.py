@@ -12,9 +12,9 @@ import sys
 
 import torch
 
-from .. import models
-from ..errors import MemsrError, cli_errors
-from ..model_file import load_model, save_model
+from ..method import models
+from ..errors import cli_errors
+from ..formats.model_file import load_model, save_model
 from ..training import distributed
 from ..training.loop import TrainConfig, train
 from ..training.tasks import int8_task, student_task, teacher_task

@@ -13,8 +13,6 @@ also holds (the input kept by the caller; in tiled mode the full input and outpu
 """
 from __future__ import annotations
 
-import functools
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,14 +53,14 @@ def load_subject(spec, name: str | None = None) -> Subject:
     """A model file stem / .json / .safetensors, a bundled name, an .onnx file, or an nn.Module."""
     import torch.nn as nn
     if isinstance(spec, nn.Module):
-        from ..model_file import describe
+        from ..formats.model_file import describe
         desc = describe(spec)
         return Subject(name or type(spec).__name__, desc.kind, desc.scale, desc.receptive_radius, desc,
                        module=spec.eval())
     path = Path(str(spec))
     if path.suffix == ".onnx":
         return _onnx_subject(path, name)
-    from ..model_file import load_model
+    from ..formats.model_file import load_model
     if path.suffix == ".tflite":
         return _tflite_subject(path, name)
     module, desc = load_model(spec)
@@ -77,7 +75,7 @@ def _onnx_subject(path: Path, name: str | None) -> Subject:
     model = load(path)
     halo = None
     try:
-        from ..sidecar import read_sidecar
+        from ..formats.sidecar import read_sidecar
         sc = read_sidecar(path, check_file=False)
         halo = int(sc.halo)
     except MemsrError:
@@ -91,8 +89,8 @@ def _onnx_subject(path: Path, name: str | None) -> Subject:
 
 def _tflite_subject(path: Path, name: str | None) -> Subject:
     """A .tflite artefact: its graph is the source model's (named by its sidecar); measured with LiteRT."""
-    from ..model_file import load_model
-    from ..sidecar import read_sidecar
+    from ..formats.model_file import load_model
+    from ..formats.sidecar import read_sidecar
     if not path.exists():
         raise MemsrError("TFLite file not found", path)
     sc = read_sidecar(path, check_file=False)
@@ -140,7 +138,7 @@ def _check_size(height: int, width: int) -> None:
 
 def largest_window(subject: Subject, height: int, width: int, tile: int) -> tuple[int, int, int]:
     """(window rows, window cols, number of windows) of the exact tile plan."""
-    from ..tile_plan import plan_axis
+    from ..formats.tile_plan import plan_axis
     if subject.halo is None:
         raise MemsrError("tiling needs the model's receptive radius (keep the sidecar JSON beside the .onnx)",
                          subject.path)
@@ -218,26 +216,3 @@ def measured_prediction(subject: Subject, height: int, width: int, backend: str,
         window = predict(subject, height, width, "tiled", dtype, backend, tile=tile, keep_input=True)
         return images + window.peak_bytes
     raise MemsrError(f"measuring {mode} mode is not supported (whole and tiled are)")
-
-
-def teacher_per_pixel_channels(desc) -> int:
-    """P of a non-plain model: its ideal walk's peak per LR pixel (every map is LR-sized or s*s times it)."""
-    import json
-    return _per_pixel_of(desc.kind, json.dumps(desc.arch, sort_keys=True), getattr(desc, "path", None))
-
-
-@functools.lru_cache(maxsize=32)
-def _per_pixel_of(kind: str, arch_json: str, path) -> int:
-    import json
-
-    from .. import models
-    arch = json.loads(arch_json)
-    try:
-        if not arch:  # from_dict would fill in defaults: a different network
-            raise ValueError("empty")
-        module = models.build(kind, arch)
-    except (TypeError, ValueError, KeyError) as e:
-        raise MemsrError(f"the memory rule of a {kind} needs its architecture ({e})", path) from None
-    n = 8
-    w = walk(load_subject(module).graph(n, n), 1, **walk_settings("ideal"))
-    return math.ceil(w.peak_bytes / (n * n))

@@ -54,7 +54,7 @@ PyTorch eager adds the out-of-place ReLU and concatenation copies and oneDNN's l
 Teachers
 --------
 A residual teacher is not a chain, so its ``P`` comes from the liveness walk of its traced graph (same fusion
-assumptions) in :mod:`memsr_deploy.profiler.analytic`; ``per_pixel_channels`` delegates to it. Streaming a
+assumptions) in :mod:`memsr_deploy.profiler.skip_rule`; ``per_pixel_channels`` delegates to it. Streaming a
 teacher is not supported (its skips would need a buffer per live map). The Java core only sees plain models.
 """
 from __future__ import annotations
@@ -90,7 +90,7 @@ def _require_plain(desc, what: str) -> None:
 def per_pixel_channels(desc) -> int:
     """P: feature-map channels alive at once per LR pixel at the peak (see module docstring)."""
     if not desc.is_plain:
-        from .analytic import teacher_per_pixel_channels
+        from .skip_rule import teacher_per_pixel_channels
         return teacher_per_pixel_channels(desc)
     c = channels(desc)
     return max(max(c[i] + c[i + 1] for i in range(len(c) - 1)), 2 * c[-1])

@@ -50,7 +50,7 @@ def _check_model(model, backend: str) -> None:
     """Fail here, in one line, rather than after a subprocess has imported a framework."""
     from pathlib import Path
     if backend == "torch":
-        from ..model_file import _registry_names, read_description
+        from ..formats.model_file import _registry_names, read_description
         if str(model) not in _registry_names():
             read_description(model)
     elif not Path(model).is_file():

@@ -32,8 +32,8 @@ def _reset_hwm() -> bool:
 
 def _torch_runner(job):
     import torch
-    from memsr_deploy.model_file import load_model
-    from memsr_deploy.tile_plan import plan
+    from memsr_deploy.formats.model_file import load_model
+    from memsr_deploy.formats.tile_plan import plan
 
     torch.set_num_threads(job["threads"])
     model, desc = load_model(job["model"])

@@ -104,7 +104,7 @@ def plot(rows: list[Row], path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..atomic import atomic_path
+    from ..outputs.atomic import atomic_path
 
     fig, ax = plt.subplots(figsize=(8, 5.5))
     series: dict[tuple[str, str], list[Row]] = {}

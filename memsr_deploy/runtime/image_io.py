@@ -264,7 +264,7 @@ def _read_png16(path: Path, mode: str) -> np.ndarray:
 
 def write_picture(path, pixels: np.ndarray, quality: int = 95) -> None:
     """Write H x W x C pixels (C in 1..4) to ``path`` (format from the extension) atomically."""
-    from ..atomic import atomic_path
+    from ..outputs.atomic import atomic_path
     path = Path(path)
     fmt = output_format(path)
     pixels = prepare_for_format(pixels, fmt)

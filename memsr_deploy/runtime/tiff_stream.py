@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..outputs.atomic import atomic_path
 from ..errors import MemsrError
 from .bands import Band
 from .image_io import readable_by_all, tiff_kwargs

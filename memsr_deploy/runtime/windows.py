@@ -10,7 +10,7 @@ Two additions, both keeping tile_plan's exactness argument (a window edge is an 
 from __future__ import annotations
 
 from ..errors import MemsrError
-from ..tile_plan import AxisTile, plan_axis
+from ..formats.tile_plan import AxisTile, plan_axis
 
 
 def plan_span(length: int, tile: int, halo: int, start: int = 0, fixed: int | None = None) -> list[AxisTile]:

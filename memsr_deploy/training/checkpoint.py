@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import atomic_path
+from ..outputs.atomic import atomic_path
 from ..errors import MemsrError
 
 

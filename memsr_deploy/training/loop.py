@@ -21,7 +21,7 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from ..atomic import atomic_path
+from ..outputs.atomic import atomic_path
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import World, barrier
 from .schedule import lr_at

@@ -8,12 +8,12 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from .. import models, student_init
-from ..convert import plain_features, teacher_to_plain
-from ..distill import DistillLoss, StudentWithBridges, random_bridges
+from ..method import models, student_init
+from ..method.convert import plain_features, teacher_to_plain
+from ..method.distill import DistillLoss, StudentWithBridges, random_bridges
 from ..errors import MemsrError
-from ..model_file import ModelDescription
-from ..quant_aware import snapped, with_int8_weights
+from ..formats.model_file import ModelDescription
+from ..method.quant_aware import snapped, with_int8_weights
 from .loop import Task
 
 INIT_PATCH_OFFSET = 10 ** 9  # dataset indices for the init batch, far from any training step's

@@ -5,7 +5,7 @@ import torch
 
 from ..data.datasets import pair_from_hr
 from ..data.eval_photos import load_eval_photos
-from ..evaluate import evaluate_model
+from ..quality.evaluate import evaluate_model
 
 
 def make_validator(scale: int, crop: int = 256, root=None):

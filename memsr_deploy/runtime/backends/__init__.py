@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from ...errors import MemsrError
-from ...sidecar import read_sidecar, sidecar_path
+from ...formats.sidecar import read_sidecar, sidecar_path
 from .base import Backend, Capabilities, is_out_of_memory
 
 __all__ = ["Backend", "Capabilities", "is_out_of_memory", "open_backend", "installed_artefact_targets"]
@@ -27,7 +27,7 @@ def open_backend(model=None, artefact=None, threads: int | None = None, scale: i
     else:
         from .torch_backend import TorchBackend
         if model is None:
-            from ...registry import default_model
+            from ...formats.registry import default_model
             model = default_model(scale or 2)
         backend = TorchBackend(model, threads)
     if scale is not None and backend.caps.scale != scale:

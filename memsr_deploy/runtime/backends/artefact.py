@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import MemsrError
-from ...model_file import ModelDescription
-from ...sidecar import Sidecar, read_sidecar
+from ...formats.model_file import ModelDescription
+from ...formats.sidecar import Sidecar, read_sidecar
 from .base import Capabilities
 
 _DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "int8": np.int8}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import MemsrError
-from ...model_file import ModelDescription
+from ...formats.model_file import ModelDescription
 
 # Messages by which the runtimes report a failed allocation (torch's CPU allocator, ONNX Runtime's arena,
 # TFLite's arena); anything else is a real error and must not be retried with a smaller tile.

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ...model_file import describe, load_model
+from ...formats.model_file import describe, load_model
 from .base import Backend, Capabilities
 
 

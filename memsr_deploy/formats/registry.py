@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import MemsrError
+from ..errors import MemsrError
 
-PRETRAINED_DIR = Path(__file__).parent / "pretrained"
+PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 
 # name -> (file stem, one-line summary)
 MODELS = {

@@ -16,9 +16,9 @@ import torch
 from safetensors import SafetensorError as SafetensorsError
 from safetensors.torch import load_file, save as st_save
 
-from . import models
-from .atomic import write_bytes, write_text
-from .errors import MemsrError
+from ..method import models
+from ..outputs.atomic import write_bytes, write_text
+from ..errors import MemsrError
 from .tagged_json import read_tagged_json
 
 FORMAT = "memsr-model"

@@ -13,12 +13,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from .data.datasets import EvalPair
-from .data.images import quantise
-from .data.resize import bicubic_upscale
-from .errors import MemsrError
+from ..data.datasets import EvalPair
+from ..data.images import quantise
+from ..data.resize import bicubic_upscale
+from ..errors import MemsrError
 from .metrics import psnr_y, ssim_y
-from .tile_plan import plan
+from ..formats.tile_plan import plan
 
 # Above this many LR pixels a model runs in tiles of AUTO_TILE (exact, so the scores do not change).
 AUTO_TILE_PIXELS = 512 * 512
@@ -147,8 +147,8 @@ def evaluate_model(model_or_callable, pairs: Sequence[EvalPair] | Iterable, scal
 def load_upscaler(spec: str | None, scale: int | None):
     """(label, model-or-'bicubic', scale) for a CLI model argument: 'bicubic', a model file or a bundled name;
     None = the bundled default model of the scale. The scale defaults to the model's own."""
-    from .model_file import load_model
-    from .registry import default_model
+    from ..formats.model_file import load_model
+    from ..formats.registry import default_model
     if spec == "bicubic":
         return "bicubic", "bicubic", scale or 2
     path = spec if spec is not None else default_model(scale or 2)

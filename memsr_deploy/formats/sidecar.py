@@ -32,8 +32,8 @@ import json
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
-from .atomic import write_text
-from .errors import MemsrError
+from ..outputs.atomic import write_text
+from ..errors import MemsrError
 from .tagged_json import read_tagged_json
 
 FORMAT = "memsr-artefact"

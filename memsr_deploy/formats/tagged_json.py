@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import MemsrError
+from ..errors import MemsrError
 
 
 def read_tagged_json(path: Path, fmt: str, version: int, what: str, missing: str, short: str | None = None) -> dict:

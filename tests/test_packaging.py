@@ -1,0 +1,36 @@
+"""The wheel installs every package folder, and only import names that start with memsr."""
+import configparser
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _config():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    return cfg
+
+
+def _listed(cfg, key):
+    return [line.strip() for line in cfg["options"][key].splitlines() if line.strip()]
+
+
+def test_every_package_folder_is_installed_under_a_memsr_name():
+    cfg = _config()
+    folders = dict(line.split(" = ") for line in _listed(cfg, "package_dir"))
+    to_name = {folder: name for name, folder in folders.items()}
+    found = set()
+    for top in ("memsr_deploy", *folders.values()):
+        for init in (ROOT / top).rglob("__init__.py"):
+            parts = init.parent.relative_to(ROOT).parts
+            found.add(".".join((to_name.get(parts[0], parts[0]), *parts[1:])))
+    listed = set(_listed(cfg, "packages"))
+    assert found == listed
+    assert all(name.startswith("memsr") for name in listed)
+
+
+def test_console_scripts_point_at_memsr_modules():
+    cfg = _config()
+    scripts = [line.split("=", 1)[1].strip() for line in cfg["options.entry_points"]["console_scripts"].splitlines()
+               if line.strip()]
+    assert scripts and all(target.startswith("memsr") for target in scripts)
