@@ -22,10 +22,38 @@ def test_round_trip(tmp_path, factory):
     assert d2.params == sum(p.numel() for p in m.parameters())
 
 
-def test_no_pickle_in_weights(tmp_path):
+def _no_unpickling(monkeypatch):
+    """Make every way of unpickling fail loudly, so a loader that unpickles cannot pass unnoticed."""
+    import pickle
+
+    def refuse(*a, **k):
+        raise AssertionError("unpickling attempted")
+    for mod, name in ((pickle, "load"), (pickle, "loads"), (pickle, "Unpickler"), (torch, "load")):
+        monkeypatch.setattr(mod, name, refuse)
+
+
+def test_loading_never_unpickles(tmp_path, monkeypatch):
+    save_model(make_plain(), tmp_path / "m")
+    _no_unpickling(monkeypatch)
+    model, desc = load_model(tmp_path / "m")
+    assert desc.params == sum(p.numel() for p in model.parameters())
+    load_model("memsr-x2")
+
+
+class _Booby:
+    def __reduce__(self):
+        import os
+        return (os.mkdir, (str(_Booby.marker),))
+
+
+def test_a_pickle_posing_as_weights_is_refused_unopened(tmp_path):
     save_model(make_plain(), tmp_path / "m")
     w, _ = pair_paths(tmp_path / "m")
-    assert b"\x80\x04" not in w.read_bytes()[:16]  # safetensors header is JSON, not a pickle stream
+    _Booby.marker = tmp_path / "pwned"
+    torch.save({"w": _Booby()}, w)  # a pickle where safetensors should be
+    with pytest.raises(MemsrError):
+        load_model(tmp_path / "m", verify_checksum=False)
+    assert not _Booby.marker.exists()
 
 
 def _expect(path, match):

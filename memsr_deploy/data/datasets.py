@@ -301,5 +301,3 @@ def find_pairs(root, scale: int, lr_dir=None) -> list[EvalPair]:
         raise MemsrError("no images found", root)
     return [_pair_from_files(h, lr, scale) for h, lr in files]
 
-
-find_eval_pairs = find_pairs

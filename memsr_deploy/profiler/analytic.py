@@ -117,10 +117,6 @@ class Prediction:
     nodes: list[NodeMemory] = field(default_factory=list)
     details: dict = field(default_factory=dict)
 
-    @property
-    def megapixels(self) -> float:
-        return self.height * self.width / 1e6
-
     def to_dict(self, per_layer: bool = False) -> dict:
         d = {k: getattr(self, k) for k in ("model", "kind", "mode", "backend", "dtype", "height", "width", "scale",
                                            "peak_bytes", "peak_node")}
