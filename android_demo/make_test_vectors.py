@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 
 from memsr_deploy.errors import MemsrError  # noqa: E402
 from memsr_deploy.profiler.budget import per_pixel_channels, peak_bytes_tiled, tile_for_budget  # noqa: E402
-from memsr_deploy.formats.sidecar import Sidecar, read_sidecar  # noqa: E402
+from memsr_deploy.formats.sidecar import Sidecar, read_sidecar, sidecar_text  # noqa: E402
+from memsr_deploy.formats.tagged_json import dumps_strict  # noqa: E402
 from memsr_deploy.formats.tile_plan import plan, plan_to_json  # noqa: E402
 
 # (height, width): degenerate, primes, odd shapes, a 12 MP photo and a 100 MP one.
@@ -141,9 +142,10 @@ def _sidecar(**over) -> Sidecar:
 
 def sidecar_texts() -> list[tuple[str, str]]:
     def dump(d):
-        return json.dumps(d, indent=2)
+        return dumps_strict(d, indent=2)
 
-    good = _sidecar().to_json()
+    # as write_sidecar writes it: the exact verification's infinite PSNR becomes null (strict JSON)
+    good = json.loads(sidecar_text(_sidecar()))
     x4_int8 = _sidecar(file="memsr-x4_int8-uint8io.tflite", precision="int8-uint8io", scale=4, halo=9, tile=128,
                        input={"dtype": "uint8", "range": [0.0, 1.0], "quant": {"scale": 1 / 255, "zero_point": 0}},
                        output={"dtype": "uint8", "range": [0.0, 1.0],
@@ -174,6 +176,10 @@ def sidecar_texts() -> list[tuple[str, str]]:
     variant("extra_fields_ok", lambda d: d.update(future_field={"a": [1, 2, None]}))
     cases.append(("not_json", '{"format": "memsr-artefact", "version": 1,'))
     cases.append(("array_not_object", "[1, 2, 3]"))
+    cases.append(("trailing_text", dump(good) + " x"))
+    # not JSON, yet what Python's json.dumps writes by default (older memsr did): both readers refuse it
+    cases.append(("infinity", json.dumps(_sidecar().to_json(), indent=2)))
+    cases.append(("nan_in_array", dump(good).replace('"range": [\n      0.0,', '"range": [\n      NaN,', 1)))
     return cases
 
 
@@ -320,7 +326,7 @@ def main(argv=None) -> int:
     vectors = build(args.export_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(vectors, separators=(",", ":")))
+    tmp.write_text(dumps_strict(vectors, separators=(",", ":")))
     tmp.replace(args.out)
     n = sum(len(v) for v in vectors.values() if isinstance(v, list))
     print(f"wrote {n} cases to {args.out} ({args.out.stat().st_size / 1e6:.1f} MB)")

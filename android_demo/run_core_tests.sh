@@ -3,6 +3,8 @@
 # regenerate the test vectors from the Python spec, compile core + tests with javac, run JUnit 4.
 #   PYTHON   python with the memsr dependencies (default: the repo's .venv if present, else `python`)
 #   JUNIT_JAR, HAMCREST_JAR   default /usr/share/java/junit4.jar and hamcrest-core.jar (apt: junit4)
+#   ORG_JSON_JAR   org.json for the core (Android has it built in); default /usr/share/java/com.android.json.jar
+#                  (apt: libandroid-json-java, Android 10's own org.json from AOSP libcore, i.e. the app's minSdk 29)
 #   MEMSR_SKIP_EXPORT=1       skip exporting a tiny student to TFLite (its sidecars are checked in Java)
 # Exit status is non-zero when anything fails.
 set -euo pipefail
@@ -16,9 +18,11 @@ if [[ -z "${PYTHON:-}" ]]; then
 fi
 JUNIT_JAR="${JUNIT_JAR:-/usr/share/java/junit4.jar}"
 HAMCREST_JAR="${HAMCREST_JAR:-/usr/share/java/hamcrest-core.jar}"
-for jar in "$JUNIT_JAR" "$HAMCREST_JAR"; do
+ORG_JSON_JAR="${ORG_JSON_JAR:-/usr/share/java/com.android.json.jar}"
+for jar in "$JUNIT_JAR" "$HAMCREST_JAR" "$ORG_JSON_JAR"; do
     if [[ ! -f "$jar" ]]; then
-        echo "error: $jar: not found (apt-get install -y junit4, or set JUNIT_JAR / HAMCREST_JAR)" >&2
+        echo "error: $jar: not found (apt-get install -y junit4 libandroid-json-java, or set JUNIT_JAR /" \
+             "HAMCREST_JAR / ORG_JSON_JAR)" >&2
         exit 2
     fi
 done
@@ -34,11 +38,12 @@ export_args=(--export-dir "$build/export")
 
 # --release 11: the core must not use newer library APIs (Android's runtime lacks many of them).
 find "$here/core/src/main/java" -name '*.java' > "$build/main-sources.txt"
-javac --release 11 -Xlint:all -Werror -d "$build/classes" @"$build/main-sources.txt"
+javac --release 11 -Xlint:all -Werror -d "$build/classes" -cp "$ORG_JSON_JAR" @"$build/main-sources.txt"
 
 find "$here/core/src/test/java" -name '*.java' > "$build/test-sources.txt"
-javac --release 17 -d "$build/test-classes" -cp "$build/classes:$JUNIT_JAR:$HAMCREST_JAR" @"$build/test-sources.txt"
+javac --release 17 -d "$build/test-classes" -cp "$build/classes:$ORG_JSON_JAR:$JUNIT_JAR:$HAMCREST_JAR" \
+    @"$build/test-sources.txt"
 
 tests=$(cd "$build/test-classes" && find . -name '*Test.class' | sed 's|^\./||; s|\.class$||; s|/|.|g' | sort)
 java -Djava.awt.headless=true -Dmemsr.vectors="$build/vectors.json" \
-    -cp "$build/classes:$build/test-classes:$JUNIT_JAR:$HAMCREST_JAR" org.junit.runner.JUnitCore $tests
+    -cp "$build/classes:$build/test-classes:$ORG_JSON_JAR:$JUNIT_JAR:$HAMCREST_JAR" org.junit.runner.JUnitCore $tests

@@ -91,6 +91,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from memsr_deploy.formats.model_file import load_model
+    from memsr_deploy.formats.tagged_json import dumps_strict
     teacher, tdesc = load_model(args.teacher)
     out = Path(args.out)
     jobs = [(k, train_cmd(args, k, out / k, args.steps), out / k) for k in RUNS if not (out / k / "model.json").exists()]
@@ -130,7 +131,7 @@ def main(argv=None) -> int:
     res = Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
     write_table(res / f"{name}.md", rows, args, tdesc, scale)
-    (res / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (res / f"{name}.json").write_text(dumps_strict(rows, indent=2) + "\n")
     plot(res / f"{name}.png", out, keys, rows, scale)
     print((res / f"{name}.md").read_text())
     return 0

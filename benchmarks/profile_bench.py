@@ -13,13 +13,13 @@ from __future__ import annotations
 from memsr_deploy.cli.profile import _onnx_for
 import argparse
 import datetime
-import json
 import platform
 import sys
 import tempfile
 from pathlib import Path
 
 from memsr_deploy.errors import MemsrError, cli_errors
+from memsr_deploy.formats.tagged_json import dumps_strict
 
 RESULTS = Path("benchmarks/results")  # under the current folder: never inside the installed package
 
@@ -178,7 +178,7 @@ def main(argv=None) -> int:
             "models": ", ".join(f"{r} = {res['paper'][r]['name']}" for r in ("teacher", "student"))}
     out = Path(args.out)
     write_text(out, markdown(res, meta))
-    write_text(out.with_suffix(".json"), json.dumps({"meta": meta, **res}, indent=2, default=str) + "\n")
+    write_text(out.with_suffix(".json"), dumps_strict({"meta": meta, **res}, indent=2, default=str) + "\n")
     print(markdown(res, meta))
     print(f"written to {out}", file=sys.stderr)
     return 0

@@ -18,7 +18,6 @@ Seam error: fixed 10 px pad vs exact tiling, on the photo, as max abs difference
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import subprocess
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from memsr_deploy.errors import MemsrError
+from memsr_deploy.formats.tagged_json import dumps_strict
 from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
 
 PHOTO_12MP = (3000, 4000)      # H, W
@@ -367,7 +367,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "runtime_quick" if args.quick else "runtime"
-    (out / f"{stem}.json").write_text(json.dumps({"meta": meta, "throughput": thr, "memory": mem, "seams": seams},
+    (out / f"{stem}.json").write_text(dumps_strict({"meta": meta, "throughput": thr, "memory": mem, "seams": seams},
                                                  indent=2) + "\n")
     (out / f"{stem}.md").write_text(markdown(meta, thr, mem, seams))
     if mem:

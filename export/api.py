@@ -17,7 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.formats.sidecar import Sidecar, file_sha256, write_sidecar
+from memsr_deploy.formats.sidecar import Sidecar, file_sha256, sidecar_text, write_sidecar
 
 from . import coreml_export, shapes, tflite_export
 from .source import Source, load_source
@@ -184,7 +184,9 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
             source_model=source.summary(), file_sha256=file_sha256(staged), input_shape=input_shape,
             shape_range=shape_range, verification=report, tools=tool_versions(target),
             created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        sidecar_path = out_dir / f"{stem}_{precision}.json"
+        sidecar_text(sidecar, sidecar_path)  # a figure JSON cannot hold is refused before anything is installed
         _install(staged, out_dir / file)
-        return write_sidecar(sidecar, out_dir / f"{stem}_{precision}.json")
+        return write_sidecar(sidecar, sidecar_path)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

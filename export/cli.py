@@ -76,7 +76,8 @@ def _row(target: str, precision: str, sidecar_path: Path) -> list[str]:
     sc = read_sidecar(sidecar_path)
     v = sc.verification
     verified = v.get("passed") is not None
-    fmt = (lambda key, f: f.format(v[key]) if verified and key in v else "-")
+    # a null PSNR in a sidecar means identical outputs (infinite PSNR; JSON has no infinity)
+    fmt = (lambda key, f: ("inf" if v[key] is None else f.format(v[key])) if verified and key in v else "-")
     secs = v.get("seconds", {})
     return [target, precision, sc.file, _size(sc.artefact_path()), fmt("max_abs_diff", "{:.2e}"),
             fmt("psnr_y_vs_torch", "{:.2f}"), fmt("psnr_y_drop", "{:+.3f}") if precision in QUANTISED else "-",

@@ -1,7 +1,8 @@
 """The Android demo's Java core must agree exactly with the Python spec (tile plan, budget rule, sidecar, codec).
 
-Runs android_demo/run_core_tests.sh (vectors from the Python code, javac, JUnit 4). Needs a JDK and
-/usr/share/java/junit4.jar (apt-get install -y junit4); skipped only when those are absent.
+Runs android_demo/run_core_tests.sh (vectors from the Python code, javac, JUnit 4). Needs a JDK,
+/usr/share/java/junit4.jar and org.json (apt-get install -y junit4 libandroid-json-java); skipped only when
+those are absent (CI installs them).
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ DEMO = ROOT / "android_demo"
 CORE = DEMO / "core" / "src" / "main" / "java"
 JUNIT = Path(os.environ.get("JUNIT_JAR", "/usr/share/java/junit4.jar"))
 HAMCREST = Path(os.environ.get("HAMCREST_JAR", "/usr/share/java/hamcrest-core.jar"))
+ORG_JSON = Path(os.environ.get("ORG_JSON_JAR", "/usr/share/java/com.android.json.jar"))  # libandroid-json-java
 
 # Java 9+ library calls that Android's runtime lacks at the app's minSdk 29 (javac --release 11 cannot tell).
 NOT_ON_ANDROID_29 = [r"\bList\.of\(", r"\bSet\.of\(", r"\bMap\.of\(", r"\bMap\.entry\(", r"\.repeat\(",
@@ -27,8 +29,9 @@ NOT_ON_ANDROID_29 = [r"\bList\.of\(", r"\bSet\.of\(", r"\bMap\.of\(", r"\bMap\.e
                      r"requireNonNullElse", r"\brecord\s+\w+\s*\(", r"\b(List|Set|Map)\.copyOf\("]
 
 
-@pytest.mark.skipif(shutil.which("javac") is None or not JUNIT.exists() or not HAMCREST.exists(),
-                    reason="needs javac (JDK 17) and JUnit 4 (apt-get install -y junit4)")
+@pytest.mark.skipif(shutil.which("javac") is None or not all(p.exists() for p in (JUNIT, HAMCREST, ORG_JSON)),
+                    reason="needs javac (JDK 17), JUnit 4 and org.json (apt-get install -y junit4 "
+                           "libandroid-json-java)")
 def test_java_core_agrees_with_the_python_spec():
     env = {**os.environ, "PYTHON": sys.executable}
     r = subprocess.run(["bash", str(DEMO / "run_core_tests.sh")], env=env, capture_output=True, text=True,
@@ -58,13 +61,20 @@ def test_vectors_cover_the_required_cases(tmp_path):
     r = subprocess.run([sys.executable, str(DEMO / "make_test_vectors.py"), str(out)], capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    v = json.loads(out.read_text())
+    def not_json(name):
+        raise AssertionError(f"{name} in the vectors: org.json would refuse them")
+
+    v = json.loads(out.read_text(), parse_constant=not_json)
     sizes = {(c["height"], c["width"]) for c in v["plans"]}
     assert {(1, 1), (3000, 4000), (8160, 12240), (97, 101)} <= sizes
     assert {c["requested_tile"] for c in v["plans"]} == {1, 7, 64, 256, 0}
     assert {c["scale"] for c in v["plans"]} == {2, 3, 4}
     assert any("error" in c for c in v["budgets"]) and any("tile" in c for c in v["budgets"])
     assert {c["ok"] for c in v["sidecars"]} == {True, False}
+    by_name = {c["name"]: c for c in v["sidecars"]}
+    assert not any(by_name[k]["ok"] for k in ("infinity", "nan_in_array", "trailing_text"))
+    exact = json.loads(by_name["good_x2_fp32"]["text"], parse_constant=not_json)  # an exact verification
+    assert by_name["good_x2_fp32"]["ok"] and exact["verification"]["psnr_y_vs_torch"] is None
     # a 12 MP photo at tile 256: equal cores, the last moved back, windows inside the image
     p = next(c for c in v["plans"] if (c["height"], c["width"], c["requested_tile"]) == (3000, 4000, 256))
     assert len(p["rows"]) == 12 and len(p["cols"]) == 16

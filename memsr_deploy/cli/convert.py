@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 from ..method.convert import DEFAULT_BETA, teacher_to_plain
 from ..errors import MemsrError, cli_errors
 from ..formats.model_file import load_model, save_model
+from ..formats.tagged_json import dumps_strict
 
 TOLERANCE = 1e-4
 
@@ -56,7 +56,7 @@ def main(argv=None) -> int:
                                      "beta": args.beta, "max_abs_diff": worst})
         figures["output"] = out.path
     if args.json:
-        print(json.dumps(figures, indent=2))
+        print(dumps_strict(figures, indent=2))
     else:
         for name, d in diffs.items():
             print(f"  {name:<24} max |teacher - plain| = {d:.3g}")

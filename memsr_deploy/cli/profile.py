@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 
 from ..errors import MemsrError, cli_errors
+from ..formats.tagged_json import dumps_strict
 
 DESCRIPTION = """\
 Peak activation memory of super-resolution models, per inference mode, predicted by walking the model's graph
@@ -188,7 +188,7 @@ def main(argv=None) -> int:
             _measure_rows(rows, subjects, args, Path(tmp))
 
     if args.json:
-        print(json.dumps({"rows": [r.to_dict() for r in rows],
+        print(dumps_strict({"rows": [r.to_dict() for r in rows],
                           "layers": [p.to_dict(per_layer=True) for p in preds] if args.per_layer else None},
                          indent=2))
     else:

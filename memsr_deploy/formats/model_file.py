@@ -8,7 +8,6 @@ Loading never unpickles: weights come from safetensors and are checked against t
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from safetensors.torch import load_file, save as st_save
 from ..method import models
 from ..outputs.atomic import write_bytes, write_text
 from ..errors import MemsrError
-from .tagged_json import read_tagged_json
+from .tagged_json import dumps_strict, read_tagged_json
 
 FORMAT = "memsr-model"
 VERSION = 1
@@ -91,10 +90,11 @@ def save_model(model: torch.nn.Module, path, kind: str | None = None, provenance
     desc = describe(model, kind, provenance, extra)
     blob = weights_bytes(model)
     desc.weights_sha256 = hashlib.sha256(blob).hexdigest()
-    write_bytes(wpath, blob)
     meta = desc.to_json()
     meta["weights"] = wpath.name
-    write_text(jpath, json.dumps(meta, indent=2) + "\n")
+    text = dumps_strict(meta, jpath, indent=2) + "\n"  # before writing anything: a NaN figure is refused
+    write_bytes(wpath, blob)
+    write_text(jpath, text)
     desc.path = str(jpath)
     return desc
 

@@ -21,20 +21,20 @@ Fields (version 1):
                    "quant": {"scale": float, "zero_point": int} or null}
   channel_order "RGB"
   source_model  {"name", "kind", "path", "weights_sha256", "receptive_radius", "layer_widths", "layer_acts"}
-  verification  {"passed": bool, "max_abs_diff": float, "psnr_y_vs_torch": float, ...}
+  verification  {"passed": bool, "max_abs_diff": float, "psnr_y_vs_torch": float, ...}; a PSNR of identical
+                outputs is infinite and written as null (strict JSON: no NaN/Infinity, see tagged_json.dumps_strict)
   tools         {"torch": "2.13.0", ...}
   created       ISO 8601 UTC
 """
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
 from ..outputs.atomic import write_text
 from ..errors import MemsrError
-from .tagged_json import read_tagged_json
+from .tagged_json import dumps_strict, read_tagged_json
 
 FORMAT = "memsr-artefact"
 VERSION = 1
@@ -98,9 +98,14 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
+def sidecar_text(sc: Sidecar, path=None) -> str:
+    """The sidecar as strict JSON text; MemsrError (naming ``path``) for a figure JSON cannot hold."""
+    return dumps_strict(sc.to_json(), path, indent=2) + "\n"
+
+
 def write_sidecar(sc: Sidecar, path) -> Path:
     path = Path(path)
-    write_text(path, json.dumps(sc.to_json(), indent=2) + "\n")
+    write_text(path, sidecar_text(sc, path))
     return path
 
 

@@ -2,13 +2,17 @@ package org.memsr.core;
 
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
+import org.json.JSONArray;
+import org.json.JSONObject;
 
 /**
- * The artefact sidecar (ARTEFACT.json beside ARTEFACT.tflite), format fixed by {@code memsr_deploy/sidecar.py}.
+ * The artefact sidecar (ARTEFACT.json beside ARTEFACT.tflite), format fixed by
+ * {@code memsr_deploy/formats/sidecar.py}; parsed with org.json (part of Android).
  *
- * <p>{@link #parse} accepts and rejects exactly what {@code read_sidecar(..., check_file=False)} does, with the same
- * messages; the nested parts the app needs (tensor specs, layout, layer widths) are checked when asked for.
+ * <p>{@link #parse} accepts and rejects what {@code read_sidecar(..., check_file=False)} does, with the same
+ * messages (for malformed text: the same first words; see {@link JsonValues} for what org.json still lets
+ * through); the nested parts the app needs (tensor specs, layout, layer widths) are checked when asked for.
+ * Sidecars are strict JSON: a verification PSNR of identical outputs is null, and NaN / Infinity are refused.
  */
 public final class Sidecar {
     public static final String FORMAT = "memsr-artefact";
@@ -39,7 +43,7 @@ public final class Sidecar {
     }
 
     public final String source;  // where it was read from, for messages
-    public final Map<String, Object> raw;
+    public final JSONObject raw;
     public final String target;
     public final String file;
     public final String precision;
@@ -47,78 +51,78 @@ public final class Sidecar {
     public final int halo;
     public final int tile;
 
-    private Sidecar(String source, Map<String, Object> raw) {
+    private Sidecar(String source, JSONObject raw) {
         this.source = source;
         this.raw = raw;
-        this.target = (String) raw.get("target");
-        this.file = (String) raw.get("file");
-        this.precision = (String) raw.get("precision");
-        this.scale = Json.asInt(raw.get("scale"), "scale");
-        this.halo = Json.asInt(raw.get("halo"), "halo");
-        this.tile = Json.asInt(raw.get("tile"), "tile");
+        this.target = (String) raw.opt("target");
+        this.file = (String) raw.opt("file");
+        this.precision = (String) raw.opt("precision");
+        this.scale = JsonValues.asInt(raw.opt("scale"), "scale");
+        this.halo = JsonValues.asInt(raw.opt("halo"), "halo");
+        this.tile = JsonValues.asInt(raw.opt("tile"), "tile");
     }
 
     /** Parse and validate sidecar text; {@code source} (a file name) prefixes every error message. */
     public static Sidecar parse(String text, String source) {
         Object doc;
         try {
-            doc = Json.parse(text);
+            doc = JsonValues.parse(text);
         } catch (MemsrException e) {
             throw new MemsrException("sidecar is not valid JSON (" + e.getMessage() + ")", source);
         }
-        if (!(doc instanceof Map) || !FORMAT.equals(((Map<?, ?>) doc).get("format"))) {
+        if (!(doc instanceof JSONObject) || !FORMAT.equals(((JSONObject) doc).opt("format"))) {
             throw new MemsrException("not a memsr artefact sidecar (format != '" + FORMAT + "')", source);
         }
-        Map<String, Object> d = Json.asObject(doc, "sidecar");
-        Object version = d.get("version");
+        JSONObject d = (JSONObject) doc;
+        Object version = JsonValues.get(d, "version");
         if (!isNumber(version, VERSION)) {
             throw new MemsrException("unsupported sidecar version " + pyRepr(version), source);
         }
         List<String> missing = new ArrayList<>();
         for (String k : REQUIRED) {
-            if (!d.containsKey(k)) {
+            if (!d.has(k)) {
                 missing.add(k);
             }
         }
         if (!missing.isEmpty()) {
             throw new MemsrException("sidecar is missing fields (" + String.join(", ", missing) + ")", source);
         }
-        if (!oneOf(d.get("target"), TARGETS)) {
-            throw new MemsrException("unknown target " + pyRepr(d.get("target")), source);
+        if (!oneOf(d.opt("target"), TARGETS)) {
+            throw new MemsrException("unknown target " + pyRepr(JsonValues.get(d, "target")), source);
         }
-        if (!oneOf(d.get("precision"), PRECISIONS)) {
-            throw new MemsrException("unknown precision " + pyRepr(d.get("precision")), source);
+        if (!oneOf(d.opt("precision"), PRECISIONS)) {
+            throw new MemsrException("unknown precision " + pyRepr(JsonValues.get(d, "precision")), source);
         }
         long sc;
         long halo;
         long tile;
         try {
-            sc = Json.asLong(d.get("scale"), "scale");
-            halo = Json.asLong(d.get("halo"), "halo");
-            tile = Json.asLong(d.get("tile"), "tile");
+            sc = JsonValues.asLong(d.opt("scale"), "scale");
+            halo = JsonValues.asLong(d.opt("halo"), "halo");
+            tile = JsonValues.asLong(d.opt("tile"), "tile");
         } catch (MemsrException e) {
             throw new MemsrException(e.getMessage(), source);
         }
         if ((sc != 2 && sc != 3 && sc != 4) || halo < 0 || tile < 1 || halo > Integer.MAX_VALUE
                 || tile > Integer.MAX_VALUE) {
-            throw new MemsrException("bad scale/halo/tile (" + pyStr(d.get("scale")) + "/" + pyStr(d.get("halo"))
-                    + "/" + pyStr(d.get("tile")) + ")", source);
+            throw new MemsrException("bad scale/halo/tile (" + pyStr(d.opt("scale")) + "/" + pyStr(d.opt("halo"))
+                    + "/" + pyStr(d.opt("tile")) + ")", source);
         }
         return new Sidecar(source, d);
     }
 
     public String fileSha256() {
-        Object v = raw.get("file_sha256");
+        Object v = raw.opt("file_sha256");
         return v instanceof String ? (String) v : "";
     }
 
     /** [H, W] of a fixed-shape artefact (LR, halo included), or null when the artefact takes any size. */
     public int[] inputShape() {
-        Object v = raw.get("input_shape");
+        Object v = JsonValues.get(raw, "input_shape");
         if (v == null) {
             return null;
         }
-        int[] hw = Json.asIntArray(v, "input_shape");
+        int[] hw = JsonValues.asIntArray(v, "input_shape");
         if (hw.length != 2 || hw[0] < 1 || hw[1] < 1) {
             throw new MemsrException("input_shape must be [H, W] of positive sizes", source);
         }
@@ -134,13 +138,13 @@ public final class Sidecar {
     }
 
     private String layout(String which) {
-        Map<String, Object> l = Json.asObject(raw.get("layout"), "layout");
-        return Json.asString(l.get(which), "layout." + which);
+        JSONObject l = JsonValues.asObject(raw.opt("layout"), "layout");
+        return JsonValues.asString(l.opt(which), "layout." + which);
     }
 
     public String channelOrder() {
-        Object v = raw.get("channel_order");
-        return v == null ? "RGB" : Json.asString(v, "channel_order");
+        Object v = JsonValues.get(raw, "channel_order");
+        return v == null ? "RGB" : JsonValues.asString(v, "channel_order");
     }
 
     public TensorSpec inputSpec() {
@@ -153,27 +157,27 @@ public final class Sidecar {
 
     private TensorSpec tensorSpec(String which) {
         try {
-            Map<String, Object> t = Json.asObject(raw.get(which), which);
-            String dtype = Json.asString(t.get("dtype"), which + ".dtype");
+            JSONObject t = JsonValues.asObject(raw.opt(which), which);
+            String dtype = JsonValues.asString(t.opt("dtype"), which + ".dtype");
             double[] range = {0.0, 1.0};
-            if (t.get("range") != null) {
-                List<Object> r = Json.asList(t.get("range"), which + ".range");
-                if (r.size() != 2) {
+            if (JsonValues.get(t, "range") != null) {
+                JSONArray r = JsonValues.asArray(t.opt("range"), which + ".range");
+                if (r.length() != 2) {
                     throw new MemsrException(which + ".range must be [lo, hi]");
                 }
-                range[0] = Json.asDouble(r.get(0), which + ".range[0]");
-                range[1] = Json.asDouble(r.get(1), which + ".range[1]");
+                range[0] = JsonValues.asDouble(r.opt(0), which + ".range[0]");
+                range[1] = JsonValues.asDouble(r.opt(1), which + ".range[1]");
                 if (!(range[1] > range[0])) {
                     throw new MemsrException(which + ".range must have lo < hi");
                 }
             }
-            Object q = t.get("quant");
+            Object q = JsonValues.get(t, "quant");
             if (q == null) {
                 return new TensorSpec(dtype, range[0], range[1], false, 0.0, 0);
             }
-            Map<String, Object> qm = Json.asObject(q, which + ".quant");
-            double qs = Json.asDouble(qm.get("scale"), which + ".quant.scale");
-            long zp = Json.asLong(qm.get("zero_point"), which + ".quant.zero_point");
+            JSONObject qm = JsonValues.asObject(q, which + ".quant");
+            double qs = JsonValues.asDouble(qm.opt("scale"), which + ".quant.scale");
+            long zp = JsonValues.asLong(qm.opt("zero_point"), which + ".quant.zero_point");
             if (!(qs > 0)) {
                 throw new MemsrException(which + ".quant.scale must be positive");
             }
@@ -185,12 +189,12 @@ public final class Sidecar {
 
     /** Every conv's output channels (tail last) of the source model, or null when the sidecar lacks them. */
     public int[] layerWidths() {
-        Object sm = raw.get("source_model");
-        if (!(sm instanceof Map) || ((Map<?, ?>) sm).get("layer_widths") == null) {
+        Object sm = raw.opt("source_model");
+        if (!(sm instanceof JSONObject) || JsonValues.get((JSONObject) sm, "layer_widths") == null) {
             return null;
         }
         try {
-            return Json.asIntArray(((Map<?, ?>) sm).get("layer_widths"), "source_model.layer_widths");
+            return JsonValues.asIntArray(((JSONObject) sm).opt("layer_widths"), "source_model.layer_widths");
         } catch (MemsrException e) {
             throw new MemsrException(e.reason(), source);
         }
@@ -198,8 +202,8 @@ public final class Sidecar {
 
     /** The source model's name, for display. */
     public String modelName() {
-        Object sm = raw.get("source_model");
-        Object n = sm instanceof Map ? ((Map<?, ?>) sm).get("name") : null;
+        Object sm = raw.opt("source_model");
+        Object n = sm instanceof JSONObject ? ((JSONObject) sm).opt("name") : null;
         return n instanceof String ? (String) n : file;
     }
 
@@ -239,7 +243,7 @@ public final class Sidecar {
     }
 
     private static boolean isNumber(Object v, long want) {
-        return (v instanceof Long && (Long) v == want) || (v instanceof Double && (Double) v == want);
+        return (v instanceof Integer || v instanceof Long || v instanceof Double) && ((Number) v).doubleValue() == want;
     }
 
     private static boolean oneOf(Object v, String[] allowed) {
@@ -261,7 +265,7 @@ public final class Sidecar {
 
     /** Python's str() for JSON scalars. */
     static String pyStr(Object v) {
-        if (v == null) {
+        if (v == null || v == JSONObject.NULL) {
             return "None";
         }
         if (v instanceof Boolean) {

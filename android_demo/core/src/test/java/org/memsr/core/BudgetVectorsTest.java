@@ -4,7 +4,7 @@ import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assert.fail;
 
-import java.util.Map;
+import org.json.JSONObject;
 import org.junit.Test;
 
 public class BudgetVectorsTest {
@@ -13,21 +13,21 @@ public class BudgetVectorsTest {
     public void tileForBudgetMatchesPython() throws Exception {
         int errors = 0;
         int tiles = 0;
-        for (Map<String, Object> c : Vectors.cases("budgets")) {
-            int[] widths = Json.asIntArray(c.get("layer_widths"), "layer_widths");
+        for (JSONObject c : Vectors.cases("budgets")) {
+            int[] widths = JsonValues.asIntArray(c.opt("layer_widths"), "layer_widths");
             int halo = Vectors.i(c, "halo");
             long budget = Vectors.l(c, "budget");
             int d = Vectors.i(c, "dtype_bytes");
             int batch = Vectors.i(c, "batch");
             String where = c.toString().substring(0, Math.min(200, c.toString().length()));
             assertEquals(where, Vectors.i(c, "per_pixel_channels"), MemoryBudget.perPixelChannels(widths));
-            if (c.containsKey("error")) {
+            if (c.has("error")) {
                 errors++;
                 try {
                     int t = MemoryBudget.tileForBudget(widths, halo, budget, d, batch);
-                    fail(where + ": Java gave tile " + t + ", Python: " + c.get("error"));
+                    fail(where + ": Java gave tile " + t + ", Python: " + c.opt("error"));
                 } catch (MemsrException e) {
-                    assertEquals(where, c.get("error"), e.getMessage());
+                    assertEquals(where, c.opt("error"), e.getMessage());
                 }
             } else {
                 tiles++;

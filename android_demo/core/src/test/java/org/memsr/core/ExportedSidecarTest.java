@@ -6,7 +6,7 @@ import static org.junit.Assert.assertTrue;
 
 import java.io.FileInputStream;
 import java.io.InputStream;
-import java.util.Map;
+import org.json.JSONObject;
 import org.junit.Assume;
 import org.junit.Test;
 
@@ -14,20 +14,20 @@ import org.junit.Test;
 public class ExportedSidecarTest {
     @Test
     public void exporterOutputIsRunnableOnThePhone() throws Exception {
-        Object list = Vectors.all().get("exported");
-        Assume.assumeTrue("vectors made without --export-dir", list != null && !Json.asList(list, "e").isEmpty());
-        for (Map<String, Object> c : Vectors.cases("exported")) {
-            String name = (String) c.get("name");
-            Sidecar sc = Sidecar.parse((String) c.get("text"), name);
+        Object list = Vectors.all().opt("exported");
+        Assume.assumeTrue("vectors made without --export-dir", list != null && JsonValues.asArray(list, "e").length() > 0);
+        for (JSONObject c : Vectors.cases("exported")) {
+            String name = c.optString("name");
+            Sidecar sc = Sidecar.parse(c.optString("text"), name);
             sc.requireRunnableTflite();
             assertEquals(name, Vectors.i(c, "scale"), sc.scale);
             assertEquals(name, Vectors.i(c, "halo"), sc.halo);
             assertEquals(name, Vectors.i(c, "tile"), sc.tile);
-            assertArrayEquals(name, Json.asIntArray(c.get("layer_widths"), "w"), sc.layerWidths());
-            try (InputStream in = new FileInputStream((String) c.get("artefact"))) {
-                assertEquals(name, c.get("file_sha256"), Checksums.sha256Hex(in));
+            assertArrayEquals(name, JsonValues.asIntArray(c.opt("layer_widths"), "w"), sc.layerWidths());
+            try (InputStream in = new FileInputStream(c.optString("artefact"))) {
+                assertEquals(name, c.opt("file_sha256"), Checksums.sha256Hex(in));
             }
-            assertEquals(sc.fileSha256(), c.get("file_sha256"));
+            assertEquals(sc.fileSha256(), c.opt("file_sha256"));
             // the codecs the app builds from it, and the tile the budget rule gives
             assertTrue(new PixelCodec(sc.inputSpec()).elementBytes() >= 1);
             assertTrue(new PixelCodec(sc.outputSpec()).elementBytes() >= 1);

@@ -3,8 +3,8 @@ package org.memsr.core;
 import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
 
-import java.util.Map;
 import java.util.Random;
+import org.json.JSONObject;
 import org.junit.Test;
 
 public class OrientationVectorsTest {
@@ -25,15 +25,15 @@ public class OrientationVectorsTest {
 
     @Test
     public void matchesPillowExifTranspose() throws Exception {
-        for (Map<String, Object> c : Vectors.cases("orientations")) {
+        for (JSONObject c : Vectors.cases("orientations")) {
             int o = Vectors.i(c, "orientation");
             int w = Vectors.i(c, "raw_w");
             int h = Vectors.i(c, "raw_h");
             String where = "orientation " + o + " of " + w + "x" + h;
             assertEquals(where, Vectors.i(c, "display_w"), Orientation.displayWidth(w, h, o));
             assertEquals(where, Vectors.i(c, "display_h"), Orientation.displayHeight(w, h, o));
-            assertArrayEquals(where, Json.asIntArray(c.get("display"), "display"),
-                    display(Json.asIntArray(c.get("raw"), "raw"), w, h, o));
+            assertArrayEquals(where, JsonValues.asIntArray(c.opt("display"), "display"),
+                    display(JsonValues.asIntArray(c.opt("raw"), "raw"), w, h, o));
         }
     }
 

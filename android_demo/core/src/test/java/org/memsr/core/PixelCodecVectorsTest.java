@@ -4,58 +4,30 @@ import static org.junit.Assert.assertEquals;
 
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.util.List;
-import java.util.Map;
+import org.json.JSONArray;
+import org.json.JSONObject;
 import org.junit.Test;
 
 public class PixelCodecVectorsTest {
 
-    private static Sidecar.TensorSpec spec(Map<String, Object> s) {
+    private static Sidecar.TensorSpec spec(JSONObject s) {
         // Go through the sidecar parser, as the app does.
         String text = "{\"format\":\"memsr-artefact\",\"version\":1,\"target\":\"tflite\",\"file\":\"m.tflite\","
                 + "\"precision\":\"fp32\",\"scale\":2,\"halo\":1,\"tile\":8,\"layout\":{},\"output\":{},"
-                + "\"source_model\":{},\"input\":" + toJson(s) + "}";
+                + "\"source_model\":{},\"input\":" + s + "}";
         return Sidecar.parse(text, "spec").inputSpec();
-    }
-
-    private static String toJson(Object o) {
-        if (o == null) {
-            return "null";
-        }
-        if (o instanceof String) {
-            return "\"" + o + "\"";
-        }
-        if (o instanceof Map) {
-            StringBuilder b = new StringBuilder("{");
-            for (Map.Entry<?, ?> e : ((Map<?, ?>) o).entrySet()) {
-                b.append(b.length() > 1 ? "," : "").append('"').append(e.getKey()).append("\":")
-                        .append(toJson(e.getValue()));
-            }
-            return b.append('}').toString();
-        }
-        if (o instanceof List) {
-            StringBuilder b = new StringBuilder("[");
-            for (Object x : (List<?>) o) {
-                b.append(b.length() > 1 ? "," : "").append(toJson(x));
-            }
-            return b.append(']').toString();
-        }
-        if (o instanceof Double) {
-            return Double.toString((Double) o);  // round-trips the exact double
-        }
-        return String.valueOf(o);
     }
 
     @Test
     public void encodeAndDecodeMatchThePythonRuntimeBitForBit() throws Exception {
-        for (Map<String, Object> c : Vectors.cases("codecs")) {
-            Map<String, Object> s = Json.asObject(c.get("spec"), "spec");
+        for (JSONObject c : Vectors.cases("codecs")) {
+            JSONObject s = JsonValues.asObject(c.opt("spec"), "spec");
             PixelCodec codec = new PixelCodec(spec(s));
-            boolean isFloat = "float32".equals(s.get("dtype"));
-            boolean unsigned = "uint8".equals(s.get("dtype"));
+            boolean isFloat = "float32".equals(s.opt("dtype"));
+            boolean unsigned = "uint8".equals(s.opt("dtype"));
             String where = s.toString();
 
-            int[] samples = Json.asIntArray(c.get("samples"), "samples");
+            int[] samples = JsonValues.asIntArray(c.opt("samples"), "samples");
             int[] argb = new int[samples.length];
             for (int i = 0; i < samples.length; i++) {
                 argb[i] = 0xff000000 | (samples[i] << 16) | (samples[i] << 8) | samples[i];
@@ -64,33 +36,34 @@ public class PixelCodecVectorsTest {
                     .order(ByteOrder.nativeOrder());
             codec.encode(argb, 0, samples.length, enc);
             enc.flip();
-            List<Object> want = Json.asList(c.get("encoded"), "encoded");
+            JSONArray want = JsonValues.asArray(c.opt("encoded"), "encoded");
             for (int i = 0; i < samples.length; i++) {
                 for (int ch = 0; ch < 3; ch++) {
                     if (isFloat) {
                         float got = enc.getFloat();
-                        assertEquals(where + " sample " + i, (float) Json.asDouble(want.get(i), "e"), got, 0f);
+                        assertEquals(where + " sample " + i, (float) JsonValues.asDouble(want.opt(i), "e"), got, 0f);
                     } else {
                         int got = unsigned ? enc.get() & 0xff : enc.get();
-                        assertEquals(where + " sample " + i, Json.asInt(want.get(i), "e"), got);
+                        assertEquals(where + " sample " + i, JsonValues.asInt(want.opt(i), "e"), got);
                     }
                 }
             }
 
-            List<Object> raw = Json.asList(c.get("raw"), "raw");
-            ByteBuffer in = ByteBuffer.allocate(raw.size() * codec.elementBytes()).order(ByteOrder.nativeOrder());
-            for (Object v : raw) {
+            JSONArray raw = JsonValues.asArray(c.opt("raw"), "raw");
+            ByteBuffer in = ByteBuffer.allocate(raw.length() * codec.elementBytes()).order(ByteOrder.nativeOrder());
+            for (int i = 0; i < raw.length(); i++) {
+                Object v = raw.opt(i);
                 if (isFloat) {
-                    in.putFloat((float) Json.asDouble(v, "raw"));
+                    in.putFloat((float) JsonValues.asDouble(v, "raw"));
                 } else {
-                    in.put((byte) Json.asInt(v, "raw"));
+                    in.put((byte) JsonValues.asInt(v, "raw"));
                 }
             }
             in.flip();
-            int n = raw.size() / 3;
+            int n = raw.length() / 3;
             int[] out = new int[n];
             codec.decode(in, n, out, 0);
-            int[] dec = Json.asIntArray(c.get("decoded"), "decoded");
+            int[] dec = JsonValues.asIntArray(c.opt("decoded"), "decoded");
             for (int i = 0; i < n; i++) {
                 int p = out[i];
                 assertEquals(where + " pixel " + i + " alpha", 0xff, p >>> 24);
