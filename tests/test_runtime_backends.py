@@ -69,10 +69,8 @@ def test_backend_choices_are_checked(tiny_plain_path, tiny_teacher_path):
     assert open_backend(model=tiny_teacher_path).name == "torch"   # auto: teachers need torch
     with pytest.raises(MemsrError, match="plain nets"):
         open_backend(model=tiny_teacher_path, backend="onnxruntime")
-    with pytest.raises(MemsrError, match="int8 runs on ONNX Runtime"):
+    with pytest.raises(MemsrError, match="int8 runs on LiteRT or ONNX Runtime"):
         open_backend(model=tiny_plain_path, backend="torch", precision="int8")
-    with pytest.raises(MemsrError, match="--artefact"):
-        open_backend(model=tiny_plain_path, backend="litert")
     with pytest.raises(MemsrError, match="int8_activation_ranges"):
         open_backend(model=tiny_plain_path, precision="int8")
 
@@ -91,3 +89,59 @@ def test_corrupt_weights_are_refused_without_torch(tmp_path, tiny_plain_path):
     (tmp_path / "bad.safetensors").write_bytes(tiny_plain_path.with_suffix(".safetensors").read_bytes())
     with pytest.raises(MemsrError, match="layers.0.weight"):
         open_backend(model=tmp_path / "bad", backend="onnxruntime")
+
+
+def test_litert_model_backend_equals_pytorch(tiny_plain_path):
+    pytest.importorskip("ai_edge_litert")
+    x = np.random.default_rng(2).random((2, 3, 21, 17), dtype=np.float32)
+    got = open_backend(model=tiny_plain_path, backend="litert").run(x)
+    np.testing.assert_allclose(got, open_backend(model=tiny_plain_path, backend="torch").run(x), atol=2e-5)
+
+
+def psnr(a, b) -> float:
+    a, b = (np.rint(np.clip(v, 0, 1) * 255) for v in (a, b))
+    return 10 * np.log10(255.0 ** 2 / max(np.mean((a - b) ** 2), 1e-12))
+
+
+@pytest.mark.parametrize("backend", ["litert", "onnxruntime"])
+def test_int8_is_close_to_fp32_on_the_bundled_student(backend):
+    if backend == "litert":
+        pytest.importorskip("ai_edge_litert")
+    img = photo_like(48, 64, seed=5).astype(np.float32)[None].transpose(0, 3, 1, 2) / 255
+    fp32 = open_backend(model="memsr-x2").run(img)
+    int8 = open_backend(model="memsr-x2", backend=backend, precision="int8")
+    assert int8.name == backend and int8.caps.dtype_bytes == 1
+    got = int8.run(img)
+    assert 38 < psnr(got, fp32) < 80   # close, and really a different (integer) computation
+
+
+def test_int8_is_never_the_default_and_says_its_cost(tmp_path, capsys):
+    from memsr_deploy.cli.upscale import main
+    pytest.importorskip("ai_edge_litert")
+    for i in range(2):
+        Image.fromarray(photo_like(20, 24, seed=i)).save(tmp_path / f"p{i}.png")
+    assert open_backend(model="memsr-x2").caps.dtype_bytes == 4
+    assert main([str(tmp_path), "-o", str(tmp_path / "out"), "--precision", "int8", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: int8") == 1 and "dB PSNR" in err and "held-out training photos" in err
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2
+
+
+def test_calibration_writes_ranges_and_keeps_the_checksum(tmp_path, photo_dir):
+    from memsr_deploy.formats.model_file import load_model, read_description
+    from memsr_deploy.method import int8_ranges
+    pytest.importorskip("ai_edge_litert")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(5):   # four calibrate, one is held out
+        Image.fromarray(photo_like(40, 48, seed=10 + i)).save(photos / f"p{i}.png")
+    save_model(make_plain(widths=(8, 8), acts=("relu", "none")), tmp_path / "m", kind="student")
+    record = int8_ranges.calibrate(tmp_path / "m", photos, progress=lambda s: None)
+    int8_ranges.write_ranges(tmp_path / "m", record)
+    desc = read_description(tmp_path / "m")
+    assert len(desc.extra["int8_activation_ranges"]["layers"]) == 3
+    assert desc.extra["int8_activation_ranges"]["layers"][0][0] == 0.0   # a ReLU output starts at 0
+    assert "1 held-out" in desc.extra["int8_activation_ranges"]["validation"]
+    load_model(tmp_path / "m")   # weights untouched: the checksum still holds
+    x = photo_like(16, 16).astype(np.float32)[None].transpose(0, 3, 1, 2) / 255
+    assert open_backend(model=tmp_path / "m", precision="int8").run(x).shape == (1, 3, 32, 32)

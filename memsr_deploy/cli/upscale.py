@@ -33,10 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                                 "checked against a given model)")
     p.add_argument("--backend", choices=("auto", "onnxruntime", "litert", "torch"), default="auto",
                    help="runtime for a model file: auto (default) = ONNX Runtime when installed (graph built in "
-                        "memory, no export step), else PyTorch; an artefact runs on its own runtime")
+                        "memory, no export step), else PyTorch; litert writes the model in memory too; an artefact "
+                        "runs on its own runtime")
     p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
-                   help="fp32 (default, exact) or int8 (the model's int8 graph on ONNX Runtime: several times "
-                        "faster, with the quality cost it prints)")
+                   help="fp32 (default, exact) or int8 (the model's int8 version, on LiteRT by default: several "
+                        "times faster, at the quality cost it prints)")
     p.add_argument("--mode", choices=("tile", "stream"), default="tile",
                    help="tile: exact tiling (default); stream: full-width row strips (memory ~ image width)")
     p.add_argument("--tile", type=int, help="core tile in LR pixels (>= 1), 0 = whole image at once")
@@ -115,7 +116,7 @@ def main(argv=None) -> int:
     backend = open_backend(model=args.model, artefact=args.artefact, threads=args.threads, scale=args.scale,
                            backend=args.backend, precision=args.precision)
     if args.precision == "int8":
-        from ..runtime.backends.plain_onnx import int8_cost_note
+        from ..formats.onnx_graph import int8_cost_note
         print(f"note: {int8_cost_note(backend.desc)}", file=sys.stderr)
     if args.halo is not None and args.halo != backend.caps.halo:
         log(f"--halo {args.halo} replaces the exact halo {backend.caps.halo}: the output is NOT exact (seams)")

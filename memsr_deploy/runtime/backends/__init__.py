@@ -31,7 +31,8 @@ def open_backend(model=None, artefact=None, threads: int | None = None, scale: i
       be ``auto`` or that runtime; its precision is the artefact's own).
     * ``model`` (path, stem or bundled name; default: the bundled student for ``scale``): a plain net runs on
       ``backend`` (``auto``: ONNX Runtime when installed, its graph built in memory without torch, else PyTorch);
-      a teacher runs on PyTorch. ``precision="int8"`` runs the int8 QDQ graph on ONNX Runtime.
+      a teacher runs on PyTorch. ``backend="litert"`` writes the plain net's .tflite in memory.
+      ``precision="int8"``: the int8 model (``auto``: on LiteRT, whose int8 kernels are the fast ones).
     * ``threads``: intra-op threads (default: every core).
     """
     if model is not None and artefact is not None:
@@ -77,18 +78,20 @@ def _open_model(model, threads, scale, backend: str, precision: str) -> Backend:
     if backend == "auto":
         backend = default_backend() if desc.is_plain else "torch"
         if precision == "int8":
-            backend = "onnxruntime"
-    if precision == "int8" and backend != "onnxruntime":
-        raise MemsrError(f"--precision int8 runs on ONNX Runtime, not --backend {backend}", desc.path)
+            # XNNPACK's int8 convs: several times fp32 here (ONNX Runtime's int8 convs are not)
+            from importlib.util import find_spec
+            backend = "litert" if find_spec("ai_edge_litert") is not None else "onnxruntime"
+    if precision == "int8" and backend not in ("litert", "onnxruntime"):
+        raise MemsrError(f"--precision int8 runs on LiteRT or ONNX Runtime, not --backend {backend}", desc.path)
+    if backend in ("onnxruntime", "litert") and not desc.is_plain:
+        raise MemsrError(f"{backend} runs a model file only for plain nets (students, converted nets); "
+                         "run a teacher with --backend torch or export it (memsr-export)", desc.path)
     if backend == "onnxruntime":
-        if not desc.is_plain:
-            raise MemsrError("ONNX Runtime runs a model file only for plain nets (students, converted nets); "
-                             "run a teacher with --backend torch or export it (memsr-export)", desc.path)
         from .onnx_backend import OnnxModelBackend
         return OnnxModelBackend(model, threads, precision)
     if backend == "litert":
-        raise MemsrError("LiteRT runs exported .tflite artefacts: export with memsr-export --target tflite and "
-                         "pass --artefact", desc.path)
+        from .litert_backend import LiteRTModelBackend
+        return LiteRTModelBackend(model, threads, precision)
     from .torch_backend import TorchBackend
     return TorchBackend(model, threads)
 

@@ -1,4 +1,4 @@
-"""ONNX Runtime backend (CPU): a model description (its graph built in memory, ``plain_onnx``) or an exported
+"""ONNX Runtime backend (CPU): a model description (its graph built in memory, ``formats.onnx_graph``) or an exported
 .onnx artefact (its sidecar says how to feed it)."""
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ class OnnxModelBackend(Backend):
 
     def __init__(self, model, threads: int | None = None, precision: str = "fp32"):
         from ...formats.model_file import load_plain_arrays
-        from .plain_onnx import build
+        from ...formats.onnx_graph import build
         self.desc, convs = load_plain_arrays(model)
         self.source = str(self.desc.path)
         self.precision = precision

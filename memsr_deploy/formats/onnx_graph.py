@@ -14,22 +14,24 @@ ONNX Runtime fuses each group into one integer convolution. A ReLU is the quanti
 range starts at 0, so the zero point is 0) and is left out. The tail output is dequantised before DepthToSpace.
 
 The same graph (fp32) is what ``memsr-export --target onnx`` writes for plain nets and what the profiler
-measures, so one builder serves all three.
+measures: ``model_to_onnx`` is the one way memsr makes an ONNX graph of a model (teachers, whose skips this
+builder does not write, go through torch's dynamo exporter at the same opset).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from ...errors import MemsrError
+from ..errors import MemsrError
 
 OPSET = 18   # one setting for every ONNX file memsr writes (the torch exporter for teachers uses it too)
 INT8_RANGES_KEY = "int8_activation_ranges"
 
 
-def _affine(desc) -> tuple[float, np.ndarray] | None:
-    """Input normalisation from [0, 1] runtime units: x * a + b per channel, or None when it is the identity."""
+def _affine(desc, model_units: bool = False) -> tuple[float, np.ndarray] | None:
+    """Input normalisation from [0, 1] runtime units (or the model's own): x * a + b per channel, or None when
+    it is the identity."""
     spec = desc.input
-    a = float(spec.value_range) / float(spec.norm)
+    a = (1.0 if model_units else float(spec.value_range)) / float(spec.norm)
     b = -np.asarray(spec.mean, np.float32).reshape(1, 3, 1, 1) / np.float32(spec.norm)
     if a == 1.0 and not b.any():
         return None
@@ -49,13 +51,16 @@ def _acts(desc) -> list[str]:
     return [*desc.arch.get("acts", desc.layer_acts[:-1]), "none"]
 
 
-def build_fp32(desc, convs, layer_outputs: bool = False):
-    """ModelProto NCHW float32 "input" (N, 3, H, W) in [0, 1] -> "output" (N, 3, sH, sW).
-    ``layer_outputs``: also expose the normalised input and every conv's (activated) output, for calibration."""
+def build_fp32(desc, convs, layer_outputs: bool = False, input_size: tuple[int, int] | None = None,
+               model_units: bool = False):
+    """ModelProto NCHW float32 "input" (N, 3, H, W) in [0, 1] -> "output" (N, 3, sH, sW); ``input_size``: fixed
+    1 x 3 x H x W instead; ``model_units``: in and out in [0, value_range] as the network itself (exported files,
+    whose sidecar gives the range). ``layer_outputs``: also expose the normalised input and every conv's
+    (activated) output, for calibration."""
     from onnx import TensorProto, helper, numpy_helper
     inits, nodes, extra = [], [], []
     x = "input"
-    aff = _affine(desc)
+    aff = _affine(desc, model_units)
     if aff is not None:
         inits += [numpy_helper.from_array(np.array(aff[0], np.float32), "norm_scale"),
                   numpy_helper.from_array(aff[1].astype(np.float32), "norm_shift")]
@@ -63,7 +68,8 @@ def build_fp32(desc, convs, layer_outputs: bool = False):
                   helper.make_node("Add", ["scaled", "norm_shift"], ["normalised"])]
         x = "normalised"
     extra.append(x)
-    convs = _convs_in_runtime_units(desc, convs)
+    if not model_units:
+        convs = _convs_in_runtime_units(desc, convs)
     for i, ((w, b), act) in enumerate(zip(convs, _acts(desc))):
         inits += [numpy_helper.from_array(w.astype(np.float32), f"w{i}"),
                   numpy_helper.from_array(b.astype(np.float32), f"b{i}")]
@@ -75,22 +81,27 @@ def build_fp32(desc, convs, layer_outputs: bool = False):
         x = y
         extra.append(x)
     nodes.append(helper.make_node("DepthToSpace", [x], ["output"], blocksize=int(desc.scale), mode="CRD"))
-    outs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3, "out_height", "out_width"])]
+    outs = [_output(desc, input_size)]
     if layer_outputs:
         outs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in extra]
-    return _model(desc, nodes, inits, outs)
+    return _model(nodes, inits, outs, input_size)
 
 
-def _model(desc, nodes, inits, outputs):
+def _output(desc, input_size):
     from onnx import TensorProto, helper
-    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, "height", "width"])
+    s = int(desc.scale)
+    dims = ["batch", 3, "out_height", "out_width"] if input_size is None else [1, 3, input_size[0] * s,
+                                                                                input_size[1] * s]
+    return helper.make_tensor_value_info("output", TensorProto.FLOAT, dims)
+
+
+def _model(nodes, inits, outputs, input_size=None):
+    from onnx import TensorProto, helper
+    dims = ["batch", 3, "height", "width"] if input_size is None else [1, 3, *input_size]
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)
     graph = helper.make_graph(nodes, "memsr_plain", [inp], outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="memsr")
     model.ir_version = 9   # what ONNX Runtime 1.17+ reads; the ops used exist since opset 13
-    for k, v in {"memsr.scale": desc.scale, "memsr.halo": desc.receptive_radius,
-                 "memsr.weights_sha256": desc.weights_sha256}.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = k, str(v)
     return model
 
 
@@ -121,13 +132,13 @@ def activation_ranges(desc) -> tuple[list[float], list[list[float]]]:
         ok = False
     if not ok:
         raise MemsrError(f"--precision int8 needs the model's {INT8_RANGES_KEY} (input and {n} layer ranges); "
-                         "compute them with `python -m memsr_deploy.cli.calibrate_int8 MODEL`", desc.path)
+                         "compute them with `python -m memsr_deploy.method.int8_ranges MODEL`", desc.path)
     return inp, layers
 
 
 def build_int8(desc, convs):
     """The QDQ graph (see the module docstring); same input and output as ``build_fp32``."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
     inp_range, ranges = activation_ranges(desc)
     inits, nodes = [], []
     x = "input"
@@ -172,8 +183,44 @@ def build_int8(desc, convs):
         src = [f"conv{i}"]
         x, s_in = qdq(f"a{i}", lo, hi)
     nodes.append(helper.make_node("DepthToSpace", [x], ["output"], blocksize=int(desc.scale), mode="CRD"))
-    outs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 3, "out_height", "out_width"])]
-    return _model(desc, nodes, inits, outs)
+    return _model(nodes, inits, [_output(desc, None)])
+
+
+def model_to_onnx(model, input_size: tuple[int, int] | None = None):
+    """The ONNX graph of ``model`` (a model path / bundled name, or a torch module): plain nets built here from
+    their description and weights (no torch), anything else exported by torch's dynamo exporter at ``OPSET``.
+    Input "input", output "output", NCHW float32 in the model's own units ([0, value_range]); dynamic batch,
+    height and width unless ``input_size`` fixes 1x3xHxW."""
+    if not hasattr(model, "forward"):
+        from .model_file import load_plain_arrays, read_description
+        from .registry import names, resolve
+        if str(model) in names():
+            model = resolve(str(model))
+        if read_description(model).is_plain:
+            desc, convs = load_plain_arrays(model)
+            return build_fp32(desc, convs, input_size=input_size, model_units=True)
+        from .model_file import load_model
+        model = load_model(model)[0]
+    return _torch_export(model, input_size)
+
+
+def _torch_export(module, input_size):
+    import warnings
+
+    import torch
+    if input_size is None:
+        # Batch 2 and sizes > 1: torch.export specialises dimensions that are 0 or 1 in the example.
+        example = torch.zeros(2, 3, 32, 40)
+        dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
+        dynamic = {"x": dims}
+    else:
+        example, dynamic = torch.zeros(1, 3, *input_size), None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module.eval(), (example,), None, input_names=["input"], output_names=["output"],
+                                    dynamic_shapes=dynamic, dynamo=True, opset_version=OPSET, external_data=False,
+                                    verbose=False)
+    return program.model_proto
 
 
 def build(desc, convs, precision: str = "fp32"):
