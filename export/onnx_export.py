@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import onnx
 
 from memsr_deploy.errors import MemsrError
@@ -17,9 +16,8 @@ from memsr_deploy.formats.onnx_graph import OPSET, model_to_onnx
 
 from .quiet import quiet
 from .source import Source
-from .verify import Runner
 
-__all__ = ["OPSET", "build_onnx", "op_counts", "external_tensors", "structure_failures", "OnnxRunner"]
+__all__ = ["OPSET", "build_onnx", "op_counts", "external_tensors", "structure_failures"]
 
 
 def _export_graph(source: Source, input_size: tuple[int, int] | None) -> onnx.ModelProto:
@@ -59,19 +57,6 @@ def op_counts(model: onnx.ModelProto) -> dict:
 
 def external_tensors(model: onnx.ModelProto) -> list[str]:
     return [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-
-
-class OnnxRunner(Runner):
-    def __init__(self, path: Path, input_size: tuple[int, int] | None):
-        import onnxruntime as ort
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.shapes = None if input_size is None else [tuple(input_size)]
-        self.description = f"onnxruntime {ort.__version__} CPUExecutionProvider"
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(["output"], {"input": np.ascontiguousarray(x, np.float32)})[0]
 
 
 def structure_failures(path: Path) -> list[str]:
