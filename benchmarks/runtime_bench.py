@@ -322,6 +322,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", help="model file; default: the bundled x2 student (its x4 sibling for x4 runs)")
     p.add_argument("--model-x4", help="x4 model for the x4 memory run (default: bundled memsr-x4, else skipped)")
     p.add_argument("--quick", action="store_true", help="small images, for a smoke run")
+    p.add_argument("--photo", help="HxW of the throughput / default-path photo (default 3000x4000, quick 600x800)")
     p.add_argument("--threads", type=int, help="threads per backend (default: all cores)")
     p.add_argument("--tile", type=int, default=256, help="core tile for the tiled modes (default 256)")
     p.add_argument("--rows", type=int, help="strip rows for streaming (default: the runtime's, ~64k px per strip)")
@@ -347,6 +348,13 @@ def main(argv=None) -> int:
             "date": time.strftime("%Y-%m-%d %H:%M"), "rows": args.rows,
             "command": "python benchmarks/runtime_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     photo_hw = QUICK_PHOTO if args.quick else PHOTO_12MP
+    if args.photo:
+        try:
+            photo_hw = tuple(int(v) for v in args.photo.lower().split("x"))
+            assert len(photo_hw) == 2 and min(photo_hw) > 0
+        except (ValueError, AssertionError):
+            print(f"error: --photo {args.photo!r} is not HxW", file=sys.stderr)
+            return 2
     meta["photo"] = photo_hw
     tile = min(args.tile, 64) if args.quick else args.tile
     meta["tile"] = tile
