@@ -145,3 +145,18 @@ def test_calibration_writes_ranges_and_keeps_the_checksum(tmp_path, photo_dir):
     load_model(tmp_path / "m")   # weights untouched: the checksum still holds
     x = photo_like(16, 16).astype(np.float32)[None].transpose(0, 3, 1, 2) / 255
     assert open_backend(model=tmp_path / "m", precision="int8").run(x).shape == (1, 3, 32, 32)
+
+
+def test_litert_whole_photo_is_predicted_and_tiled_instead_of_oom_killed():
+    """LiteRT keeps every layer's output: a whole 12 MP photo of the x2 student would need far more than the
+    ideal rule; the runtime predicts it from LiteRT's own (upper-bound) model and tiles instead."""
+    pytest.importorskip("ai_edge_litert")
+    from memsr_deploy.runtime import memory
+    lite, ort = open_backend(model="memsr-x2", backend="litert"), open_backend(model="memsr-x2")
+    assert memory.bytes_per_pixel(lite) > 3 * memory.bytes_per_pixel(ort)
+    said = []
+    avail = 8 * 2 ** 30
+    assert memory.fit_to_memory(ort, 0, 3000, 4000, said.append, available=avail) == 0   # 4.1 GiB: fits
+    tile = memory.fit_to_memory(lite, 0, 3000, 4000, said.append, available=avail)
+    assert tile > 0 and "litert" in said[-1]
+    assert memory.bytes_per_pixel(lite) * (tile + 2 * lite.caps.halo) ** 2 <= 0.7 * avail
