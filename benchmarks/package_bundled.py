@@ -47,8 +47,10 @@ def write_model_card() -> None:
                      f"| +{e['teacher']['mean_psnr_y'] - e['bicubic']['mean_psnr_y']:.2f} dB | | |")
         recipes += [f"# {name}", *d.get("recipe", [])]
     L += ["", "The students' weights lie on the per-channel int8 grid (`memsr-train int8`, the last recipe step), so "
-          "their int8 TFLite export rounds only activations. Check: `memsr-eval memsr-x2 --scale 2 --data "
-          "data/photos/eval`.", "",
+          "their int8 models round only activations; the activation ranges (`int8_activation_ranges`, used by "
+          "`memsr-upscale --precision int8`) are measured on the training photos when a model is packaged "
+          "(`python -m memsr_deploy.method.int8_ranges MODEL`), with the int8 cost on held-out training photos. "
+          "Check: `memsr-eval memsr-x2 --scale 2 --data data/photos/eval`.", "",
           "The teacher and student runs were resumed from checkpoints with a changed `--steps` (teachers lengthened, "
           "students shortened; the commands show the final value, and the cosine schedule changed at each resume), so running the "
           "recipes again gives close, not identical, figures.", "", "## Recipes", "", "```", *recipes, "```", ""]
@@ -62,6 +64,8 @@ def main(argv=None) -> int:
     ap.add_argument("--teacher", default=None, help="teacher to evaluate beside it")
     ap.add_argument("--recipe", action="append", default=[], help="a command that produced it (repeatable)")
     ap.add_argument("--eval-data", default=None)
+    ap.add_argument("--int8-photos", default="data/photos/train",
+                    help="training photos for the int8 activation ranges of a plain model (never the eval photos)")
     args = ap.parse_args(argv)
 
     model, desc = load_model(args.model)
@@ -79,6 +83,9 @@ def main(argv=None) -> int:
     extra.update(evaluation=ev, recipe=args.recipe, registry_name=args.name)
     stem = PRETRAINED_DIR / MODELS[args.name][0]
     save_model(model, stem, kind=desc.kind, provenance=desc.provenance, extra=extra)
+    if desc.is_plain:   # --precision int8 needs the activation ranges; they are measured on training photos
+        from memsr_deploy.method.int8_ranges import calibrate, write_ranges
+        write_ranges(stem, calibrate(stem, args.int8_photos, progress=print))
     for label, r in results.items():
         print(f"{label:<12} PSNR-Y {r.mean_psnr:.3f}  SSIM-Y {r.mean_ssim:.4f}")
     write_model_card()

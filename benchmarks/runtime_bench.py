@@ -3,6 +3,11 @@
 
     python benchmarks/runtime_bench.py                      # full: 12 MP throughput, 12/100 MP memory (~hours)
     python benchmarks/runtime_bench.py --quick --model M    # smoke run on small images (minutes)
+    python benchmarks/runtime_bench.py --skip throughput memory seams   # only issue 15's default-path table
+
+The default-path section (``default_path.py``): ``memsr-upscale`` with no flags vs ``--backend torch --threads 1``
+end to end (12 MP x2 JPEG -> PNG, seconds and peak RSS) and vs ``vips resize``, every backend and precision's
+compute throughput, int8 vs fp32, and MAC/s as a fraction of the CPU's fp32 GEMM peak.
 
 On a machine shared with other jobs, pass --threads 1: with contended cores every multi-threaded conv call
 waits for a descheduled thread, which penalises the many small calls of tiling and streaming far more than
@@ -108,7 +113,7 @@ def litert_whole_bytes(torch_backend, img: np.ndarray) -> int:
 def throughput(model, img: np.ndarray, tile: int, rows: int, threads: int | None, work: Path) -> list[dict]:
     import psutil
     ram = psutil.virtual_memory().total
-    backends = {"pytorch": open_backend(model=model, threads=threads)}
+    backends = {"pytorch": open_backend(model=model, backend="torch", threads=threads)}
     for target, sidecar in export_artefacts(model, work).items():
         backends["onnxruntime" if target == "onnx" else "litert"] = open_backend(artefact=sidecar, threads=threads)
     s = backends["pytorch"].caps.scale
@@ -231,11 +236,14 @@ def memory_runs(model, cases, tile: int, rows: int, threads: int | None, work: P
 
 
 # ---------------------------------------------------------------------------------------------- report
-def markdown(meta: dict, thr: list[dict], mem: list[dict], seams: list[dict]) -> str:
+def markdown(meta: dict, thr: list[dict], mem: list[dict], seams: list[dict], default: dict | None = None) -> str:
     L = [f"# Runtime benchmark{' (quick smoke run)' if meta['quick'] else ''}", "",
          f"Model `{meta['model']}` (x{meta['scale']}, exact halo {meta['halo']} px, layer widths "
          f"{meta['widths']}); {meta['threads']} threads on {meta['cpu']}; {meta['date']}.",
          f"Command: `{meta['command']}`", ""]
+    if default:
+        from memsr_bench.default_path import markdown as default_markdown
+        L += default_markdown(default)
     if thr:
         h, w = meta["photo"]
         L += [f"## Throughput: x{meta['scale']} of a {w}x{h} ({h * w / 1e6:.1f} MP) photo", "",
@@ -260,7 +268,7 @@ def markdown(meta: dict, thr: list[dict], mem: list[dict], seams: list[dict]) ->
                   else "strips of the default height (65536 // width rows, 4 to 64)")
         L += ["## Peak memory (RSS of the `memsr-upscale` process, JPEG in, streamed tiled BigTIFF out)", "",
               f"tile = exact tiling with {meta['tile']} px cores; stream = {strips}; whole = the whole image at "
-              "once. RSS includes Python, PyTorch and the decoded 8-bit input (3 bytes/pixel). 'Above base + input': "
+              "once, on the default backend. RSS includes Python, the runtime and the decoded 8-bit input (3 bytes/pixel). 'Above base + input': "
               f"the peak minus the {BASELINE_PHOTO[1]}x{BASELINE_PHOTO[0]} run's (the process itself: interpreter, "
               "libraries, model) minus the decoded input; activations, tile and band buffers are what remains.", "",
               "| scale | input | MP | mode | peak RSS (MB) | above base + input (MB) | seconds |",
@@ -314,10 +322,11 @@ def main(argv=None) -> int:
     p.add_argument("--model", help="model file; default: the bundled x2 student (its x4 sibling for x4 runs)")
     p.add_argument("--model-x4", help="x4 model for the x4 memory run (default: bundled memsr-x4, else skipped)")
     p.add_argument("--quick", action="store_true", help="small images, for a smoke run")
+    p.add_argument("--photo", help="HxW of the throughput / default-path photo (default 3000x4000, quick 600x800)")
     p.add_argument("--threads", type=int, help="threads per backend (default: all cores)")
     p.add_argument("--tile", type=int, default=256, help="core tile for the tiled modes (default 256)")
     p.add_argument("--rows", type=int, help="strip rows for streaming (default: the runtime's, ~64k px per strip)")
-    p.add_argument("--skip", nargs="*", default=[], choices=["throughput", "memory", "seams"])
+    p.add_argument("--skip", nargs="*", default=[], choices=["default-path", "throughput", "memory", "seams"])
     p.add_argument("--out", default="benchmarks/results", help="results folder (default: benchmarks/results under the current folder)")
     p.add_argument("--work", help="folder for generated photos and artefacts (default: a temporary folder)")
     args = p.parse_args(argv)
@@ -339,6 +348,13 @@ def main(argv=None) -> int:
             "date": time.strftime("%Y-%m-%d %H:%M"), "rows": args.rows,
             "command": "python benchmarks/runtime_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     photo_hw = QUICK_PHOTO if args.quick else PHOTO_12MP
+    if args.photo:
+        try:
+            photo_hw = tuple(int(v) for v in args.photo.lower().split("x"))
+            assert len(photo_hw) == 2 and min(photo_hw) > 0
+        except (ValueError, AssertionError):
+            print(f"error: --photo {args.photo!r} is not HxW", file=sys.stderr)
+            return 2
     meta["photo"] = photo_hw
     tile = min(args.tile, 64) if args.quick else args.tile
     meta["tile"] = tile
@@ -347,6 +363,11 @@ def main(argv=None) -> int:
         work = Path(args.work or tmp)
         work.mkdir(parents=True, exist_ok=True)
         img = photo_mosaic(*photo_hw)
+        default = None
+        if "default-path" not in args.skip:
+            from memsr_bench import default_path
+            jpeg = save_jpeg(img, work / f"photo_{photo_hw[1]}x{photo_hw[0]}.jpg")
+            default = default_path.run(args.model, img, jpeg, work, args.threads or os.cpu_count() or 1, peak_rss)
         thr = [] if "throughput" in args.skip else throughput(model, img, tile, args.rows, args.threads, work)
         seams = [] if "seams" in args.skip else seam_error(model, img, sorted({tile, 2 * tile}), SEAM_PADS,
                                                            args.threads)
@@ -367,9 +388,9 @@ def main(argv=None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = "runtime_quick" if args.quick else "runtime"
-    (out / f"{stem}.json").write_text(dumps_strict({"meta": meta, "throughput": thr, "memory": mem, "seams": seams},
-                                                 indent=2) + "\n")
-    (out / f"{stem}.md").write_text(markdown(meta, thr, mem, seams))
+    (out / f"{stem}.json").write_text(dumps_strict({"meta": meta, "default_path": default, "throughput": thr,
+                                                  "memory": mem, "seams": seams}, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(markdown(meta, thr, mem, seams, default))
     if mem:
         plot(mem, out / f"{stem}_memory.png", f"memsr-upscale peak RSS ({'quick' if args.quick else 'full'} run)")
     print(f"wrote {out / (stem + '.md')}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -17,9 +18,10 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.formats.sidecar import Sidecar, file_sha256, sidecar_text, write_sidecar
+from memsr_deploy.formats.sidecar import Sidecar, file_sha256, read_sidecar, sidecar_text, write_sidecar
 
 from . import coreml_export, shapes, tflite_export
+from .quiet import quiet
 from .source import Source, load_source
 from .verify import LIMITS, finish, verify as run_verification
 
@@ -82,23 +84,45 @@ def _build(source: Source, target: str, precision: str, path: Path, input_size, 
     return {}
 
 
-def _runner_and_checks(source: Source, target: str, precision: str, path: Path, input_size, d2s: str):
-    """(runner, I/O description, facts about the graph, structural failures)."""
+def _checks(source: Source, target: str, precision: str, path: Path, d2s: str):
+    """(I/O description for the sidecar, facts about the graph, structural failures)."""
     float_io = {"dtype": "float32", "quant": None}
     if target == "onnx":
-        from .onnx_export import OnnxRunner, op_counts, structure_failures
+        from .onnx_export import op_counts, structure_failures
         import onnx
-        runner = OnnxRunner(path, input_size)
         ops = op_counts(onnx.load(str(path), load_external_data=False))
-        return runner, (float_io, float_io), {"ops": ops}, structure_failures(path)
+        return (float_io, float_io), {"ops": ops}, structure_failures(path)
     if target == "tflite":
-        from .tflite_export import TfliteRunner, structure_failures
-        runner = TfliteRunner(path)
+        from .tflite_export import io_details, structure_failures
         ops, failures = structure_failures(path, source, precision, d2s)
-        return runner, runner.io_details(), {"ops": ops}, failures
-    from .coreml_export import make_runner
+        return io_details(path), {"ops": ops}, failures
     from .coreml_mil import op_counts
-    return make_runner(path, precision), (float_io, float_io), {"ops": op_counts(path)}, []
+    return (float_io, float_io), {"ops": op_counts(path)}, []
+
+
+def _runner(sidecar: Path, target: str, source: Source):
+    """The artefact as ``memsr-upscale --artefact`` runs it: the runtime's backend for the staged sidecar.
+    Off macOS a Core ML artefact cannot be predicted; its saved program is executed instead (coreml_mil),
+    behind the same Core ML backend (sidecar decoding, shapes and output checks)."""
+    from memsr_deploy.runtime.backends import open_backend
+    from .verify import BackendRunner
+    if target == "coreml" and sys.platform != "darwin":
+        from memsr_deploy.runtime.backends.coreml_backend import CoreMLBackend
+        from .coreml_mil import MilProgramRunner
+        program = MilProgramRunner(sidecar.with_name(read_sidecar(sidecar, check_file=False).file))
+        return BackendRunner(CoreMLBackend(sidecar, program=program), source.value_range, program.description)
+    with quiet():  # the XNNPACK delegate announces itself on stderr
+        backend = open_backend(artefact=sidecar, threads=2)
+    return BackendRunner(backend, source.value_range,
+                         f"memsr runtime backend {backend.name} ({_runtime_version(target)})")
+
+
+def _runtime_version(target: str) -> str:
+    pkg = {"onnx": "onnxruntime", "tflite": "ai-edge-litert", "coreml": "coremltools"}[target]
+    try:
+        return f"{pkg} {version(pkg)}"
+    except PackageNotFoundError:
+        return pkg
 
 
 def _shape_fields(target: str, path: Path, input_size, tiles) -> tuple[list | None, dict | None]:
@@ -161,10 +185,25 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
         t0 = time.perf_counter()
         built = _build(source, target, precision, staged, input_size, calib_dir, d2s, tiles)
         build_s = time.perf_counter() - t0
-        runner, (io_in, io_out), facts, failures = _runner_and_checks(source, target, precision, staged,
-                                                                      input_size, d2s)
+        (io_in, io_out), facts, failures = _checks(source, target, precision, staged, d2s)
+        input_shape, shape_range = _shape_fields(target, staged, input_size, tiles)
+        layout = "NHWC" if target == "tflite" else "NCHW"
+        vrange = [0.0, source.value_range]
+
+        def sidecar_with(report: dict) -> Sidecar:
+            return Sidecar(
+                target=target, file=file, precision=precision, scale=source.scale, halo=source.halo, tile=tile,
+                layout={"input": layout, "output": layout},
+                input={**io_in, "range": vrange}, output={**io_out, "range": vrange},
+                source_model=source.summary(), file_sha256=file_sha256(staged), input_shape=input_shape,
+                shape_range=shape_range, verification=report, tools=tool_versions(target),
+                created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         t1 = time.perf_counter()
         if verify:
+            # verified through the sidecar the runtime will read: write it (unverified) beside the staged file
+            staged_sidecar = write_sidecar(sidecar_with({"passed": None, "pending": True}),
+                                           staging / f"{stem}_{precision}.json")
+            runner = _runner(staged_sidecar, target, source)
             report = finish(run_verification(runner, source, precision, max_photos, progress), failures)
         else:
             report = {"passed": None, "skipped": True, "limits": asdict(LIMITS[precision]),
@@ -174,16 +213,7 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
         if report["failures"]:
             raise MemsrError(f"verification failed: {'; '.join(report['failures'])} (nothing written)",
                              out_dir / file)
-        input_shape, shape_range = _shape_fields(target, staged, input_size, tiles)
-        layout = "NHWC" if target == "tflite" else "NCHW"
-        vrange = [0.0, source.value_range]
-        sidecar = Sidecar(
-            target=target, file=file, precision=precision, scale=source.scale, halo=source.halo, tile=tile,
-            layout={"input": layout, "output": layout},
-            input={**io_in, "range": vrange}, output={**io_out, "range": vrange},
-            source_model=source.summary(), file_sha256=file_sha256(staged), input_shape=input_shape,
-            shape_range=shape_range, verification=report, tools=tool_versions(target),
-            created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        sidecar = sidecar_with(report)
         sidecar_path = out_dir / f"{stem}_{precision}.json"
         sidecar_text(sidecar, sidecar_path)  # a figure JSON cannot hold is refused before anything is installed
         _install(staged, out_dir / file)

@@ -9,7 +9,6 @@ blob) and executed op by op with torch/numpy (see coreml_mil.py).
 """
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 
@@ -18,11 +17,10 @@ import torch
 
 from memsr_deploy.errors import MemsrError
 
-from .coreml_package import import_coremltools, shapes_of
+from .coreml_package import import_coremltools
 from .quiet import quiet
 from .shapes import MAX_SIDE
 from .source import Source
-from .verify import Runner
 
 PRECISIONS = ("fp32", "fp16")
 TRACE_SIDE = 64
@@ -60,24 +58,3 @@ def build_coreml(source: Source, path: Path, precision: str, input_size: tuple[i
     model.user_defined_metadata.update({"memsr.scale": str(source.scale), "memsr.halo": str(source.halo),
                                         "memsr.weights_sha256": source.desc.weights_sha256})
     model.save(str(path))
-
-
-class CoremlPredictRunner(Runner):
-    """macOS only: Core ML itself."""
-
-    def __init__(self, path: Path, precision: str):
-        ct = import_coremltools()
-        units = ct.ComputeUnit.CPU_ONLY if precision == "fp32" else ct.ComputeUnit.ALL
-        self.model = ct.models.MLModel(str(path), compute_units=units)
-        self.shapes = shapes_of(path)
-        self.description = f"coremltools {ct.__version__} predict ({units.name})"
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict({"input": x.astype(np.float32)})["output"], np.float32)
-
-
-def make_runner(path: Path, precision: str) -> Runner:
-    if sys.platform == "darwin":
-        return CoremlPredictRunner(path, precision)
-    from .coreml_mil import MilProgramRunner
-    return MilProgramRunner(path)

@@ -1,41 +1,31 @@
 """ONNX: one self-contained, simplified file with input "input" and output "output", both NCHW float32.
 
-Exported with PyTorch's own exporter (so teachers and plain nets alike), weights kept inside the file (no
-external .data), simplified with onnxsim, checked with onnx.checker. Dynamic artefacts have symbolic batch,
-height and width; fixed ones are 1x3xHxW.
+Built by ``memsr_deploy.formats.onnx_graph.model_to_onnx`` (plain nets straight from their description, as the
+runtime and the profiler build them; teachers with PyTorch's dynamo exporter), opset ``OPSET``, weights kept
+inside the file (no external .data), simplified with onnxsim, checked with onnx.checker. Dynamic artefacts have
+symbolic batch, height and width; fixed ones are 1x3xHxW.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-import numpy as np
 import onnx
-import torch
 
 from memsr_deploy.errors import MemsrError
+from memsr_deploy.formats.onnx_graph import OPSET, model_to_onnx
 
 from .quiet import quiet
 from .source import Source
-from .verify import Runner
 
-OPSET = 18
+__all__ = ["OPSET", "build_onnx", "op_counts", "external_tensors", "structure_failures"]
 
 
 def _export_graph(source: Source, input_size: tuple[int, int] | None) -> onnx.ModelProto:
-    if input_size is None:
-        # Batch 2 and sizes > 1: torch.export specialises dimensions that are 0 or 1 in the example.
-        example = torch.zeros(2, 3, 32, 40)
-        dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
-        dynamic = {"x": dims}
-    else:
-        example, dynamic = torch.zeros(1, 3, *input_size), None
-    with warnings.catch_warnings(), quiet():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(source.model, (example,), None, input_names=["input"],
-                                    output_names=["output"], dynamic_shapes=dynamic, dynamo=True,
-                                    opset_version=OPSET, external_data=False, verbose=False)
-    return program.model_proto
+    """The one ONNX builder (``formats.onnx_graph.model_to_onnx``): plain nets from their description, the same
+    graph ``memsr-upscale`` runs; teachers through torch's dynamo exporter, at the same opset."""
+    with quiet():
+        return model_to_onnx(source.desc.path if source.is_plain and source.desc.path else source.model,
+                             input_size)
 
 
 def _simplify(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -67,19 +57,6 @@ def op_counts(model: onnx.ModelProto) -> dict:
 
 def external_tensors(model: onnx.ModelProto) -> list[str]:
     return [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
-
-
-class OnnxRunner(Runner):
-    def __init__(self, path: Path, input_size: tuple[int, int] | None):
-        import onnxruntime as ort
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self.shapes = None if input_size is None else [tuple(input_size)]
-        self.description = f"onnxruntime {ort.__version__} CPUExecutionProvider"
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        return self.session.run(["output"], {"input": np.ascontiguousarray(x, np.float32)})[0]
 
 
 def structure_failures(path: Path) -> list[str]:

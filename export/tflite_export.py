@@ -147,8 +147,20 @@ def _quant(detail: dict) -> dict | None:
     return None if scale == 0 else {"scale": float(scale), "zero_point": int(zero)}
 
 
+def io_details(path: Path) -> tuple[dict, dict]:
+    """The sidecar's input and output blocks (dtype, quantisation) as the flatbuffer declares them."""
+    from ai_edge_litert.interpreter import Interpreter
+    interp = Interpreter(model_path=str(path))
+
+    def one(d):
+        return {"dtype": np.dtype(d["dtype"]).name, "quant": _quant(d) if d["dtype"] != np.float32 else None}
+    return one(interp.get_input_details()[0]), one(interp.get_output_details()[0])
+
+
 class TfliteRunner(Runner):
-    """Float NCHW in and out; quantises uint8 inputs and dequantises uint8 outputs with the model's params."""
+    """A candidate .tflite (no sidecar yet) while the exporter picks its equalisation: float NCHW in and out,
+    quantising uint8 inputs and dequantising uint8 outputs with the model's params. Verification of the written
+    artefact goes through the runtime's LiteRT backend instead (api._runner)."""
 
     def __init__(self, path: Path, threads: int = 2):
         from ai_edge_litert.interpreter import Interpreter
@@ -161,11 +173,6 @@ class TfliteRunner(Runner):
         self.shapes = None if -1 in sig[1:3] else [(sig[1], sig[2])]
         self.current = None
         self.description = f"ai-edge-litert {_version('ai-edge-litert')} Interpreter (default delegates)"
-
-    def io_details(self) -> tuple[dict, dict]:
-        def one(d):
-            return {"dtype": np.dtype(d["dtype"]).name, "quant": _quant(d) if d["dtype"] != np.float32 else None}
-        return one(self.input), one(self.output)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1), np.float32)

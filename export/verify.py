@@ -1,8 +1,10 @@
 """Prove that an exported artefact computes what the PyTorch model computes.
 
-Every artefact is run through its own runtime (ONNX Runtime, the LiteRT interpreter, Core ML or a re-execution
-of the saved Core ML program) on real photo content: patches at the artefact's shapes, odd sizes for dynamic
-artefacts, and the whole evaluation photos. Figures, all on outputs divided by the model's value range:
+Every artefact is run exactly as ``memsr-upscale --artefact`` runs it: through the runtime's backend layer
+(``memsr_deploy.runtime.backends``: the artefact plus its sidecar, on ONNX Runtime, LiteRT or Core ML; off macOS
+a Core ML program is executed by re-reading the saved program, inside the same Core ML backend), on real photo
+content: patches at the artefact's shapes, odd sizes for dynamic artefacts, and the whole evaluation photos.
+Figures, all on outputs divided by the model's value range:
 
   max_abs_diff      largest |artefact - PyTorch| over every output pixel of every input (raw, unclipped)
   psnr_y_vs_torch   worst PSNR-Y of the artefact output against the PyTorch output, by the benchmark
@@ -10,9 +12,9 @@ artefacts, and the whole evaluation photos. Figures, all on outputs divided by t
   psnr_y_hr_*       mean PSNR-Y against the HR photos (crop = scale), PyTorch and artefact
   psnr_y_drop       psnr_y_hr_torch - psnr_y_hr_artefact: what the precision costs in image quality
 
-A fixed-shape artefact is run on whole photos through exact overlapping windows (each core pixel at least a
-halo away from any window edge that is not an image border); the PyTorch reference sees the same input, edge
-padded first where the photo is smaller than the window.
+A fixed-shape artefact is run on whole photos through the runtime's own tile loop (``runtime.tiled``: exact
+windows widened to the fixed shape); the PyTorch reference sees the same input, edge padded first where the
+photo is smaller than the window.
 """
 from __future__ import annotations
 
@@ -48,40 +50,29 @@ ODD_SIZES = ((17, 23), (32, 47))  # dynamic artefacts: sizes no tile plan would 
 
 
 class Runner:
-    """An artefact behind one call: NCHW float32 in model units -> NCHW float32 in model units."""
+    """An artefact behind one call: NCHW float32 in model units -> NCHW float32 in model units. ``backend``: the
+    runtime backend it runs on (whole photos of a fixed-shape artefact go through the runtime's tile loop)."""
     description = ""
     shapes: list[tuple[int, int]] | None = None  # input (H, W) it accepts; None = any
+    backend = None
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
 
-def axis_windows(length: int, win: int, halo: int) -> list[tuple[int, int, int]]:
-    """(window start, core start, core end) covering [0, length) with windows of exactly ``win``."""
-    if length < win:
-        raise ValueError(f"axis of {length} px is shorter than the {win} px window")
-    if length > win and win <= 2 * halo:
-        raise MemsrError(f"a {win} px window leaves no core inside a {halo} px halo")
-    out, covered = [], 0
-    while covered < length:
-        ws = min(max(covered - halo, 0), length - win)
-        end = length if ws + win >= length else ws + win - halo
-        out.append((ws, covered, end))
-        covered = end
-    return out
+class BackendRunner(Runner):
+    """A runtime backend (which speaks [0, 1]) in the model's units."""
 
+    def __init__(self, backend, value_range: float, description: str = ""):
+        self.backend, self.vr = backend, float(value_range)
+        fixed = backend.caps.fixed_shape
+        art = getattr(backend, "art", None)
+        self.shapes = (art.enumerated if art is not None and art.enumerated else
+                       None if fixed is None else [tuple(fixed)])
+        self.description = description or f"memsr runtime backend {backend.name}"
 
-def run_windowed(runner: Runner, x: np.ndarray, win: tuple[int, int], halo: int, scale: int) -> np.ndarray:
-    """Whole NCHW image through a fixed-shape runner, window by window, stitched exactly."""
-    h, w = x.shape[2:]
-    out = np.zeros((1, 3, h * scale, w * scale), np.float32)
-    for ys, y0, y1 in axis_windows(h, win[0], halo):
-        for xs, x0, x1 in axis_windows(w, win[1], halo):
-            y = runner(x[:, :, ys:ys + win[0], xs:xs + win[1]])
-            oy, ox = (y0 - ys) * scale, (x0 - xs) * scale
-            out[:, :, y0 * scale:y1 * scale, x0 * scale:x1 * scale] = \
-                y[:, :, oy:oy + (y1 - y0) * scale, ox:ox + (x1 - x0) * scale]
-    return out
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.backend.run(np.ascontiguousarray(x / self.vr, np.float32)) * np.float32(self.vr)
 
 
 def run_image(runner: Runner, source: Source, lr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,13 +81,13 @@ def run_image(runner: Runner, source: Source, lr: np.ndarray) -> tuple[np.ndarra
     if runner.shapes is None:
         x = to_nchw(lr) * vr
         return to_hwc(runner(x)) / vr, to_hwc(source.run(x)) / vr
+    from memsr_deploy.runtime import RunOptions, Upscaler
     win = max(runner.shapes, key=lambda hw: hw[0] * hw[1])
     h, w = lr.shape[:2]
-    x = to_nchw(pad_to(lr, *win)) * vr
-    art = run_windowed(runner, x, win, source.halo, s)
-    ref = source.run(x)
-    crop = (slice(None), slice(None), slice(0, h * s), slice(0, w * s))
-    return to_hwc(art[crop]) / vr, to_hwc(ref[crop]) / vr
+    padded = pad_to(lr, *win)
+    art = Upscaler(runner.backend, RunOptions()).upscale_array(padded.astype(np.float32), clip=False)
+    ref = to_hwc(source.run(to_nchw(padded) * vr)) / vr
+    return art[:h * s, :w * s], ref[:h * s, :w * s]
 
 
 def verify(runner: Runner, source: Source, precision: str, max_photos: int | None = None,

@@ -7,10 +7,11 @@ import pytest
 from conftest import make_plain
 from memsr_export import export_model, verify as V
 from memsr_export.coreml_mil import MilProgramRunner
+from memsr_deploy.runtime.backends.coreml_backend import CoreMLBackend
 from memsr_export.source import load_source
 from memsr_deploy.errors import MemsrError
 from memsr_deploy.formats.model_file import save_model
-from memsr_deploy.formats.sidecar import read_sidecar
+from memsr_deploy.formats.sidecar import file_sha256, read_sidecar, write_sidecar
 
 pytestmark = pytest.mark.skipif(sys.platform == "darwin", reason="Linux path: program re-execution")
 
@@ -60,5 +61,9 @@ def test_verifier_reads_the_weights_from_the_package(model, tmp_path):
     data = blob.read_bytes()
     assert data.count(tail) == 1
     blob.write_bytes(data.replace(tail, (-np.frombuffer(tail, np.float32)).tobytes()))
-    report = V.verify(MilProgramRunner(sc.artefact_path()), src, "fp32", max_photos=1, progress=False)
+    # a matching checksum, as if the exporter itself had written wrong weights (else the backend refuses first)
+    sc.file_sha256 = file_sha256(sc.artefact_path())
+    write_sidecar(sc, sc.path)
+    runner = V.BackendRunner(CoreMLBackend(sc.path, program=MilProgramRunner(sc.artefact_path())), src.value_range)
+    report = V.verify(runner, src, "fp32", max_photos=1, progress=False)
     assert not report["passed"] and report["max_abs_diff"] > 1e-2

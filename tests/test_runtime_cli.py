@@ -137,7 +137,7 @@ def test_nothing_half_written_when_a_run_fails(tmp_path, tiny_plain_path, capsys
         return real(self, x)
     monkeypatch.setattr(TorchBackend, "run", fail_later)
     rc, err = run(capsys, tmp_path / "in.png", "-o", tmp_path / f"out.{ext}", "--model", tiny_plain_path,
-                  "--tile", 8, "--batch", 1)
+                  "--tile", 8, "--batch", 1, "--backend", "torch")
     assert rc == 2 and len(calls) == 3
     one_error_line(err, "simulated")
     assert not (tmp_path / f"out.{ext}").exists() and leftovers(tmp_path) == []
@@ -210,12 +210,15 @@ def test_coreml_refused_cleanly_off_macos(tmp_path, onnx_sidecar, capsys):
     one_error_line(err, "m.json", "only on macOS")
 
 
-def test_stream_mode_needs_the_model_file(tmp_path, onnx_sidecar, capsys):
+def test_stream_mode_runs_on_an_artefact(tmp_path, onnx_sidecar, capsys):
+    """Graph backends stream in full-width strips with the exact halo: same pixels as tiling."""
     _, sidecar = onnx_sidecar
-    save_png(tmp_path / "in.png")
-    rc, err = run(capsys, tmp_path / "in.png", "--artefact", sidecar, "--mode", "stream")
-    assert rc == 2
-    one_error_line(err, "PyTorch")
+    save_png(tmp_path / "in.png", 41, 23)
+    assert run(capsys, tmp_path / "in.png", "-o", tmp_path / "s.png", "--artefact", sidecar, "--mode", "stream",
+               "--rows", 5)[0] == 0
+    assert run(capsys, tmp_path / "in.png", "-o", tmp_path / "t.png", "--artefact", sidecar, "--tile", 0)[0] == 0
+    s, t = (read_picture(tmp_path / n).pixels.astype(int) for n in ("s.png", "t.png"))
+    assert np.abs(s - t).max() <= 1
 
 
 def test_missing_bundled_model_is_a_clean_error(tmp_path, capsys, monkeypatch):
@@ -232,19 +235,47 @@ from memsr_deploy.profiler import budget  # noqa: E402
 
 
 def test_max_memory_picks_the_profilers_tile_and_strip(tmp_path, tiny_plain_path):
+    from memsr_deploy.profiler.backends import window_bytes_per_pixel
     desc = read_description(tiny_plain_path)
     save_png(tmp_path / "in.png", 50, 60)
+    halo = desc.receptive_radius
     for size, nbytes in (("300K", 300 * 1024), ("1M", 2 ** 20)):
+        # ONNX Runtime (the default) follows the budget rule itself
         up = Upscaler(open_backend(model=tiny_plain_path), RunOptions(max_memory=nbytes))
         up.upscale_file(tmp_path / "in.png", tmp_path / "t.png")
         tile = budget.tile_for_budget(desc, nbytes)
         assert up.last["tile"] == tile
         assert budget.peak_bytes_tiled(desc, tile, batch=up.last["batch"]) <= nbytes
+        # full-width strips with recomputed halo on ONNX Runtime
         up = Upscaler(open_backend(model=tiny_plain_path), RunOptions(mode="stream", max_memory=nbytes))
+        up.upscale_file(tmp_path / "in.png", tmp_path / "r.png")
+        per = budget.per_pixel_channels(desc) * 4
+        assert up.last["rows"] == nbytes // (per * 60) - 2 * halo
+        assert (up.last["rows"] + 2 * halo) * 60 * per <= nbytes
+        # PyTorch: the layer-wise streaming rule, and tiles from the eager walk (more than the ideal rule)
+        torch_backend = open_backend(model=tiny_plain_path, backend="torch")
+        up = Upscaler(torch_backend, RunOptions(mode="stream", max_memory=nbytes))
         up.upscale_file(tmp_path / "in.png", tmp_path / "s.png")
         assert up.last["rows"] == budget.strip_rows_for_budget(desc, 60, nbytes)
-        np.testing.assert_allclose(read_picture(tmp_path / "t.png").pixels, read_picture(tmp_path / "s.png").pixels,
-                                   atol=1)
+        up = Upscaler(torch_backend, RunOptions(max_memory=nbytes))
+        up.upscale_file(tmp_path / "in.png", tmp_path / "u.png")
+        per_torch = window_bytes_per_pixel(desc, "torch", 4, torch_backend.model)
+        assert per_torch > per
+        assert up.last["tile"] < tile and (up.last["tile"] + 2 * halo) ** 2 * per_torch <= nbytes
+        for other in ("r.png", "s.png", "u.png"):
+            np.testing.assert_allclose(read_picture(tmp_path / "t.png").pixels,
+                                       read_picture(tmp_path / other).pixels, atol=1)
+
+
+def test_whole_image_that_would_not_fit_is_tiled(tiny_plain_path):
+    """An out-of-memory kill cannot be retried: a window that cannot fit is predicted and shrunk up front."""
+    from memsr_deploy.runtime import memory
+    backend = open_backend(model=tiny_plain_path)
+    said = []
+    tile = memory.fit_to_memory(backend, 0, 4000, 6000, said.append, available=200 * 2 ** 20)
+    assert 0 < tile < 4000 and "whole image" in said[0]
+    assert memory.bytes_per_pixel(backend) * (tile + 2 * backend.caps.halo) ** 2 <= 0.7 * 200 * 2 ** 20
+    assert memory.fit_to_memory(backend, 0, 40, 60, said.append, available=200 * 2 ** 20) == 0
 
 
 def test_budget_too_small_is_one_line(tmp_path, tiny_plain_path, capsys):

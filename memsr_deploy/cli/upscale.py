@@ -4,7 +4,9 @@
     memsr-upscale photo.jpg -o big.tif --scale 4     # TIFF output is streamed to disk (any size)
     memsr-upscale photos/ -o out/ --max-memory 512M  # a folder; tile size chosen from the budget
     memsr-upscale photo.png --artefact memsr_x2_fp32.json --threads 4
-    memsr-upscale photo.png --mode stream            # plain nets: strips, memory ~ width
+    memsr-upscale photo.png --mode stream            # strips, memory ~ width
+    memsr-upscale photo.png --precision int8         # int8 model: faster, slightly lower quality
+    memsr-upscale photo.png --backend torch --threads 1
 """
 from __future__ import annotations
 
@@ -25,20 +27,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output file (one input) or folder (several inputs or a folder); "
                                           "default: NAME_xS.EXT beside each input")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", help="model file (NAME, NAME.json or NAME.safetensors) or bundled name; "
-                                     "runs on PyTorch")
+    src.add_argument("--model", help="model file (NAME, NAME.json or NAME.safetensors) or bundled name")
     src.add_argument("--artefact", help="exported artefact or its sidecar .json (ONNX Runtime, LiteRT, Core ML)")
     p.add_argument("--scale", type=int, choices=(2, 3, 4), help="upscaling factor (picks the bundled model; "
                                                                 "checked against a given model)")
+    p.add_argument("--backend", choices=("auto", "onnxruntime", "litert", "torch"), default="auto",
+                   help="runtime for a model file: auto (default) = ONNX Runtime when installed (graph built in "
+                        "memory, no export step), else PyTorch; litert writes the model in memory too; an artefact "
+                        "runs on its own runtime")
+    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+                   help="fp32 (default, exact) or int8 (the model's int8 version, on LiteRT by default: several "
+                        "times faster, at the quality cost it prints)")
     p.add_argument("--mode", choices=("tile", "stream"), default="tile",
-                   help="tile: exact tiling (default); stream: row strips through a plain net (PyTorch only)")
+                   help="tile: exact tiling (default); stream: full-width row strips (memory ~ image width)")
     p.add_argument("--tile", type=int, help="core tile in LR pixels (>= 1), 0 = whole image at once")
     p.add_argument("--rows", type=int, help="strip height in LR rows for --mode stream "
                                             "(default: about 64k pixels per strip, 4 to 64 rows)")
     p.add_argument("--halo", type=int, help="override the exact halo (demonstration only: seams appear)")
     p.add_argument("--batch", type=int, help="windows per backend call (default: automatic)")
     p.add_argument("--max-memory", help="activation memory budget, e.g. 512M or 2G: picks the tile / strip size")
-    p.add_argument("--threads", type=int, help="CPU threads for the backend")
+    p.add_argument("--threads", type=int, help="CPU threads for the backend (default: every core)")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default 95)")
     p.add_argument("--ext", help="output format for folder runs (png, jpg, tif, webp, bmp); default: the input's")
     p.add_argument("--max-pixels", type=float, default=250e6,
@@ -105,7 +113,11 @@ def main(argv=None) -> int:
     if not 1 <= args.quality <= 100:
         raise MemsrError(f"--quality must be in 1..100, got {args.quality}")
     files, batch = expand_inputs(args.inputs)
-    backend = open_backend(model=args.model, artefact=args.artefact, threads=args.threads, scale=args.scale)
+    backend = open_backend(model=args.model, artefact=args.artefact, threads=args.threads, scale=args.scale,
+                           backend=args.backend, precision=args.precision)
+    if args.precision == "int8":
+        from ..formats.onnx_graph import int8_cost_note
+        print(f"note: {int8_cost_note(backend.desc)}", file=sys.stderr)
     if args.halo is not None and args.halo != backend.caps.halo:
         log(f"--halo {args.halo} replaces the exact halo {backend.caps.halo}: the output is NOT exact (seams)")
     options = RunOptions(mode=args.mode, tile=args.tile, halo=args.halo, rows=args.rows, batch=args.batch,

@@ -4,6 +4,8 @@ The JSON is the single source of truth that conversion, exporters, the tiled run
 Android demo read: kind, scale, architecture, input range/normalisation, receptive radius (the exact tile
 halo), layer widths and activations, parameter count, a checksum of the weights and training provenance.
 Loading never unpickles: weights come from safetensors and are checked against the JSON before use.
+Reading a description and a plain net's weights as arrays (``load_plain_arrays``) needs no torch, so the
+default runtime path never imports it.
 """
 from __future__ import annotations
 
@@ -11,11 +13,9 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 from safetensors import SafetensorError as SafetensorsError
-from safetensors.torch import load_file, save as st_save
 
-from ..method import models
+from ..method.input_spec import InputSpec
 from ..outputs.atomic import write_bytes, write_text
 from ..errors import MemsrError
 from .tagged_json import dumps_strict, read_tagged_json
@@ -47,8 +47,8 @@ class ModelDescription:
     path: str | None = None        # metadata file it was read from
 
     @property
-    def input(self) -> models.InputSpec:
-        return models.InputSpec.from_dict(self.arch.get("input", {}))
+    def input(self) -> InputSpec:
+        return InputSpec.from_dict(self.arch.get("input", {}))
 
     @property
     def is_plain(self) -> bool:
@@ -61,8 +61,9 @@ class ModelDescription:
                 "weights_sha256": self.weights_sha256, "provenance": self.provenance, **self.extra}
 
 
-def describe(model: torch.nn.Module, kind: str | None = None, provenance: dict | None = None,
+def describe(model, kind: str | None = None, provenance: dict | None = None,
              extra: dict | None = None) -> ModelDescription:
+    from ..method import models
     cfg = model.cfg
     if isinstance(model, models.ResidualSR):
         kind = kind or "teacher"
@@ -78,12 +79,13 @@ def describe(model: torch.nn.Module, kind: str | None = None, provenance: dict |
                             provenance=dict(provenance or {}), extra=dict(extra or {}))
 
 
-def weights_bytes(model: torch.nn.Module) -> bytes:
+def weights_bytes(model) -> bytes:
+    from safetensors.torch import save as st_save
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     return st_save(state)
 
 
-def save_model(model: torch.nn.Module, path, kind: str | None = None, provenance: dict | None = None,
+def save_model(model, path, kind: str | None = None, provenance: dict | None = None,
                extra: dict | None = None) -> ModelDescription:
     """Write NAME.safetensors and NAME.json atomically; return the description written."""
     wpath, jpath = pair_paths(path)
@@ -122,8 +124,8 @@ def read_description(path) -> ModelDescription:
     return desc
 
 
-def load_model(path, verify_checksum: bool = True) -> tuple[torch.nn.Module, ModelDescription]:
-    """Build the network from NAME.json and fill it from NAME.safetensors (no pickle anywhere)."""
+def _read_pair(path) -> tuple[ModelDescription, Path, bytes]:
+    """Description and checked weight bytes of a model given as a path or a bundled name."""
     if str(path) in _registry_names():
         from .registry import resolve
         path = resolve(str(path))
@@ -132,9 +134,26 @@ def load_model(path, verify_checksum: bool = True) -> tuple[torch.nn.Module, Mod
     if not wpath.exists():
         raise MemsrError("model weights not found", wpath)
     blob = wpath.read_bytes()
-    if verify_checksum and desc.weights_sha256 and hashlib.sha256(blob).hexdigest() != desc.weights_sha256:
+    if desc.weights_sha256 and hashlib.sha256(blob).hexdigest() != desc.weights_sha256:
         raise MemsrError("weights do not match the checksum in their .json (corrupt or from another model)",
                          wpath)
+    return desc, wpath, blob
+
+
+def load_model(path, verify_checksum: bool = True):
+    """Build the network from NAME.json and fill it from NAME.safetensors (no pickle anywhere)."""
+    from safetensors.torch import load_file
+
+    from ..method import models
+    if verify_checksum:
+        desc, wpath, _ = _read_pair(path)
+    else:
+        if str(path) in _registry_names():
+            from .registry import resolve
+            path = resolve(str(path))
+        wpath, jpath = pair_paths(path)
+        desc = read_description(jpath)
+    jpath = desc.path
     try:
         model = models.build(desc.kind, desc.arch)
     except (TypeError, ValueError, KeyError) as e:
@@ -156,6 +175,33 @@ def load_model(path, verify_checksum: bool = True) -> tuple[torch.nn.Module, Mod
     model.load_state_dict(state)
     model.eval()
     return model, desc
+
+
+def load_plain_arrays(path) -> tuple[ModelDescription, list[tuple]]:
+    """A plain net's description and its convs as float32 numpy (weight OIHW, bias), tail last, without torch.
+    The weights are checked against the checksum and against the shapes the description implies."""
+    from safetensors.numpy import load as np_load
+    desc, wpath, blob = _read_pair(path)
+    if not desc.is_plain:
+        raise MemsrError(f"a {desc.kind} is not a plain chain of convs", desc.path)
+    try:
+        state = np_load(blob)
+    except (SafetensorsError, ValueError) as e:
+        raise MemsrError(f"unreadable safetensors file ({e})", wpath) from None
+    n = len(desc.arch.get("widths", []))
+    names = [f"layers.{i}" for i in range(n)] + ["tail"]
+    chans = [3, *desc.layer_widths]
+    if len(chans) != n + 2 or desc.layer_widths[-1] != 3 * desc.scale ** 2:
+        raise MemsrError("layer_widths do not describe this plain net (body widths, then 3*s*s)", desc.path)
+    convs = []
+    for i, name in enumerate(names):
+        want = {f"{name}.weight": (chans[i + 1], chans[i], 3, 3), f"{name}.bias": (chans[i + 1],)}
+        for k, shape in want.items():
+            if k not in state or tuple(state[k].shape) != shape:
+                got = tuple(state[k].shape) if k in state else "missing"
+                raise MemsrError(f"tensor {k} is {got}, the description wants {shape}", wpath)
+        convs.append((state[f"{name}.weight"].astype("float32"), state[f"{name}.bias"].astype("float32")))
+    return desc, convs
 
 
 def _registry_names() -> set[str]:

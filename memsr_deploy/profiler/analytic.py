@@ -207,8 +207,12 @@ def measured_prediction(subject: Subject, height: int, width: int, backend: str,
     if mode == "whole":
         return predict(subject, height, width, "whole", dtype, backend, keep_input=True).peak_bytes
     if mode == "tiled":
+        # the runtime's tile loop (runtime.tiled): full input and output images, the window's walk, the
+        # batch of windows gathered before the NCHW copy the walk starts from, and one band of output rows
         s = subject.scale
         images = 3 * height * width * d + 3 * height * width * s * s * d
         window = predict(subject, height, width, "tiled", dtype, backend, tile=tile, keep_input=True)
-        return images + window.peak_bytes
+        wy, wx = window.details["window"]
+        band = min(tile, height) * s * width * s * 3 * d
+        return images + window.peak_bytes + 3 * wy * wx * d + band
     raise MemsrError(f"measuring {mode} mode is not supported (whole and tiled are)")

@@ -61,3 +61,28 @@ def walk_settings(backend: str) -> dict:
     if backend == "torch":
         return {"inplace": False, "workspace": torch_cpu_conv_workspace}
     raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
+
+
+def window_bytes_per_pixel(desc, runtime: str, dtype_bytes: int = 4, module=None) -> int:
+    """Peak activation bytes per LR pixel of one window (batch 1) on ``runtime``: what the runtime's memory
+    budget divides by. Every map of these nets has a size proportional to the window's pixels, so one walk
+    at a small size gives the exact per-pixel figure.
+
+    * ``onnxruntime``, ``coreml`` and ``ideal``: the budget rule (``budget.per_pixel_channels``), measured
+      within 0.1% on ONNX Runtime.
+    * ``torch``: the PyTorch eager walk (no in-place ops, oneDNN layout copies) of ``module``'s traced graph.
+    * ``litert``: not modelled by a walk (see above), so bounded from above: every feature map alive at once
+      (the interpreter plans tensors for the whole graph; measured 2.2-2.7x the ideal walk on plain nets, this
+      bound is 3-4x) plus the float input tensor and the output copy ``get_tensor`` returns.
+    """
+    from . import budget
+    if runtime == "torch" and module is not None:
+        from .liveness import walk
+        from .torch_graph import trace
+        side = 16
+        w = walk(trace(module, side, side, 1), dtype_bytes, keep_inputs=False, **walk_settings("torch"))
+        return -(-w.peak_bytes // (side * side))
+    if runtime == "litert" and desc.is_plain:
+        c = budget.channels(desc)
+        return (sum(c) + c[-1]) * dtype_bytes + (3 + c[-1]) * 4
+    return budget.per_pixel_channels(desc) * dtype_bytes

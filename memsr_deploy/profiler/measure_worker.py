@@ -31,42 +31,40 @@ def _reset_hwm() -> bool:
 
 
 def _torch_runner(job):
+    """The runtime's PyTorch backend; tiled runs go through the runtime's own tile loop (``runtime.tiled``)."""
+    import numpy as np
     import torch
-    from memsr_deploy.formats.model_file import load_model
-    from memsr_deploy.formats.tile_plan import plan
+    from memsr_deploy.runtime.backends import open_backend
 
-    torch.set_num_threads(job["threads"])
-    model, desc = load_model(job["model"])
-    s, halo, tile = desc.scale, desc.receptive_radius, job["tile"]
+    backend = open_backend(model=job["model"], backend="torch", threads=job["threads"])
+    tile = job["tile"]
 
     def run(h, w):
-        x = torch.rand(1, 3, h, w)
-        with torch.inference_mode():
-            if tile <= 0:
-                return x, model(x)
-            y = torch.empty(1, 3, h * s, w * s)
-            for t in plan(h, w, tile, halo):
-                wy, wx = t.window()
-                cy, cx = t.crop(s)
-                dy, dx = t.dest(s)
-                y[:, :, dy, dx] = model(x[:, :, wy, wx].contiguous())[:, :, cy, cx]
-            return x, y
+        x = np.random.rand(h, w, 3).astype(np.float32)
+        if tile <= 0:
+            return x, backend.run(np.ascontiguousarray(x.transpose(2, 0, 1))[None])
+        from memsr_deploy.runtime.bands import Converter
+        from memsr_deploy.runtime.image_io import Picture
+        from memsr_deploy.runtime.tiled import TiledRunner
+        s = backend.caps.scale
+        y = np.empty((h * s, w * s, 3), np.float32)
+        for band in TiledRunner(backend, tile, convert=Converter(clip=False)).bands(Picture(x)):
+            y[band.lr_start * s:band.lr_stop * s] = band.pixels
+        return x, y
 
     settings = {"torch": torch.__version__, "threads": torch.get_num_threads(),
-                "mkldnn": bool(torch.backends.mkldnn.is_available()), "inference_mode": True, "tile": tile}
+                "mkldnn": bool(torch.backends.mkldnn.is_available()), "inference_mode": True, "tile": tile,
+                "runner": "memsr_deploy.runtime (torch backend, tiled.TiledRunner)"}
     return run, settings
 
 
 def _ort_runner(job):
+    """A session made by the runtime's ONNX Runtime factory (arena and memory pattern off, as measured)."""
     import numpy as np
     import onnxruntime as ort
+    from memsr_deploy.runtime.backends.onnx_backend import session
 
-    so = ort.SessionOptions()
-    so.enable_cpu_mem_arena = False
-    so.enable_mem_pattern = False
-    so.intra_op_num_threads = job["threads"]
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(job["model"], so, providers=["CPUExecutionProvider"])
+    sess = session(job["model"], job["threads"], job["model"])
     name = sess.get_inputs()[0].name
     out_names = [o.name for o in sess.get_outputs()]
     fixed = sess.get_inputs()[0].shape
@@ -80,17 +78,21 @@ def _ort_runner(job):
         xv = ort.OrtValue.ortvalue_from_numpy(x)
         return x, sess.run_with_ort_values(out_names, {name: xv})
 
-    settings = {"onnxruntime": ort.__version__, "enable_cpu_mem_arena": False, "enable_mem_pattern": False,
-                "graph_optimization_level": str(so.graph_optimization_level), "threads": job["threads"]}
+    so = sess.get_session_options()
+    settings = {"onnxruntime": ort.__version__, "enable_cpu_mem_arena": so.enable_cpu_mem_arena,
+                "enable_mem_pattern": so.enable_mem_pattern,
+                "graph_optimization_level": str(so.graph_optimization_level), "threads": job["threads"],
+                "runner": "memsr_deploy.runtime.backends.onnx_backend.session"}
     return run, settings
 
 
 def _litert_runner(job):
+    """Interpreters made by the runtime's LiteRT factory."""
     import numpy as np
-    from ai_edge_litert.interpreter import Interpreter
+    from memsr_deploy.runtime.backends.litert_backend import _interpreter
 
     def fresh():
-        return Interpreter(model_path=job["model"], num_threads=job["threads"])
+        return _interpreter(job["threads"], job["model"], model_path=job["model"])
 
     probe = fresh()
     fixed = list(probe.get_input_details()[0]["shape_signature"])[1:3] != [-1, -1]

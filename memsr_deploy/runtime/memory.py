@@ -1,7 +1,10 @@
-"""Turning a memory budget into a tile size or strip height, with the profiler's rule (one rule, shared with
-the Java core: memsr_deploy.profiler.budget), plus how many windows to batch per call."""
+"""Turning a memory budget into a tile size or strip height, with the profiler's model of the backend that runs
+(``profiler.backends.window_bytes_per_pixel``: the budget rule shared with the Java core for ONNX Runtime, the
+eager walk for PyTorch, an upper bound for LiteRT), plus how many windows to batch per call, and the guard that
+keeps a window from outgrowing the machine (LiteRT on a whole photo would be OOM-killed, not fail cleanly)."""
 from __future__ import annotations
 
+import math
 import re
 
 from ..errors import MemsrError
@@ -46,12 +49,70 @@ def default_strip_rows(width: int) -> int:
     return max(4, min(64, STRIP_TARGET_PX // max(width, 1)))
 
 
-def tile_for_budget(backend, budget_bytes: int) -> int:
+def default_recompute_rows(width: int, halo: int) -> int:
+    """Strip height for full-width strips that recompute their halo: at least 8 halos (the recomputed rows then
+    cost at most a quarter), more on narrow images."""
+    return max(8 * halo, STRIP_TARGET_PX * 4 // max(width, 1))
+
+
+def bytes_per_pixel(backend) -> int:
+    """Peak activation bytes per LR window pixel on this backend (see the module docstring)."""
     _needs_widths(backend.desc, backend.source)
-    return int(_budget().tile_for_budget(backend.desc, budget_bytes, dtype_bytes=backend.caps.dtype_bytes, batch=1))
+    try:
+        from ..profiler.backends import window_bytes_per_pixel
+    except ImportError as e:
+        raise MemsrError(f"memory budgets need memsr_deploy.profiler, which is not available ({e})") from None
+    return int(window_bytes_per_pixel(backend.desc, backend.name, backend.caps.dtype_bytes,
+                                      getattr(backend, "plain", None) or getattr(backend, "model", None)))
+
+
+def tile_for_budget(backend, budget_bytes: int) -> int:
+    """Largest square core tile whose window (tile + 2*halo) fits the budget on this backend."""
+    per = bytes_per_pixel(backend)
+    halo = backend.caps.halo
+    tile = math.isqrt(int(budget_bytes) // per) - 2 * halo
+    if tile < 1:
+        raise MemsrError(f"budget too small: {int(budget_bytes)} bytes; a 1-pixel tile with its {halo}-pixel "
+                         f"halo needs {per * (1 + 2 * halo) ** 2} on {backend.name}", backend.source)
+    return tile
+
+
+def recompute_rows_for_budget(backend, width: int, budget_bytes: int) -> int:
+    """Largest full-width strip (LR rows, halo rows recomputed above and below) within the budget."""
+    per = bytes_per_pixel(backend)
+    halo = backend.caps.halo
+    rows = int(budget_bytes) // (per * max(width, 1)) - 2 * halo
+    if rows < 1:
+        raise MemsrError(f"budget too small: {int(budget_bytes)} bytes; a one-row strip of a {width}-pixel-wide "
+                         f"image with its {halo}-row halo needs {per * width * (1 + 2 * halo)} on {backend.name}",
+                         backend.source)
+    return rows
+
+
+def fit_to_memory(backend, tile: int, height: int, width: int, log, available: int | None = None,
+                  rows_only: bool = False) -> int:
+    """``tile`` (0 = whole image; with ``rows_only`` the height of full-width strips), or a smaller one when its
+    window would not fit in the memory this machine has free: an out-of-memory kill cannot be caught and
+    retried, so it is predicted instead."""
+    if not backend.desc.layer_widths:
+        return tile
+    import psutil
+    avail = int(0.7 * (available if available is not None else psutil.virtual_memory().available))
+    halo = backend.caps.halo
+    wy = height if tile <= 0 else min(height, tile + 2 * halo)
+    wx = width if (tile <= 0 or rows_only) else min(width, tile + 2 * halo)
+    need = bytes_per_pixel(backend) * wy * wx
+    if need <= avail:
+        return tile
+    smaller = recompute_rows_for_budget(backend, width, avail) if rows_only else tile_for_budget(backend, avail)
+    what = "the whole image" if tile <= 0 else f"{tile}-row strips" if rows_only else f"a {tile}-pixel tile"
+    log(f"{what} would need about {need / 2 ** 20:.0f} MiB on {backend.name}, more than the "
+        f"{avail / 2 ** 20:.0f} MiB this machine can spare: using {smaller} {'rows' if rows_only else 'tiles'}")
+    return smaller
 
 
 def strip_rows_for_budget(backend, width: int, budget_bytes: int) -> int:
+    """Strip height of the layer-wise streaming loop (``stream.py``, PyTorch) within the budget."""
     _needs_widths(backend.desc, backend.source)
     return int(_budget().strip_rows_for_budget(backend.desc, width, budget_bytes,
                                                dtype_bytes=backend.caps.dtype_bytes))
@@ -60,9 +121,8 @@ def strip_rows_for_budget(backend, width: int, budget_bytes: int) -> int:
 def check_fixed_budget(backend, budget_bytes: int) -> None:
     """A fixed-shape artefact cannot shrink its window: refuse a budget it cannot meet, before running."""
     fh, fw = backend.caps.fixed_shape
-    tile = max(fh, fw) - 2 * backend.caps.halo
     _needs_widths(backend.desc, backend.source)
-    need = _budget().peak_bytes_tiled(backend.desc, tile, dtype_bytes=backend.caps.dtype_bytes, batch=1)
+    need = bytes_per_pixel(backend) * fh * fw
     if need > budget_bytes:
         raise MemsrError(f"the artefact's fixed {fw}x{fh} input needs about {need / 2 ** 20:.0f} MiB, more than the "
                          f"{budget_bytes / 2 ** 20:.0f} MiB budget", backend.source)
@@ -78,6 +138,6 @@ def choose_batch(backend, tile: int, halo: int, n_windows: int, budget_bytes: in
     if backend.caps.max_batch:
         batch = min(batch, backend.caps.max_batch)
     if budget_bytes is not None and batch > 1:
-        one = _budget().peak_bytes_tiled(backend.desc, tile, dtype_bytes=backend.caps.dtype_bytes, batch=1)
+        one = bytes_per_pixel(backend) * win_px
         batch = max(1, min(batch, budget_bytes // max(one, 1)))
     return int(batch)

@@ -47,9 +47,9 @@ class Upscaler:
             raise MemsrError(f"unknown mode {self.opt.mode!r}; use one of {MODES}")
         if self.opt.tile is not None and self.opt.tile < 0:
             raise MemsrError(f"tile must be >= 0 (0 = whole image), got {self.opt.tile}")
-        if self.opt.mode == "stream" and getattr(backend, "plain", None) is None:
-            what = "a teacher" if backend.desc.kind == "teacher" else f"the {backend.name} backend"
-            raise MemsrError(f"streaming runs plain models on the PyTorch backend, not {what}", backend.source)
+        if self.opt.mode == "stream" and backend.caps.fixed_shape:
+            raise MemsrError("a fixed-shape artefact cannot run full-width strips: use --mode tile or a "
+                             "dynamic-shape artefact", backend.source)
         self.last: dict = {}
 
     @property
@@ -59,20 +59,35 @@ class Upscaler:
     # ---------------------------------------------------------------------------------------- runners
     def _runner(self, picture: Picture, convert: Converter, bar):
         opt, caps = self.opt, self.backend.caps
-        if opt.mode == "stream":
+        halo = caps.halo if opt.halo is None else opt.halo
+        if opt.mode == "stream" and getattr(self.backend, "plain", None) is not None:
+            # PyTorch plain nets: layer-wise rolling buffers, nothing recomputed
             rows = opt.rows
             if rows is None and opt.max_memory:
                 rows = memory.strip_rows_for_budget(self.backend, picture.width, opt.max_memory)
             rows = rows or memory.default_strip_rows(picture.width)
             self.last = {"mode": "stream", "rows": rows}
             return StreamRunner(self.backend.plain, rows, convert, bar, self.log, self.backend.source)
-        halo = caps.halo if opt.halo is None else opt.halo
+        if opt.mode == "stream":
+            # every other backend runs a whole graph per call: full-width strips with the exact halo above and
+            # below (recomputed), memory proportional to the width as in the layer-wise loop
+            rows = opt.rows
+            if rows is None and opt.max_memory:
+                rows = memory.recompute_rows_for_budget(self.backend, picture.width, opt.max_memory)
+            rows = rows or memory.default_recompute_rows(picture.width, halo)
+            if opt.max_memory is None:
+                rows = memory.fit_to_memory(self.backend, rows, picture.height, picture.width, self.log,
+                                            rows_only=True)
+            self.last = {"mode": "stream", "rows": rows, "halo": halo, "strips": "recomputed halo"}
+            return TiledRunner(self.backend, rows, halo, 1, convert, bar, self.log, tile_w=0)
         tile = opt.tile
         if caps.fixed_shape:
             if opt.max_memory:
                 memory.check_fixed_budget(self.backend, opt.max_memory)
         elif tile is None:
             tile = memory.tile_for_budget(self.backend, opt.max_memory) if opt.max_memory else caps.default_tile
+        if not caps.fixed_shape and opt.max_memory is None:
+            tile = memory.fit_to_memory(self.backend, tile, picture.height, picture.width, self.log)
         t_eff = tile if tile is not None else max(min(caps.fixed_shape) - 2 * halo, 1)
         n_cols = math.ceil(picture.width / t_eff) if t_eff > 0 else 1
         batch = opt.batch or memory.choose_batch(self.backend, t_eff, halo, n_cols,

@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import MemsrError
 from .backends import is_out_of_memory
@@ -80,12 +78,14 @@ class StreamRunner:
         buffer; at the start one zero row stands for the top border. The buffers are allocated once and
         overwritten in place: long-lived blocks allocated between the short-lived strip buffers would fragment
         the heap (measured: peak RSS creeping up by 200 MB over a 12240 px wide image)."""
+        import torch  # here, not at the top: the default (ONNX Runtime) path never imports torch
         dtype = self.convs[0][0].dtype
         return [[torch.zeros(1, wt.shape[1], 2, width, dtype=dtype), 1] for wt, _ in self.convs]
 
     def _strip(self, picture, start: int, stop: int, carry: list) -> list[np.ndarray]:
         """Push input rows [start, stop) through every conv, updating the carries in place; returns the
         converted HR output pieces."""
+        import torch
         x = picture.colour(slice(start, stop), slice(None))
         x = torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
         pieces = []
@@ -94,10 +94,12 @@ class StreamRunner:
             self._run(x, stop == picture.height, carry, pieces)
         return pieces
 
-    def _run(self, x: torch.Tensor, final: bool, carries: list, pieces: list) -> None:
+    def _run(self, x, final: bool, carries: list, pieces: list) -> None:
         """Depth-first through the convs with an explicit task stack, so that only the rows in flight are
         referenced (recursion would keep every layer's output of the strip alive until the strip ends).
         A task (i, rows, final) gives conv i new input rows (None: none); ``final``: the bottom border follows."""
+        import torch
+        import torch.nn.functional as F
         tasks = [(0, x, final)]
         del x
         while tasks:

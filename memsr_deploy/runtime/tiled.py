@@ -18,12 +18,14 @@ from .windows import check_fixed, plan_span
 
 class TiledRunner:
     def __init__(self, backend: Backend, tile: int, halo: int | None = None, batch: int = 1,
-                 convert: Converter | None = None, progress=None, on_retry=None):
+                 convert: Converter | None = None, progress=None, on_retry=None, tile_w: int | None = None):
         self.backend = backend
         self.scale = backend.caps.scale
         self.halo = backend.caps.halo if halo is None else int(halo)
         # None: the backend's default (for a fixed-shape artefact: the largest tile its input holds)
         self.tile = None if tile is None else int(tile)
+        # columns: the same as rows unless given (0 = full-width strips, the streaming mode of graph backends)
+        self.tile_w = self.tile if tile_w is None else int(tile_w)
         self.batch = max(1, int(batch))
         if backend.caps.max_batch:
             self.batch = min(self.batch, backend.caps.max_batch)
@@ -38,7 +40,7 @@ class TiledRunner:
     def _axis_tiles(self, height: int, width: int, path) -> tuple[int, int]:
         if not self.fixed:
             tile = self.backend.caps.default_tile if self.tile is None else self.tile
-            return tile, tile
+            return tile, (tile if self.tile_w is None else self.tile_w)
         th, tw = check_fixed(self.fixed, self.halo, height, width, path)
         if self.tile is not None:
             if self.tile > min(th, tw) and (height > self.fixed[0] or width > self.fixed[1]):

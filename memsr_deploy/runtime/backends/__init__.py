@@ -7,32 +7,93 @@ from ...errors import MemsrError
 from ...formats.sidecar import read_sidecar, sidecar_path
 from .base import Backend, Capabilities, is_out_of_memory
 
-__all__ = ["Backend", "Capabilities", "is_out_of_memory", "open_backend", "installed_artefact_targets"]
+__all__ = ["BACKENDS", "PRECISIONS", "Backend", "Capabilities", "default_backend", "is_out_of_memory", "open_backend",
+           "installed_artefact_targets"]
 
 
-def open_backend(model=None, artefact=None, threads: int | None = None, scale: int | None = None) -> Backend:
-    """A model file (or bundled name) runs on PyTorch; an artefact (its sidecar or the file beside it) runs on
-    the runtime its sidecar names. With neither, the bundled student for ``scale`` is used."""
+BACKENDS = ("auto", "onnxruntime", "litert", "torch")
+PRECISIONS = ("fp32", "int8")
+# which runtime runs each artefact target
+_TARGET_RUNTIME = {"onnx": "onnxruntime", "tflite": "litert", "coreml": "coreml"}
+
+
+def default_backend() -> str:
+    """What ``auto`` means for a model description: ONNX Runtime (fastest exact backend here) when installed."""
+    from importlib.util import find_spec
+    return "onnxruntime" if find_spec("onnxruntime") is not None else "torch"
+
+
+def open_backend(model=None, artefact=None, threads: int | None = None, scale: int | None = None,
+                 backend: str = "auto", precision: str = "fp32") -> Backend:
+    """The one way to get a backend: the runtime, export verification and the profiler's measurements all call it.
+
+    * ``artefact``: an exported file or its sidecar; it runs on the runtime its sidecar names (``backend`` must
+      be ``auto`` or that runtime; its precision is the artefact's own).
+    * ``model`` (path, stem or bundled name; default: the bundled student for ``scale``): a plain net runs on
+      ``backend`` (``auto``: ONNX Runtime when installed, its graph built in memory without torch, else PyTorch);
+      a teacher runs on PyTorch. ``backend="litert"`` writes the plain net's .tflite in memory.
+      ``precision="int8"``: the int8 model (``auto``: on LiteRT, whose int8 kernels are the fast ones).
+    * ``threads``: intra-op threads (default: every core).
+    """
     if model is not None and artefact is not None:
         raise MemsrError("give either a model or an artefact, not both")
+    if backend not in BACKENDS:
+        raise MemsrError(f"unknown backend {backend!r}; use one of {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise MemsrError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if artefact is not None:
-        sc = read_sidecar(sidecar_path(artefact), check_file=False)
-        if sc.target == "onnx":
-            from .onnx_backend import OnnxBackend as cls
-        elif sc.target == "tflite":
-            from .litert_backend import LiteRTBackend as cls
-        else:
-            from .coreml_backend import CoreMLBackend as cls
-        backend = cls(sidecar_path(artefact), threads)
+        opened = _open_artefact(artefact, threads, backend, precision)
     else:
-        from .torch_backend import TorchBackend
-        if model is None:
-            from ...formats.registry import default_model
-            model = default_model(scale or 2)
-        backend = TorchBackend(model, threads)
-    if scale is not None and backend.caps.scale != scale:
-        raise MemsrError(f"model is x{backend.caps.scale}, but x{scale} was asked for", backend.source)
-    return backend
+        opened = _open_model(model, threads, scale, backend, precision)
+    if scale is not None and opened.caps.scale != scale:
+        raise MemsrError(f"model is x{opened.caps.scale}, but x{scale} was asked for", opened.source)
+    return opened
+
+
+def _open_artefact(artefact, threads, backend: str, precision: str) -> Backend:
+    sc = read_sidecar(sidecar_path(artefact), check_file=False)
+    runtime = _TARGET_RUNTIME.get(sc.target, "coreml")
+    if backend not in ("auto", runtime):
+        raise MemsrError(f"a {sc.target} artefact runs on {runtime}, not --backend {backend}", sc.path)
+    if precision != "fp32":
+        raise MemsrError(f"an artefact's precision is its own ({sc.precision}); --precision applies to model "
+                         "files", sc.path)
+    if sc.target == "onnx":
+        from .onnx_backend import OnnxBackend as cls
+    elif sc.target == "tflite":
+        from .litert_backend import LiteRTBackend as cls
+    else:
+        from .coreml_backend import CoreMLBackend as cls
+    return cls(sidecar_path(artefact), threads)
+
+
+def _open_model(model, threads, scale, backend: str, precision: str) -> Backend:
+    from ...formats.model_file import read_description
+    from ...formats.registry import default_model, names, resolve
+    if model is None:
+        model = default_model(scale or 2)
+    elif str(model) in names():
+        model = resolve(str(model))
+    desc = read_description(model)
+    if backend == "auto":
+        backend = default_backend() if desc.is_plain else "torch"
+        if precision == "int8":
+            # XNNPACK's int8 convs: several times fp32 here (ONNX Runtime's int8 convs are not)
+            from importlib.util import find_spec
+            backend = "litert" if find_spec("ai_edge_litert") is not None else "onnxruntime"
+    if precision == "int8" and backend not in ("litert", "onnxruntime"):
+        raise MemsrError(f"--precision int8 runs on LiteRT or ONNX Runtime, not --backend {backend}", desc.path)
+    if backend in ("onnxruntime", "litert") and not desc.is_plain:
+        raise MemsrError(f"{backend} runs a model file only for plain nets (students, converted nets); "
+                         "run a teacher with --backend torch or export it (memsr-export)", desc.path)
+    if backend == "onnxruntime":
+        from .onnx_backend import OnnxModelBackend
+        return OnnxModelBackend(model, threads, precision)
+    if backend == "litert":
+        from .litert_backend import LiteRTModelBackend
+        return LiteRTModelBackend(model, threads, precision)
+    from .torch_backend import TorchBackend
+    return TorchBackend(model, threads)
 
 
 def installed_artefact_targets() -> list[str]:

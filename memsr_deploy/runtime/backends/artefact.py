@@ -71,6 +71,11 @@ class Artefact:
         if shape is not None and (len(shape) != 2 or min(int(v) for v in shape) < 1):
             raise MemsrError(f"sidecar input_shape {shape} is not [H, W]", self.path)
         self.fixed = (int(shape[0]), int(shape[1])) if shape is not None else None
+        # a Core ML artefact with enumerated input shapes takes only those: run it at the largest, as a fixed one
+        enum = (self.sc.shape_range or {}).get("enumerated") if shape is None else None
+        self.enumerated = [(int(h), int(w)) for h, w in enum] if enum else None
+        if self.enumerated:
+            self.fixed = max(self.enumerated, key=lambda hw: hw[0] * hw[1])
         self.desc = self._description()
 
     def capabilities(self, max_batch: int | None) -> Capabilities:

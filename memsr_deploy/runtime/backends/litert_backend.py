@@ -1,47 +1,43 @@
-"""LiteRT (TFLite) backend for artefacts written by the TFLite exporter."""
+"""LiteRT (TFLite) backend: an exported .tflite artefact (its sidecar says how to feed it), or a plain model
+file whose model is written in memory (``formats.tflite_graph``; fp32, or int8 with the description's ranges)."""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
 from ...errors import MemsrError
 from .artefact import Artefact
-from .base import Backend, runtime_failure
+from .base import Backend, Capabilities, runtime_failure
 
 
-class LiteRTBackend(Backend):
-    name = "litert"
+def _interpreter(threads: int | None, source, **model):
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise MemsrError("LiteRT is not installed (pip install ai-edge-litert)") from None
+    try:
+        interp = Interpreter(**model, num_threads=int(threads) if threads else (os.cpu_count() or 1))
+        interp.allocate_tensors()
+    except (ValueError, RuntimeError) as e:
+        raise MemsrError(f"LiteRT cannot load the model ({str(e).splitlines()[0]})", source) from None
+    return interp
 
-    def __init__(self, sidecar, threads: int | None = None):
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            raise MemsrError("LiteRT is not installed (pip install ai-edge-litert)") from None
-        self.art = Artefact(sidecar, "tflite")
-        self.desc, self.source = self.art.desc, self.art.path
-        model = str(self.art.sc.artefact_path())
-        try:
-            self.interp = Interpreter(model_path=model, num_threads=int(threads) if threads else None)
-            self.interp.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
-            raise MemsrError(f"LiteRT cannot load the artefact ({str(e).splitlines()[0]})", model) from None
-        inputs = self.interp.get_input_details()
+
+class _Invoker:
+    """One interpreter, resized to each new window shape."""
+
+    def __init__(self, interp, source):
+        self.interp, self.source = interp, source
+        inputs = interp.get_input_details()
         if len(inputs) != 1:
-            raise MemsrError(f"artefact has {len(inputs)} inputs; one image input expected", model)
+            raise MemsrError(f"the model has {len(inputs)} inputs; one image input expected", source)
         self.inp = inputs[0]
-        self.out_index = self.interp.get_output_details()[0]["index"]
-        sig = [int(d) for d in self.inp.get("shape_signature", self.inp["shape"])]
-        self.art.check_shape("TFLite model", [d if d > 0 else None for d in sig], model)
-        self.dynamic = any(d < 1 for d in sig[1:3])
-        want = self.art.input.dtype
-        if np.dtype(self.inp["dtype"]) != want:
-            raise MemsrError(f"TFLite input is {np.dtype(self.inp['dtype'])}, the sidecar says {want}", model)
+        self.out_index = interp.get_output_details()[0]["index"]
+        self.signature = [int(d) for d in self.inp.get("shape_signature", self.inp["shape"])]
         self.shape = tuple(int(d) for d in self.inp["shape"])
-        self.caps = self.art.capabilities(max_batch=None if sig[0] < 1 else sig[0])
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        t = self.art.input.encode(x)
-        if t.shape != self.shape and not self.dynamic and t.shape[1:] != self.shape[1:]:
-            raise MemsrError(f"window {t.shape} does not fit the fixed input {self.shape}", self.source)
+    def __call__(self, t: np.ndarray) -> np.ndarray:
         try:
             if t.shape != self.shape:
                 self.interp.resize_tensor_input(self.inp["index"], list(t.shape), strict=False)
@@ -49,7 +45,53 @@ class LiteRTBackend(Backend):
                 self.shape = t.shape
             self.interp.set_tensor(self.inp["index"], t)
             self.interp.invoke()
-            y = self.interp.get_tensor(self.out_index)
+            return self.interp.get_tensor(self.out_index)
         except (RuntimeError, ValueError, MemoryError) as e:
             raise runtime_failure(e, "LiteRT", self.source) from None
-        return self.check_output(x, self.art.output.decode(y))
+
+
+class LiteRTBackend(Backend):
+    name = "litert"
+
+    def __init__(self, sidecar, threads: int | None = None):
+        self.art = Artefact(sidecar, "tflite")
+        self.desc, self.source = self.art.desc, self.art.path
+        model = str(self.art.sc.artefact_path())
+        self.invoke = _Invoker(_interpreter(threads, model, model_path=model), model)
+        sig = self.invoke.signature
+        self.art.check_shape("TFLite model", [d if d > 0 else None for d in sig], model)
+        self.dynamic = any(d < 1 for d in sig[1:3])
+        want = self.art.input.dtype
+        if np.dtype(self.invoke.inp["dtype"]) != want:
+            raise MemsrError(f"TFLite input is {np.dtype(self.invoke.inp['dtype'])}, the sidecar says {want}", model)
+        self.caps = self.art.capabilities(max_batch=None if sig[0] < 1 else sig[0])
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        t = self.art.input.encode(x)
+        fixed = self.invoke.shape
+        if t.shape != fixed and not self.dynamic and t.shape[1:] != fixed[1:]:
+            raise MemsrError(f"window {t.shape} does not fit the fixed input {fixed}", self.source)
+        return self.check_output(x, self.art.output.decode(self.invoke(t)))
+
+
+class LiteRTModelBackend(Backend):
+    """A plain model file on LiteRT, its .tflite written in memory (no export step, no TensorFlow, no torch)."""
+    name = "litert"
+
+    def __init__(self, model=None, threads: int | None = None, precision: str = "fp32", arrays=None):
+        from ...formats.tflite_graph import build
+        if arrays is None:
+            from ...formats.model_file import load_plain_arrays
+            arrays = load_plain_arrays(model)
+        self.desc, convs = arrays
+        self.source = str(self.desc.path)
+        self.precision = precision
+        self.invoke = _Invoker(_interpreter(threads, self.source, model_content=build(self.desc, convs, precision)),
+                               self.source)
+        # activations are int8 between the int8 convs; LiteRT's own memory is bounded in profiler.backends
+        self.caps = Capabilities(scale=self.desc.scale, halo=self.desc.receptive_radius,
+                                 dtype_bytes=1 if precision == "int8" else 4)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        y = self.invoke(np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=np.float32))
+        return np.ascontiguousarray(y.transpose(0, 3, 1, 2))

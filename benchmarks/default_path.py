@@ -1,0 +1,176 @@
+"""The table of issue 15, as rows for ``runtime_bench.py --only default-path``: the default path of
+``memsr-upscale`` end to end against PyTorch on one thread and libvips' cubic resize, compute throughput of every
+backend and precision, and each backend's MAC rate as a fraction of this CPU's fp32 GEMM peak.
+
+* End to end: ``memsr-upscale photo.jpg -o out.png`` (no flags) vs ``--backend torch --threads 1``, each as a
+  subprocess (seconds, peak RSS = VmHWM), same image within one 8-bit level; ``vips resize`` (cubic) of the same
+  photo to the same format when libvips is here (``vips`` on PATH or ``pyvips``).
+* Compute: ``Upscaler.upscale_array`` on the decoded photo (no file I/O), per backend and precision: output MP/s,
+  MAC/s (the plain net's 9 * Cin * Cout per LR pixel per conv) and the fraction of the GEMM peak.
+* GEMM peak: numpy float32 matmul (n = 2048, best of 5) in a subprocess with ``OPENBLAS_CORETYPE`` and
+  ``OPENBLAS_L2_SIZE`` unset (for that measurement only), at 1 thread and at the run's thread count.
+* ncnn (fp32/int8) is a reference row only where the ``ncnn`` package is installed; otherwise the row says so.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+GEMM_N = 2048
+_GEMM = """
+import sys, time, numpy as np
+n = int(sys.argv[1]); a = np.random.rand(n, n).astype(np.float32); b = np.random.rand(n, n).astype(np.float32)
+a @ b
+best = min((lambda t: (a @ b, time.perf_counter() - t)[1])(time.perf_counter()) for _ in range(5))
+print(n ** 3 / best)
+"""
+
+
+def gemm_peak_macs(threads: int) -> float:
+    """MAC/s of a float32 GEMM through numpy's BLAS with ``threads`` threads (its own process and environment)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    env.update(OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, "-c", _GEMM, str(GEMM_N)], env=env, capture_output=True, text=True,
+                         check=True)
+    return float(out.stdout.strip())
+
+
+def macs_per_lr_pixel(desc) -> int:
+    c = [3, *desc.layer_widths]
+    return sum(9 * c[i] * c[i + 1] for i in range(len(c) - 1))
+
+
+def compute_rows(model, img: np.ndarray, threads: int, peak: dict) -> list[dict]:
+    """Throughput of each backend / precision on the decoded photo, against the fp32 default."""
+    from memsr_deploy.errors import MemsrError
+    from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
+    cases = [("onnxruntime", "fp32", threads, "default"), ("torch", "fp32", 1, ""), ("torch", "fp32", threads, ""),
+             ("litert", "fp32", threads, ""), ("litert", "int8", threads, "--precision int8"),
+             ("onnxruntime", "int8", threads, "")]
+    rows, ref = [], None
+    for backend, precision, n, note in cases:
+        print(f"compute: {backend} {precision} {n} threads ...", file=sys.stderr, flush=True)
+        try:
+            b = open_backend(model=model, backend=backend, precision=precision, threads=n)
+        except MemsrError as e:
+            rows.append({"backend": backend, "precision": precision, "threads": n, "error": str(e)})
+            continue
+        up = Upscaler(b, RunOptions())
+        up.upscale_array(img[:64, :64])   # session set-up and first-call costs out of the timing
+        t0 = time.perf_counter()
+        out = up.upscale_array(img)
+        secs = time.perf_counter() - t0
+        s = b.caps.scale
+        macs = macs_per_lr_pixel(b.desc) * img.shape[0] * img.shape[1] / secs
+        diff = None
+        if ref is None:
+            ref = out
+        else:
+            diff = int(np.abs(out.astype(np.int16) - ref.astype(np.int16)).max())
+        rows.append({"backend": backend, "precision": precision, "threads": n, "note": note,
+                     "seconds": round(secs, 3), "out_mp_per_s": round(img.shape[0] * img.shape[1] * s * s / 1e6 / secs, 3),
+                     "gmac_per_s": round(macs / 1e9, 2), "fraction_of_gemm_peak": round(macs / peak[n], 3),
+                     "max_diff_vs_default_8bit": diff})
+        del out
+    fp32 = next((r for r in rows if r.get("note") == "default"), None)
+    for r in rows:
+        if fp32 and "seconds" in r:
+            r["speed_vs_default"] = round(fp32["seconds"] / r["seconds"], 2)
+    rows.append(_ncnn_row())
+    return rows
+
+
+def _ncnn_row() -> dict:
+    try:
+        import ncnn  # noqa: F401
+    except ImportError:
+        return {"backend": "ncnn", "precision": "fp32/int8", "error": "not measured: the ncnn package is not "
+                "installed (pip install ncnn pnnx to add the reference row)"}
+    return {"backend": "ncnn", "precision": "fp32/int8", "error": "not measured: the pnnx conversion of the "
+            "student is not automated here yet"}
+
+
+def end_to_end_rows(model, jpeg: Path, work: Path, peak_rss) -> list[dict]:
+    """memsr-upscale with no flags vs --backend torch --threads 1, and vips resize, JPEG -> PNG."""
+    from PIL import Image
+    base = [sys.executable, "-m", "memsr_deploy.cli.upscale", str(jpeg), "-q"]
+    if model is not None:
+        base += ["--model", str(model)]
+    runs = [("memsr-upscale (no flags)", base + ["-o", str(work / "default.png")], work / "default.png"),
+            ("memsr-upscale --backend torch --threads 1", base + ["-o", str(work / "torch1.png"), "--backend",
+                                                                  "torch", "--threads", "1"], work / "torch1.png")]
+    vips = _vips_command(jpeg, work / "vips.png")
+    if vips:
+        runs.append(("vips resize 2 --kernel cubic", vips, work / "vips.png"))
+    rows = []
+    for label, cmd, out in runs:
+        print(f"end to end: {label} ...", file=sys.stderr, flush=True)
+        peak, secs, rc, tail = peak_rss(cmd)
+        rows.append({"command": label, "seconds": round(secs, 2), "peak_rss_mb": round(peak / 2 ** 20),
+                     "exit_code": rc, **({"error": tail} if rc else {})})
+    if not vips:
+        rows.append({"command": "vips resize 2 --kernel cubic", "error": "libvips not found (vips CLI or pyvips)"})
+    a, b = work / "default.png", work / "torch1.png"
+    if a.exists() and b.exists():
+        diff = int(np.abs(np.asarray(Image.open(a)).astype(int) - np.asarray(Image.open(b)).astype(int)).max())
+        rows[0]["max_diff_vs_torch_8bit"] = diff
+        if "seconds" in rows[1] and rows[0]["seconds"]:
+            rows[0]["speedup_vs_torch_1_thread"] = round(rows[1]["seconds"] / rows[0]["seconds"], 2)
+    for f in (a, b, work / "vips.png"):
+        f.unlink(missing_ok=True)
+    return rows
+
+
+def _vips_command(src: Path, dst: Path) -> list[str] | None:
+    if shutil.which("vips"):
+        return ["vips", "resize", str(src), str(dst), "2", "--kernel", "cubic"]
+    try:
+        import pyvips  # noqa: F401
+    except (ImportError, OSError):
+        return None
+    code = ("import sys, pyvips; pyvips.Image.new_from_file(sys.argv[1], access='sequential')"
+            ".resize(2, kernel='cubic').write_to_file(sys.argv[2])")
+    return [sys.executable, "-c", code, str(src), str(dst)]
+
+
+def markdown(section: dict) -> list[str]:
+    L = ["## Default path (issue 15)", "",
+         f"GEMM peak (numpy float32 {GEMM_N}^3 matmul, OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE unset): "
+         + ", ".join(f"{n} thread{'s' if int(n) > 1 else ''}: {v / 1e9:.1f} GMAC/s"
+                     for n, v in section["gemm_peak"].items())
+         + ". int8 rows can pass 100 % of it (VNNI does 4 int8 MACs per fp32 lane).", ""]
+    L += ["| end to end (JPEG -> PNG) | seconds | peak RSS (MB) | notes |", "|---|---|---|---|"]
+    for r in section["end_to_end"]:
+        notes = r.get("error", "")
+        if "speedup_vs_torch_1_thread" in r:
+            notes = (f"{r['speedup_vs_torch_1_thread']}x the torch 1-thread run; max diff "
+                     f"{r['max_diff_vs_torch_8bit']} level(s)")
+        L.append(f"| {r['command']} | {r.get('seconds', '')} | {r.get('peak_rss_mb', '')} | {notes} |")
+    L += ["", "| backend | precision | threads | seconds | output MP/s | GMAC/s | of fp32 GEMM peak | vs default | "
+          "max diff vs default |", "|---|---|---|---|---|---|---|---|---|"]
+    for r in section["compute"]:
+        if "error" in r:
+            L.append(f"| {r['backend']} | {r['precision']} | {r.get('threads', '')} | {r['error']} | | | | | |")
+            continue
+        L.append(f"| {r['backend']}{' (default)' if r['note'] == 'default' else ''} | {r['precision']} | "
+                 f"{r['threads']} | {r['seconds']} | {r['out_mp_per_s']} | {r['gmac_per_s']} | "
+                 f"{100 * r['fraction_of_gemm_peak']:.0f} % | {r.get('speed_vs_default', '')}x | "
+                 f"{'' if r['max_diff_vs_default_8bit'] is None else r['max_diff_vs_default_8bit']} |")
+    L.append("")
+    return L
+
+
+def run(model, img: np.ndarray, jpeg: Path, work: Path, threads: int, peak_rss) -> dict:
+    peak = {1: gemm_peak_macs(1), threads: gemm_peak_macs(threads)}
+    section = {"gemm_peak": {str(k): v for k, v in peak.items()},
+               "end_to_end": end_to_end_rows(model, jpeg, work, peak_rss),
+               "compute": compute_rows(model, img, threads, peak)}
+    json.dumps(section)   # fail here, not after the run, if anything is not JSON
+    return section

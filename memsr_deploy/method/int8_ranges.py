@@ -1,0 +1,149 @@
+"""Activation ranges for the int8 models (``formats.onnx_graph``, ``formats.tflite_graph``), measured once on training
+photos and stored in the model description as ``int8_activation_ranges``; the weights (and their checksum) are
+untouched.
+
+Photos: the training set only (never the evaluation photos). They are split by position in sorted order: every
+``HOLD_OUT``-th photo is held out to measure what int8 costs against fp32 (PSNR-Y of the 8-bit outputs), the
+rest give calibration patches (LR, bicubic-downscaled by the model's scale, as the network sees them).
+
+Range of a layer: the ``PERCENTILE`` / 100 - ``PERCENTILE`` percentiles of its output over the patches (a few
+extreme values would otherwise stretch the 256 levels); the input range is not measured but fixed to the image
+range [0, 1] after normalisation, so an 8-bit photo enters the int8 graph without rounding.
+
+    python -m memsr_deploy.method.int8_ranges memsr_deploy/pretrained/memsr_x2 [--photos data/photos/train]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MemsrError, cli_errors
+
+HOLD_OUT = 5          # every 5th training photo measures the cost, the others calibrate
+PATCHES = 96
+PATCH = 96            # LR pixels
+PERCENTILE = 99.999
+SEED = 0
+
+
+def split_photos(photos: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(calibration, held out) from the sorted training photos."""
+    photos = sorted(photos)
+    return ([p for i, p in enumerate(photos) if i % HOLD_OUT != HOLD_OUT - 1],
+            [p for i, p in enumerate(photos) if i % HOLD_OUT == HOLD_OUT - 1])
+
+
+def _lr(paths, scale: int) -> list[np.ndarray]:
+    from ..data.images import read_image
+    from ..data.resize import bicubic_downscale
+    return [bicubic_downscale(read_image(p), scale) for p in paths]
+
+
+def _session(model):
+    from ..runtime.backends.onnx_backend import session
+    return session(model.SerializeToString(), None, "calibration graph")
+
+
+def measure_ranges(desc, convs, lr_images: list[np.ndarray], percentile: float = PERCENTILE) -> dict:
+    """{"input": [lo, hi], "layers": [[lo, hi], ...]} in model units (each conv's output after its activation)."""
+    from ..formats.onnx_graph import build_fp32
+    rng = np.random.default_rng(SEED)
+    patches = []
+    for i in range(PATCHES):
+        img = lr_images[i % len(lr_images)]
+        h, w = min(PATCH, img.shape[0]), min(PATCH, img.shape[1])
+        y, x = int(rng.integers(0, img.shape[0] - h + 1)), int(rng.integers(0, img.shape[1] - w + 1))
+        patches.append(img[y:y + h, x:x + w])
+    sess = _session(build_fp32(desc, convs, layer_outputs=True))
+    names = [o.name for o in sess.get_outputs()][2:]   # output, normalised input, then one per conv
+    values: list[list[np.ndarray]] = [[] for _ in names]
+    for p in patches:
+        outs = sess.run(names, {"input": np.ascontiguousarray(p.transpose(2, 0, 1)[None], np.float32)})
+        for k, o in enumerate(outs):
+            values[k].append(o.ravel()[::7])   # a strided sample keeps percentiles stable at a fraction of the cost
+    vr = float(desc.input.value_range)
+    layers = []
+    for k, v in enumerate(values):
+        v = np.concatenate(v)
+        lo, hi = np.percentile(v, [100 - percentile, percentile])
+        if k == len(values) - 1:
+            lo, hi = lo * vr, hi * vr   # the graph's tail works in [0, 1] units; ranges are kept in model units
+        layers.append([float(lo), float(hi)])
+    spec = desc.input
+    norm_lo = [(0.0 - m) / spec.norm for m in spec.mean]
+    norm_hi = [(spec.value_range - m) / spec.norm for m in spec.mean]
+    return {"input": [float(min(norm_lo)), float(max(norm_hi))], "layers": layers}
+
+
+def int8_cost(desc, convs, ranges: dict, lr_images: list[np.ndarray]) -> float:
+    """Mean PSNR-Y (dB) of the int8 output against the fp32 output, both rounded to 8 bits, with the int8 model
+    ``--precision int8`` runs (LiteRT)."""
+    from ..quality.metrics import psnr_y
+    from ..runtime.backends.litert_backend import LiteRTModelBackend
+    from ..formats.onnx_graph import INT8_RANGES_KEY, build_fp32
+    trial = dataclasses.replace(desc, extra={**desc.extra, INT8_RANGES_KEY: ranges})
+    fp32, int8 = _session(build_fp32(desc, convs)), LiteRTModelBackend(precision="int8", arrays=(trial, convs))
+    scores = []
+    for img in lr_images:
+        x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], np.float32)
+        a = fp32.run(None, {"input": x})[0][0].transpose(1, 2, 0)
+        b = int8.run(x)[0].transpose(1, 2, 0)
+        scores.append(min(psnr_y(np.clip(a, 0, 1), np.clip(b, 0, 1)), 100.0))
+    return float(np.mean(scores))
+
+
+def calibrate(model, photos_dir, progress=print) -> dict:
+    """Measure the ranges and their cost; returns the ``int8_activation_ranges`` record."""
+    from ..data.datasets import list_images
+    from ..formats.model_file import load_plain_arrays
+    desc, convs = load_plain_arrays(model)
+    photos = list_images(photos_dir)
+    if len(photos) < HOLD_OUT:
+        raise MemsrError(f"need at least {HOLD_OUT} training photos, found {len(photos)}", photos_dir)
+    calib, held = split_photos(photos)
+    progress(f"calibrating on {len(calib)} photos, measuring on {len(held)} held-out photos")
+    ranges = measure_ranges(desc, convs, _lr(calib, desc.scale))
+    cost = int8_cost(desc, convs, ranges, _lr(held, desc.scale))
+    return {**ranges, "percentile": PERCENTILE, "calibration": f"{PATCHES} LR patches of {PATCH} px from "
+            f"{len(calib)} training photos ({Path(photos_dir).name}, all but every {HOLD_OUT}th in sorted order)",
+            "psnr_vs_fp32_db": round(cost, 2),
+            "validation": f"{len(held)} held-out training photos (every {HOLD_OUT}th in sorted order)"}
+
+
+def write_ranges(model, record: dict) -> Path:
+    """Add the record to the model's JSON, everything else byte for byte as parsed (weights untouched)."""
+    from ..formats.model_file import pair_paths, read_description
+    from ..formats.registry import names, resolve
+    from ..outputs.atomic import write_text
+    from ..formats.onnx_graph import INT8_RANGES_KEY
+    if str(model) in names():
+        model = resolve(str(model))
+    jpath = Path(read_description(model).path or pair_paths(model)[1])
+    meta = json.loads(jpath.read_text())
+    meta[INT8_RANGES_KEY] = record
+    write_text(jpath, json.dumps(meta, indent=2) + "\n")
+    return jpath
+
+
+@cli_errors
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m memsr_deploy.method.int8_ranges",
+                                description="measure int8 activation ranges of a plain model on training photos "
+                                            "and store them in its JSON")
+    p.add_argument("models", nargs="+", help="model files (NAME, NAME.json) or bundled names")
+    p.add_argument("--photos", default="data/photos/train", help="training photos (never the evaluation set)")
+    args = p.parse_args(argv)
+    for m in args.models:
+        record = calibrate(m, args.photos, progress=lambda s: print(f"{m}: {s}", file=sys.stderr))
+        path = write_ranges(m, record)
+        print(f"{path}: int8 {record['psnr_vs_fp32_db']} dB PSNR-Y against fp32 ({record['validation']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""The default backend: a model description on ONNX Runtime, graph built in memory, torch never imported."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_plain
+from memsr_deploy.errors import MemsrError
+from memsr_deploy.formats.model_file import save_model
+from memsr_deploy.method.models import InputSpec
+from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
+
+pytest.importorskip("onnxruntime")
+
+
+def photo_like(h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    base = 0.5 + 0.4 * np.sin(yy[..., None] * 0.37 + xx[..., None] * 0.21 + np.arange(3) * 1.3)
+    return (np.clip(base + 0.1 * rng.standard_normal((h, w, 3)), 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("name", ["memsr-x2", "memsr-x4"])
+def test_default_backend_equals_pytorch_within_one_level(tmp_path, name):
+    src = tmp_path / "in.png"
+    Image.fromarray(photo_like(37, 53)).save(src)
+    fast = open_backend(model=name)
+    assert fast.name == "onnxruntime"
+    outs = {}
+    for label, backend in (("ort", fast), ("torch", open_backend(model=name, backend="torch", threads=1))):
+        Upscaler(backend, RunOptions(tile=24)).upscale_file(src, tmp_path / f"{label}.png")
+        outs[label] = np.asarray(Image.open(tmp_path / f"{label}.png")).astype(int)
+    diff = np.abs(outs["ort"] - outs["torch"])
+    assert outs["ort"].shape == (37 * fast.caps.scale, 53 * fast.caps.scale, 3)
+    assert diff.max() <= 1 and diff.mean() < 0.01
+
+
+@pytest.mark.parametrize("spec", [InputSpec(), InputSpec(1.0, (0.45, 0.44, 0.40), 0.5),
+                                  InputSpec(255.0, (114.4, 111.5, 103.0), 127.5)])
+def test_graph_from_description_equals_the_network(tmp_path, spec):
+    """Normalisation and value range are rebuilt from the description, not assumed."""
+    net = make_plain(scale=3, widths=(8, 6, 8), acts=("relu", "none", "relu"), seed=3, input_spec=spec)
+    save_model(net, tmp_path / "m", kind="student")
+    x = np.random.default_rng(1).random((2, 3, 19, 23), dtype=np.float32)
+    got = open_backend(model=tmp_path / "m", backend="onnxruntime").run(x)
+    want = open_backend(model=tmp_path / "m", backend="torch").run(x)
+    assert got.shape == (2, 3, 57, 69)
+    np.testing.assert_allclose(got, want, atol=2e-5)
+
+
+def test_default_run_does_not_import_torch(tmp_path):
+    src = tmp_path / "in.png"
+    Image.fromarray(photo_like(20, 24)).save(src)
+    code = ("import sys\nfrom memsr_deploy.cli.upscale import main\n"
+            f"rc = main([{str(src)!r}, '-o', {str(tmp_path / 'out.png')!r}, '-q'])\n"
+            "print(rc, sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split("\n")[-2] == "0 []", res.stdout
+    assert Image.open(tmp_path / "out.png").size == (48, 40)
+
+
+def test_backend_choices_are_checked(tiny_plain_path, tiny_teacher_path):
+    assert open_backend(model=tiny_teacher_path).name == "torch"   # auto: teachers need torch
+    with pytest.raises(MemsrError, match="plain nets"):
+        open_backend(model=tiny_teacher_path, backend="onnxruntime")
+    with pytest.raises(MemsrError, match="int8 runs on LiteRT or ONNX Runtime"):
+        open_backend(model=tiny_plain_path, backend="torch", precision="int8")
+    with pytest.raises(MemsrError, match="int8_activation_ranges"):
+        open_backend(model=tiny_plain_path, precision="int8")
+
+
+def test_threads_limit_reaches_the_session(tiny_plain_path):
+    b = open_backend(model=tiny_plain_path, threads=1)
+    opts = b.session.get_session_options()
+    assert opts.intra_op_num_threads == 1
+
+
+def test_corrupt_weights_are_refused_without_torch(tmp_path, tiny_plain_path):
+    meta = json.loads(tiny_plain_path.with_suffix(".json").read_text())
+    meta["layer_widths"][0] += 1
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(meta))
+    (tmp_path / "bad.safetensors").write_bytes(tiny_plain_path.with_suffix(".safetensors").read_bytes())
+    with pytest.raises(MemsrError, match="layers.0.weight"):
+        open_backend(model=tmp_path / "bad", backend="onnxruntime")
+
+
+def test_litert_model_backend_equals_pytorch(tiny_plain_path):
+    pytest.importorskip("ai_edge_litert")
+    x = np.random.default_rng(2).random((2, 3, 21, 17), dtype=np.float32)
+    got = open_backend(model=tiny_plain_path, backend="litert").run(x)
+    np.testing.assert_allclose(got, open_backend(model=tiny_plain_path, backend="torch").run(x), atol=2e-5)
+
+
+def psnr(a, b) -> float:
+    a, b = (np.rint(np.clip(v, 0, 1) * 255) for v in (a, b))
+    return 10 * np.log10(255.0 ** 2 / max(np.mean((a - b) ** 2), 1e-12))
+
+
+@pytest.mark.parametrize("backend", ["litert", "onnxruntime"])
+def test_int8_is_close_to_fp32_on_the_bundled_student(backend):
+    if backend == "litert":
+        pytest.importorskip("ai_edge_litert")
+    img = photo_like(48, 64, seed=5).astype(np.float32)[None].transpose(0, 3, 1, 2) / 255
+    fp32 = open_backend(model="memsr-x2").run(img)
+    int8 = open_backend(model="memsr-x2", backend=backend, precision="int8")
+    assert int8.name == backend and int8.caps.dtype_bytes == 1
+    got = int8.run(img)
+    assert 38 < psnr(got, fp32) < 80   # close, and really a different (integer) computation
+
+
+def test_int8_is_never_the_default_and_says_its_cost(tmp_path, capsys):
+    from memsr_deploy.cli.upscale import main
+    pytest.importorskip("ai_edge_litert")
+    for i in range(2):
+        Image.fromarray(photo_like(20, 24, seed=i)).save(tmp_path / f"p{i}.png")
+    assert open_backend(model="memsr-x2").caps.dtype_bytes == 4
+    assert main([str(tmp_path), "-o", str(tmp_path / "out"), "--precision", "int8", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("note: int8") == 1 and "dB PSNR" in err and "held-out training photos" in err
+    assert len(list((tmp_path / "out").glob("*.png"))) == 2
+
+
+def test_calibration_writes_ranges_and_keeps_the_checksum(tmp_path, photo_dir):
+    from memsr_deploy.formats.model_file import load_model, read_description
+    from memsr_deploy.method import int8_ranges
+    pytest.importorskip("ai_edge_litert")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(5):   # four calibrate, one is held out
+        Image.fromarray(photo_like(40, 48, seed=10 + i)).save(photos / f"p{i}.png")
+    save_model(make_plain(widths=(8, 8), acts=("relu", "none")), tmp_path / "m", kind="student")
+    record = int8_ranges.calibrate(tmp_path / "m", photos, progress=lambda s: None)
+    int8_ranges.write_ranges(tmp_path / "m", record)
+    desc = read_description(tmp_path / "m")
+    assert len(desc.extra["int8_activation_ranges"]["layers"]) == 3
+    assert desc.extra["int8_activation_ranges"]["layers"][0][0] == 0.0   # a ReLU output starts at 0
+    assert "1 held-out" in desc.extra["int8_activation_ranges"]["validation"]
+    load_model(tmp_path / "m")   # weights untouched: the checksum still holds
+    x = photo_like(16, 16).astype(np.float32)[None].transpose(0, 3, 1, 2) / 255
+    assert open_backend(model=tmp_path / "m", precision="int8").run(x).shape == (1, 3, 32, 32)
+
+
+def test_litert_whole_photo_is_predicted_and_tiled_instead_of_oom_killed():
+    """LiteRT keeps every layer's output: a whole 12 MP photo of the x2 student would need far more than the
+    ideal rule; the runtime predicts it from LiteRT's own (upper-bound) model and tiles instead."""
+    pytest.importorskip("ai_edge_litert")
+    from memsr_deploy.runtime import memory
+    lite, ort = open_backend(model="memsr-x2", backend="litert"), open_backend(model="memsr-x2")
+    assert memory.bytes_per_pixel(lite) > 3 * memory.bytes_per_pixel(ort)
+    said = []
+    avail = 8 * 2 ** 30
+    assert memory.fit_to_memory(ort, 0, 3000, 4000, said.append, available=avail) == 0   # 4.1 GiB: fits
+    tile = memory.fit_to_memory(lite, 0, 3000, 4000, said.append, available=avail)
+    assert tile > 0 and "litert" in said[-1]
+    assert memory.bytes_per_pixel(lite) * (tile + 2 * lite.caps.halo) ** 2 <= 0.7 * avail
