@@ -9,7 +9,7 @@ Modes: exact tiling (any backend; ``tile=0`` is whole-image inference, the refer
 (plain nets on PyTorch, memory proportional to the width). Both equal whole-image output to float round-off.
 """
 from .backends import Backend, open_backend
-from .image_io import Picture, read_picture, write_picture
+from ..imageio import Picture, read_picture, write_picture
 from .memory import parse_size
 from .pipeline import RunOptions, Upscaler
 

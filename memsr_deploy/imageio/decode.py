@@ -1,0 +1,320 @@
+"""The one image reader: every file is decoded here, for training, evaluation and the upscaler alike.
+
+Rules, the same for every caller:
+* EXIF orientation is applied (as cameras and viewers expect), and the pixels are what a viewer shows.
+* Samples are kept as stored (uint8, uint16 or float32; grey, grey+alpha, RGB or RGBA); CMYK and other colour
+  spaces are converted to sRGB.
+* The pixel count is checked from the header, before anything is decoded (decompression-bomb guard).
+* A decoder warning (corrupt or premature data) is an error; bytes after a JPEG's end-of-image marker (motion
+  photos) are ignored, so such a file decodes exactly like the JPEG alone.
+* Only the first frame of an animation or multi-page file is used, and a warning says so.
+
+JPEG, PNG, TIFF, WebP and GIF are decoded by libvips, top to bottom, a chunk of rows at a time (``chunks``),
+so an upscaling job holds only the rows its windows need. Orientations other than 1 need the whole image
+(a rotated image's first row is the stored image's first column), so such files are decoded whole. BMP and
+other formats libvips lacks go through Pillow, whole.
+"""
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MemsrError
+from .ahead import ahead
+from .formats import DEFAULT_MAX_PIXELS
+from .picture import Picture, check_layout
+
+CHUNK_BYTES = 4 << 20     # rows per decoded chunk: about this many bytes (a few MB keep libvips' calls large)
+_VIPS_FORMATS = {"uchar": np.uint8, "ushort": np.uint16, "float": np.float32, "double": np.float32}
+_SRGB_FROM = ("cmyk", "lab", "labq", "labs", "lch", "cmc", "xyz", "yxy", "hsv")  # float RGB (scrgb): values kept as stored
+_NOT_AN_IMAGE = "not an image, or a format that cannot be read (JPEG, PNG, TIFF, WebP, BMP, GIF)"
+
+
+def orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1..8) to H x W x C pixels; returns a view where numpy can."""
+    t = lambda x: x.transpose(1, 0, 2)  # noqa: E731
+    return {1: lambda x: x, 2: lambda x: x[:, ::-1], 3: lambda x: x[::-1, ::-1], 4: lambda x: x[::-1],
+            5: t, 6: lambda x: np.rot90(x, k=-1), 7: lambda x: t(x)[::-1, ::-1],
+            8: lambda x: np.rot90(x, k=1)}.get(orientation, lambda x: x)(a)
+
+
+def check_size(h: int, w: int, max_pixels: int, path) -> None:
+    if h < 1 or w < 1:
+        raise MemsrError(f"image has no pixels ({w}x{h})", path)
+    if max_pixels and h * w > max_pixels:
+        raise MemsrError(f"image is {w}x{h} = {h * w / 1e6:.0f} MP, above the {max_pixels / 1e6:.0f} MP limit that "
+                         "guards against decompression bombs (raise it with --max-pixels)", path)
+
+
+def _first_line(e: BaseException) -> str:
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip() and not ln.strip().startswith("unable to")]
+    return (lines or [e.__class__.__name__])[0]
+
+
+class ImageReader:
+    """An opened image: size, layout and metadata from the header; pixels on demand.
+
+    height, width, channels, dtype: the decoded (oriented) image. ``streamed``: rows come top to bottom
+    without the whole image in memory. ``icc`` / ``exif``: the input's metadata blobs (None if absent), for
+    the writer to copy; ``exif`` still carries the stored orientation, which the writer resets.
+    """
+
+    path: Path
+    height: int
+    width: int
+    channels: int
+    dtype: np.dtype
+    streamed: bool
+    frames: int = 1
+    icc: bytes | None = None
+    exif: bytes | None = None
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        """Rows top to bottom, in chunks (H_i x W x C), decoded a chunk ahead in a worker thread."""
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        """Start again from the top (the next ``chunks`` decodes from row 0)."""
+
+    def read_all(self) -> np.ndarray:
+        parts = list(self.chunks())
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def picture(self) -> Picture:
+        return Picture(self.read_all(), self.path)
+
+    def close(self) -> None:
+        pass
+
+    @property
+    def nbytes(self) -> int:
+        return self.height * self.width * self.channels * np.dtype(self.dtype).itemsize
+
+
+# ------------------------------------------------------------------------------------------------- libvips
+
+class VipsReader(ImageReader):
+    def __init__(self, path: Path, image, max_pixels: int):
+        self.path = path
+        self.frames = image.get("n-pages") if image.get_typeof("n-pages") else 1
+        orientation = image.get("orientation") if image.get_typeof("orientation") else 1
+        self.orientation = orientation if orientation in range(1, 9) else 1
+        if self.frames > 1:
+            warnings.warn(f"{path}: holds {self.frames} frames or pages; only the first is used", stacklevel=3)
+        self.exif = image.get("exif-data") if image.get_typeof("exif-data") else None
+        self.icc = image.get("icc-profile-data") if image.get_typeof("icc-profile-data") else None
+        self._input_icc = self.icc
+        if self.orientation in (5, 6, 7, 8):
+            check_size(image.width, image.height, max_pixels, path)
+            self.height, self.width = image.width, image.height
+        else:
+            check_size(image.height, image.width, max_pixels, path)
+            self.height, self.width = image.height, image.width
+        self._converted(image)  # refuse an unsupported layout now, before any pixel
+        self.streamed = self.orientation in (1, 2)
+
+    def _open(self, access: str):
+        import pyvips
+        try:
+            image = pyvips.Image.new_from_file(str(self.path), access=access, fail_on="warning")
+        except pyvips.Error as e:
+            raise MemsrError(f"unreadable, truncated or corrupt image ({_first_line(e)})", self.path) from None
+        return self._converted(image)
+
+    def _converted(self, image):
+        """Into one of the stored layouts the upscaler knows (lazily: libvips converts as rows are read)."""
+        interp = image.interpretation
+        if interp in _SRGB_FROM:
+            if interp == "cmyk" and self._input_icc is not None:
+                image = image.icc_transform("srgb", embedded=True, input_profile="cmyk")
+            else:
+                image = image.colourspace("srgb")
+            self.icc = None  # the input's profile described the old colour space
+        fmt = image.format
+        if fmt not in _VIPS_FORMATS:
+            raise MemsrError(f"unsupported sample type {fmt} (8-bit, 16-bit or float only)", self.path)
+        if fmt == "double":
+            image = image.cast("float")
+        if image.bands > 4:
+            image = image.extract_band(0, n=4)
+        self.channels = image.bands
+        self.dtype = np.dtype(_VIPS_FORMATS[fmt])
+        check_layout(self.channels, self.dtype, self.path)
+        return image
+
+    def _rows(self) -> Iterator[np.ndarray]:
+        import pyvips
+        if self.streamed:
+            image = self._open("sequential")
+        else:
+            image = self._open("random")
+        w, c = image.width, image.bands
+        row_bytes = w * c * self.dtype.itemsize
+        step = max(8, min(512, CHUNK_BYTES // max(row_bytes, 1)))
+        try:
+            if not self.streamed:
+                whole = np.frombuffer(image.write_to_memory(), self.dtype).reshape(image.height, w, c)
+                whole = orient(whole, self.orientation)
+                for y in range(0, whole.shape[0], step):
+                    yield whole[y:y + step]
+                return
+            region = pyvips.Region.new(image)
+            for y in range(0, image.height, step):
+                n = min(step, image.height - y)
+                rows = np.frombuffer(region.fetch(0, y, w, n), self.dtype).reshape(n, w, c)
+                yield rows[:, ::-1] if self.orientation == 2 else rows
+        except pyvips.Error as e:
+            raise MemsrError(f"unreadable, truncated or corrupt image ({_first_line(e)})", self.path) from None
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        return ahead(self._rows(), depth=2)
+
+
+# -------------------------------------------------------------------------------------------------- Pillow
+
+@contextlib.contextmanager
+def _pil_limit():
+    """PIL has its own global bomb check; ours (check_size) is the one that applies, with our message."""
+    from PIL import Image
+    old = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = old
+
+
+class PilReader(ImageReader):
+    """Formats libvips lacks (BMP, ...): decoded whole by Pillow on first use."""
+    streamed = False
+
+    def __init__(self, path: Path, max_pixels: int):
+        from PIL import Image, UnidentifiedImageError
+        self.path = path
+        with _pil_limit():
+            try:
+                with Image.open(path) as im:
+                    w, h = im.size
+                    self.frames = getattr(im, "n_frames", 1)
+                    self.orientation = int(im.getexif().get(0x0112, 1) or 1)
+                    self.icc = im.info.get("icc_profile")
+                    self.exif = im.info.get("exif")
+            except UnidentifiedImageError:
+                if _known_signature(path):  # an image's header with no readable body: cut short
+                    raise MemsrError("unreadable, truncated or corrupt image (no readable header after the "
+                                     "signature)", path) from None
+                raise MemsrError(_NOT_AN_IMAGE, path) from None
+            except (OSError, SyntaxError, ValueError) as e:
+                raise MemsrError(f"unreadable, truncated or corrupt image ({e})", path) from None
+        if self.frames > 1:
+            warnings.warn(f"{path}: holds {self.frames} frames or pages; only the first is used", stacklevel=3)
+        if self.orientation in (5, 6, 7, 8):
+            w, h = h, w
+        check_size(h, w, max_pixels, path)
+        self.height, self.width = h, w
+        self._pixels = None
+        self._load()  # PIL cannot give rows lazily; decode now (the size was checked above)
+
+    def _load(self) -> None:
+        from PIL import Image
+        with _pil_limit(), warnings.catch_warnings():
+            warnings.simplefilter("error")  # a decoder warning is an error
+            try:
+                with Image.open(self.path) as im:
+                    pixels = _pil_pixels(im, self.path)
+            except MemsrError:
+                raise
+            except Exception as e:  # noqa: BLE001 - Pillow's plugins raise many types for a corrupt file
+                raise MemsrError(f"unreadable, truncated or corrupt image ({e})", self.path) from None
+        pixels = orient(pixels if pixels.ndim == 3 else pixels[:, :, None], self.orientation)
+        self.channels, self.dtype = pixels.shape[2], pixels.dtype
+        check_layout(self.channels, self.dtype, self.path, pixels.shape)
+        self._pixels = pixels
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        yield self._pixels
+
+    def read_all(self) -> np.ndarray:
+        return self._pixels
+
+
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"GIF87a",
+               b"GIF89a", b"BM")
+
+
+def _known_signature(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def _pil_pixels(im, path) -> np.ndarray:
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L"):
+        return np.asarray(im).astype(np.uint16)
+    if mode == "I":
+        a = np.asarray(im)
+        if a.min() < 0 or a.max() > 65535:
+            raise MemsrError("32-bit integer images are not supported", path)
+        return a.astype(np.uint16)
+    if mode == "F":
+        return np.clip(np.asarray(im, dtype=np.float32), 0, 1)
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        im.load()
+        return np.asarray(im)
+    if mode == "1":
+        return np.asarray(im.convert("L"))
+    has_alpha = mode in ("PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info)
+    return np.asarray(im.convert("RGBA" if has_alpha else "RGB"))
+
+
+# ------------------------------------------------------------------------------------------------ entry points
+
+def open_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageReader:
+    """Open an image file: header read and checked, nothing decoded yet (except for Pillow's formats)."""
+    import pyvips
+    path = Path(path)
+    if not path.exists():
+        raise MemsrError("no such file", path)
+    if path.is_dir():
+        raise MemsrError("is a folder, not an image", path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(16)
+    except OSError as e:
+        raise MemsrError(f"cannot read ({e.strerror})", path) from None
+    if not head:
+        raise MemsrError(f"{_NOT_AN_IMAGE} (empty file)", path)
+    loader = pyvips.vips_lib.vips_foreign_find_load(str(path).encode())
+    if loader == pyvips.ffi.NULL:
+        pyvips.vips_lib.vips_error_clear()
+        return PilReader(path, max_pixels)
+    try:
+        image = pyvips.Image.new_from_file(str(path), fail_on="warning")
+    except pyvips.Error as e:
+        raise MemsrError(f"unreadable, truncated or corrupt image ({_first_line(e)})", path) from None
+    return VipsReader(path, image, max_pixels)
+
+
+def read_picture(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
+    """The whole image as stored (oriented), for callers that need it all at once."""
+    return open_image(path, max_pixels).picture()
+
+
+def read_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """HxWx3 float32 RGB in [0, 1]: grey replicated to RGB, alpha dropped, 16-bit scaled by 1/65535.
+    The training and evaluation view of a file (same pixels as the upscaler reads)."""
+    pic = read_picture(path, max_pixels)
+    return pic.colour(slice(None), slice(None))
+
+
+def read_image_uint8(path) -> np.ndarray:
+    """HxWx3 uint8 RGB (16-bit files are rounded to 8 bits); for in-memory training sets."""
+    from .formats import to_uint8
+    return to_uint8(read_image(path))
