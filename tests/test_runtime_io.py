@@ -198,3 +198,26 @@ def test_truncated_images_are_refused(tmp_path, ext, dtype):
     (tmp_path / f"cut.{ext}").write_bytes(blob[:len(blob) // 2])
     with pytest.raises(MemsrError, match=rf"cut\.{ext}: unreadable.* truncated"):
         read_picture(tmp_path / f"cut.{ext}")
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png", "tif", "webp"])
+def test_icc_and_exif_are_copied_with_orientation_reset(tmp_path, backend, ext):
+    """Pixels are rotated when read, so the output's EXIF says orientation 1; the rest of the EXIF (here the
+    camera make) and the ICC profile travel with the image. TIFF: libvips' tiffsave writes no EXIF block, only
+    the orientation tag (so the camera tags are lost there)."""
+    import pyvips
+    from PIL import ImageCms
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    a = to_int(random_image(np.random.default_rng(9), 12, 20), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "MemsrCam"
+    Image.fromarray(a).save(tmp_path / "in.jpg", exif=exif, icc_profile=icc, quality=95)
+    Upscaler(backend, RunOptions(tile=8)).upscale_file(tmp_path / "in.jpg", tmp_path / f"out.{ext}")
+    out = pyvips.Image.new_from_file(str(tmp_path / f"out.{ext}"))
+    assert (out.width, out.height) == (24, 40)  # 20x12 stored, rotated to 12x20, x2
+    assert out.get("icc-profile-data") == icc
+    with Image.open(tmp_path / f"out.{ext}") as im:
+        tags = im.getexif()
+        assert tags.get(0x0112) == 1
+        assert tags.get(0x010F) == (None if ext == "tif" else "MemsrCam")

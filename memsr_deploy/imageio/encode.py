@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import struct
+import threading
 import warnings
 import zlib
 from collections.abc import Iterable, Iterator
@@ -93,10 +94,13 @@ class _Feed:
 
     def __init__(self, parts: Iterator[bytes]):
         self.parts, self.buf, self.error = parts, memoryview(b""), None
+        self.aborted = False
 
     def read(self, size: int) -> bytes:
         try:
             while not len(self.buf):
+                if self.aborted:
+                    return b""
                 part = next(self.parts, None)
                 if part is None:
                     return b""
@@ -111,26 +115,52 @@ class _Feed:
         if self.error is not None:
             raise self.error
 
+    def close(self) -> None:
+        """Stop the producers (closing the generators ends the compute and decode threads behind them)."""
+        self.aborted = True
+        self.parts.close()
+
 
 def _vips_write(tmp: Path, fmt: str, bands, height: int, width: int, channels: int, dtype, quality: int,
                 icc: bytes | None, exif: bytes | None) -> None:
+    """libvips encodes in a worker thread while this (main) thread waits in short steps, so that Ctrl-C and
+    signal handlers still run: they abort the feed, which makes the encoder stop at once."""
     import pyvips
     feed = _Feed(png_stream(bands, height, width, channels, dtype))
     source = pyvips.SourceCustom()
     source.on_read(feed.read)
+    failure: list[BaseException] = []
+
+    def encode() -> None:
+        try:
+            image = pyvips.Image.new_from_source(source, "", access="sequential", fail_on="error")
+            image = image.copy()  # metadata is set on a private copy of the header
+            if icc:
+                image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
+            if exif:
+                image.set_type(pyvips.GValue.blob_type, "exif-data", exif)
+                image.set_type(pyvips.GValue.gint_type, "orientation", 1)
+            image.write_to_file(str(tmp), **_SAVE_OPTIONS[fmt](quality))
+        except BaseException as e:  # noqa: BLE001 - reported by the waiting thread
+            failure.append(e)
+
+    worker = threading.Thread(target=encode, name="memsr-encode", daemon=True)
+    worker.start()
     try:
-        image = pyvips.Image.new_from_source(source, "", access="sequential", fail_on="error")
-        image = image.copy()  # metadata is set on a private copy of the header
-        if icc:
-            image.set_type(pyvips.GValue.blob_type, "icc-profile-data", icc)
-        if exif:
-            image.set_type(pyvips.GValue.blob_type, "exif-data", exif)
-            image.set_type(pyvips.GValue.gint_type, "orientation", 1)
-        image.write_to_file(str(tmp), **_SAVE_OPTIONS[fmt](quality))
-    except pyvips.Error as e:
-        feed.check()  # the real cause, when the bands failed
-        raise OSError(f"{fmt} encoder failed ({str(e).strip().splitlines()[-1]})") from None
-    feed.check()
+        while worker.is_alive():
+            worker.join(0.1)
+    except BaseException:
+        feed.aborted = True
+        worker.join()
+        raise
+    finally:
+        feed.close()
+    feed.check()  # the real cause, when the bands failed
+    if failure:
+        e = failure[0]
+        if isinstance(e, pyvips.Error):
+            raise OSError(f"{fmt} encoder failed ({str(e).strip().splitlines()[-1]})") from None
+        raise e
 
 
 def _pil_write(tmp: Path, bands, height: int, width: int, channels: int, fmt: str) -> None:
