@@ -107,27 +107,32 @@ def _run(paths: list[str]) -> dict[int, str]:
     start = 0
     while start < len(paths):
         proc = subprocess.Popen([sys.executable, str(WORKER), *paths[start:]], stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True, env=env)
-        current, deadline, buf = None, time.monotonic() + 60, ""
+                                stderr=subprocess.DEVNULL, env=env)
+        fd = proc.stdout.fileno()
+        current, deadline, pending, lines = None, time.monotonic() + 60, b"", []
         while True:
-            ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                proc.kill()
-                proc.wait()
-                results[start + (current or 0)] = "HANG"
-                break
-            line = proc.stdout.readline()
-            if not line:
-                proc.wait()
-                if current is not None and start + current not in results:
-                    results[start + current] = f"CRASH (exit {proc.returncode})"
-                break
-            word, idx, *rest = line.rstrip("\n").split(" ", 2)
+            if not lines:
+                ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+                if not ready:
+                    proc.kill()
+                    proc.wait()
+                    results[start + (current or 0)] = "HANG"
+                    break
+                data = os.read(fd, 65536)
+                if not data:
+                    proc.wait()
+                    if current is not None and start + current not in results:
+                        results[start + current] = f"CRASH (exit {proc.returncode})"
+                    break
+                *lines, pending = (pending + data).split(b"\n")
+                continue
+            word, idx, *rest = lines.pop(0).decode(errors="replace").split(" ", 2)
             idx = int(idx)
             if word == "START":
                 current, deadline = idx, time.monotonic() + CASE_SECONDS
             else:
                 results[start + idx] = f"{word} {' '.join(rest)}"
+        proc.stdout.close()
         start = max(results) + 1 if results else len(paths)
     return results
 
