@@ -221,3 +221,18 @@ def test_icc_and_exif_are_copied_with_orientation_reset(tmp_path, backend, ext):
         tags = im.getexif()
         assert tags.get(0x0112) == 1
         assert tags.get(0x010F) == (None if ext == "tif" else "MemsrCam")
+
+
+def test_row_windows_going_back_restart_the_decoder(tmp_path, monkeypatch):
+    from memsr_deploy.imageio import RowWindows, decode, open_image, to_float
+    monkeypatch.setattr(decode, "CHUNK_BYTES", 10 * 3 * 8)
+    img = to_int(random_image(np.random.default_rng(10), 240, 10), np.uint8)
+    write_picture(tmp_path / "t.png", img)
+    Image.fromarray(img).save(tmp_path / "t.bmp")  # Pillow's whole-image path, same interface
+    for name in ("t.png", "t.bmp"):
+        pic = RowWindows(open_image(tmp_path / name))
+        np.testing.assert_array_equal(pic.colour(slice(200, 210), slice(2, 5)), to_float(img[200:210, 2:5], 255.0))
+        np.testing.assert_array_equal(pic.colour(slice(0, 5), slice(None)),
+                                      to_float(img[0:5], 255.0))
+        assert pic.restarts == (1 if name == "t.png" else 0)
+        pic.close()

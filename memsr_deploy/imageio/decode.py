@@ -77,9 +77,6 @@ class ImageReader:
         """Rows top to bottom, in chunks (H_i x W x C), decoded a chunk ahead in a worker thread."""
         raise NotImplementedError
 
-    def restart(self) -> None:
-        """Start again from the top (the next ``chunks`` decodes from row 0)."""
-
     def read_all(self) -> np.ndarray:
         parts = list(self.chunks())
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
@@ -116,6 +113,7 @@ class VipsReader(ImageReader):
             self.height, self.width = image.height, image.width
         self._converted(image)  # refuse an unsupported layout now, before any pixel
         self.streamed = self.orientation in (1, 2)
+        self._whole = None
 
     def _open(self, access: str):
         import pyvips
@@ -148,20 +146,13 @@ class VipsReader(ImageReader):
 
     def _rows(self) -> Iterator[np.ndarray]:
         import pyvips
-        if self.streamed:
-            image = self._open("sequential")
-        else:
-            image = self._open("random")
+        if not self.streamed:
+            yield self.read_all()
+            return
+        image = self._open("sequential")
         w, c = image.width, image.bands
-        row_bytes = w * c * self.dtype.itemsize
-        step = max(8, min(512, CHUNK_BYTES // max(row_bytes, 1)))
+        step = max(8, min(512, CHUNK_BYTES // max(w * c * self.dtype.itemsize, 1)))
         try:
-            if not self.streamed:
-                whole = np.frombuffer(image.write_to_memory(), self.dtype).reshape(image.height, w, c)
-                whole = orient(whole, self.orientation)
-                for y in range(0, whole.shape[0], step):
-                    yield whole[y:y + step]
-                return
             region = pyvips.Region.new(image)
             for y in range(0, image.height, step):
                 n = min(step, image.height - y)
@@ -169,6 +160,19 @@ class VipsReader(ImageReader):
                 yield rows[:, ::-1] if self.orientation == 2 else rows
         except pyvips.Error as e:
             raise MemsrError(f"unreadable, truncated or corrupt image ({_first_line(e)})", self.path) from None
+
+    def read_all(self) -> np.ndarray:
+        if self.streamed:
+            return super().read_all()
+        if self._whole is None:  # rotated: decoded whole, once
+            import pyvips
+            image = self._open("random")
+            try:
+                whole = np.frombuffer(image.write_to_memory(), self.dtype)
+            except pyvips.Error as e:
+                raise MemsrError(f"unreadable, truncated or corrupt image ({_first_line(e)})", self.path) from None
+            self._whole = orient(whole.reshape(image.height, image.width, image.bands), self.orientation)
+        return self._whole
 
     def chunks(self) -> Iterator[np.ndarray]:
         return ahead(self._rows(), depth=2)
@@ -205,6 +209,7 @@ class PilReader(ImageReader):
                     self.orientation = int(im.getexif().get(0x0112, 1) or 1)
                     self.icc = im.info.get("icc_profile")
                     self.exif = im.info.get("exif")
+                    self.channels, self.dtype = _pil_layout(im)
             except UnidentifiedImageError:
                 if _known_signature(path):  # an image's header with no readable body: cut short
                     raise MemsrError("unreadable, truncated or corrupt image (no readable header after the "
@@ -218,8 +223,7 @@ class PilReader(ImageReader):
             w, h = h, w
         check_size(h, w, max_pixels, path)
         self.height, self.width = h, w
-        self._pixels = None
-        self._load()  # PIL cannot give rows lazily; decode now (the size was checked above)
+        self._pixels = None  # Pillow cannot give rows: the whole image is decoded on first use
 
     def _load(self) -> None:
         from PIL import Image
@@ -233,15 +237,36 @@ class PilReader(ImageReader):
             except Exception as e:  # noqa: BLE001 - Pillow's plugins raise many types for a corrupt file
                 raise MemsrError(f"unreadable, truncated or corrupt image ({e})", self.path) from None
         pixels = orient(pixels if pixels.ndim == 3 else pixels[:, :, None], self.orientation)
-        self.channels, self.dtype = pixels.shape[2], pixels.dtype
-        check_layout(self.channels, self.dtype, self.path, pixels.shape)
+        check_layout(pixels.shape[2], pixels.dtype, self.path, pixels.shape)
+        if (pixels.shape[2], pixels.dtype) != (self.channels, self.dtype):
+            raise MemsrError(f"decoded as {pixels.shape[2]} x {pixels.dtype}, header said {self.channels} x "
+                             f"{self.dtype}", self.path)
         self._pixels = pixels
 
     def chunks(self) -> Iterator[np.ndarray]:
-        yield self._pixels
+        yield self.read_all()
 
     def read_all(self) -> np.ndarray:
+        if self._pixels is None:
+            self._load()
         return self._pixels
+
+
+def _pil_layout(im) -> tuple[int, np.dtype]:
+    """Channels and sample type that _pil_pixels will return for this image, from its header."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I"):
+        return 1, np.dtype(np.uint16)
+    if mode == "F":
+        return 1, np.dtype(np.float32)
+    if mode in ("L", "1"):
+        return 1, np.dtype(np.uint8)
+    if mode == "LA":
+        return 2, np.dtype(np.uint8)
+    if mode in ("RGB", "RGBA"):
+        return len(mode), np.dtype(np.uint8)
+    has_alpha = mode in ("PA", "RGBa", "La") or (mode == "P" and "transparency" in im.info)
+    return (4 if has_alpha else 3), np.dtype(np.uint8)
 
 
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+", b"GIF87a",

@@ -105,20 +105,22 @@ class RowWindows(_Windows):
         self._reset()
 
     def _reset(self) -> None:
+        old = getattr(self, "_chunks", None)
+        if old is not None:
+            old.close()  # ends the decoding thread behind it
         self._chunks = self.reader.chunks()
         self._buf = np.empty((0, self.width, self.channels), self.dtype)
         self._lo = 0            # self._buf holds rows [_lo, _lo + len(_buf))
         self.peak_rows = getattr(self, "peak_rows", 0)
 
     def _rows(self, start: int, stop: int) -> np.ndarray:
+        if not self.reader.streamed:  # decoded whole anyway: no cache, no copies
+            return self.reader.read_all()[start:stop]
         if start < self._lo:
             self.restarts += 1
-            self.reader.restart()
             self._reset()
-        drop = max(0, min(start - self.keep, self._lo + len(self._buf)) - self._lo)
-        parts = [self._buf[drop:]]
+        parts = [self._buf]
         hi = self._lo + len(self._buf)
-        self._lo += drop
         while hi < stop:
             try:
                 chunk = next(self._chunks)
@@ -126,10 +128,21 @@ class RowWindows(_Windows):
                 raise MemsrError(f"decoder stopped at row {hi} of {self.height}", self.path) from None
             parts.append(chunk)
             hi += chunk.shape[0]
-        if len(parts) > 1 or drop:
-            self._buf = np.concatenate(parts) if len(parts) > 1 else parts[0].copy()
+        first = min(max(self._lo, start - self.keep), start)
+        if len(parts) > 1 or first > self._lo:
+            kept, skip = [], first - self._lo
+            for part in parts:
+                if skip >= len(part):
+                    skip -= len(part)
+                    continue
+                kept.append(part[skip:])
+                skip = 0
+            # a fresh array, so that the rows dropped (and the decoder's chunks) are freed
+            self._buf = np.concatenate(kept) if kept else self._buf[:0]
+            self._lo = first
             self.peak_rows = max(self.peak_rows, len(self._buf))
         return self._buf[start - self._lo:stop - self._lo]
 
     def close(self) -> None:
+        self._chunks.close()
         self.reader.close()
