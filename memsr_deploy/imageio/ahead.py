@@ -7,50 +7,82 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 _DONE = object()
+_POLL = 0.05  # seconds between checks of the stop flag while waiting
 
 
-def ahead(items: Iterable, depth: int = 2) -> Iterator:
-    """Yield ``items`` in order, produced by a worker thread at most ``depth`` items ahead. An exception in
-    the worker is raised in the consumer; a consumer that stops early stops (and closes) the worker."""
-    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
+class Stopped(Exception):
+    """Raised in the consumer of an ``Ahead`` that was stopped from another thread."""
 
-    def put(entry) -> bool:
-        while not stop.is_set():
+
+class Ahead:
+    """Yields ``items`` in order, produced by a worker thread at most ``depth`` items ahead. An exception in
+    the worker is raised in the consumer. ``stop()`` (from any thread) ends both sides promptly: the consumer
+    raises ``Stopped``, the worker stops after its current item."""
+
+    def __init__(self, items: Iterable, depth: int = 2):
+        self._q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._items = items
+        self._finished = False
+        self._worker = threading.Thread(target=self._work, name="memsr-ahead", daemon=True)
+        self._worker.start()
+
+    def _put(self, entry) -> bool:
+        while not self._stop.is_set():
             try:
-                q.put(entry, timeout=0.05)
+                self._q.put(entry, timeout=_POLL)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def work() -> None:
-        it = iter(items)
+    def _work(self) -> None:
+        it = iter(self._items)
         try:
             for item in it:
-                if not put((True, item)):
+                if not self._put((True, item)):
                     return
-            put((True, _DONE))
+            self._put((True, _DONE))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer, which raises it
-            put((False, e))
+            self._put((False, e))
         finally:
             close = getattr(it, "close", None)
             if close is not None:
                 close()
 
-    worker = threading.Thread(target=work, name="memsr-ahead", daemon=True)
-    worker.start()
-    try:
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self._finished:
+            raise StopIteration
         while True:
-            ok, item = q.get()
-            if not ok:
-                raise item
-            if item is _DONE:
-                return
-            yield item
-    finally:
-        stop.set()
-        worker.join()
+            if self._stop.is_set():
+                raise Stopped("stopped")
+            try:
+                ok, item = self._q.get(timeout=_POLL)
+                break
+            except queue.Empty:
+                continue
+        if not ok:
+            self._finished = True
+            raise item
+        if item is _DONE:
+            self._finished = True
+            raise StopIteration
+        return item
+
+    def stop(self) -> None:
+        """End the worker (after its current item) and wait for it."""
+        self._stop.set()
+        if self._worker is not threading.current_thread():
+            self._worker.join()
+
+    close = stop
+
+
+def ahead(items: Iterable, depth: int = 2) -> Ahead:
+    return Ahead(items, depth)

@@ -115,16 +115,11 @@ class _Feed:
         if self.error is not None:
             raise self.error
 
-    def close(self) -> None:
-        """Stop the producers (closing the generators ends the compute and decode threads behind them)."""
-        self.aborted = True
-        self.parts.close()
-
-
 def _vips_write(tmp: Path, fmt: str, bands, height: int, width: int, channels: int, dtype, quality: int,
                 icc: bytes | None, exif: bytes | None) -> None:
     """libvips encodes in a worker thread while this (main) thread waits in short steps, so that Ctrl-C and
-    signal handlers still run: they abort the feed, which makes the encoder stop at once."""
+    signal handlers still run: they abort the feed, which makes the encoder stop at its next read. ``bands``
+    may be an ``ahead.Ahead``, which is then stopped too."""
     import pyvips
     feed = _Feed(png_stream(bands, height, width, channels, dtype))
     source = pyvips.SourceCustom()
@@ -150,11 +145,13 @@ def _vips_write(tmp: Path, fmt: str, bands, height: int, width: int, channels: i
         while worker.is_alive():
             worker.join(0.1)
     except BaseException:
+        # Interrupted: the encoder stops at its next read, the compute thread after its current band. Wait for
+        # both, so that no thread is inside a native library when the interpreter exits.
         feed.aborted = True
+        if hasattr(bands, "stop"):
+            bands.stop()
         worker.join()
         raise
-    finally:
-        feed.close()
     feed.check()  # the real cause, when the bands failed
     if failure:
         e = failure[0]

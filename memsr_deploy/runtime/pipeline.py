@@ -122,11 +122,11 @@ class Upscaler:
         need = memory_need(reader, fmt, shape, channels, dtype, self._window_rows(reader.height))
         check_fits_in_memory(need, shape, fmt, dst)
         pic = RowWindows(reader)
+        computed = ahead((b.pixels for b in self.bands(pic, dtype, bar, alpha=keep_alpha)), depth=2)
         try:
-            bands = (b.pixels for b in self.bands(pic, dtype, bar, alpha=keep_alpha))
-            write_bands(dst, ahead(bands, depth=2), *shape, channels, dtype, self.opt.quality, reader.icc,
-                        reader.exif)
+            write_bands(dst, computed, *shape, channels, dtype, self.opt.quality, reader.icc, reader.exif)
         finally:
+            computed.stop()  # first the compute thread (it reads the decoder's rows), then the decoder
             pic.close()
         return {"input": str(src), "output": str(dst), "size": [reader.width, reader.height],
                 "out_size": [shape[1], shape[0]], **self.last}
