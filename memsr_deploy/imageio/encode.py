@@ -26,6 +26,7 @@ from ..outputs.atomic import atomic_path
 from .formats import EIGHT_BIT_ONLY, NO_ALPHA, eight_bit, from_float, output_format, to_uint8
 
 _PNG_COLOUR = {1: 0, 2: 4, 3: 2, 4: 6}   # grey, grey+alpha, RGB, RGBA
+FEED_BYTES = 1 << 20                      # bytes of rows per IDAT chunk of the feed
 _SAVE_OPTIONS = {
     "JPEG": lambda q: {"Q": q},
     "WEBP": lambda q: {"Q": q},
@@ -72,17 +73,21 @@ def png_stream(bands: Iterable[np.ndarray], height: int, width: int, channels: i
     yield b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, depth,
                                                               _PNG_COLOUR[channels], 0, 0, 0))
     z = zlib.compressobj(0)
+    row_bytes = 1 + width * channels * depth // 8
+    step = max(1, FEED_BYTES // row_bytes)  # a band is served in slices: each copy below is one slice, not a band
     rows_done = 0
-    for px in bands:
-        if px.shape[1:] != (width, channels):
-            raise RuntimeError(f"band of shape {px.shape} in a {width}x{height}x{channels} image")
-        rows = np.empty((px.shape[0], 1 + width * channels * depth // 8), np.uint8)
-        rows[:, 0] = 0  # filter type 0: the encoder filters and compresses, not us
-        rows[:, 1:] = (px.astype(">u2") if depth == 16 else px).reshape(px.shape[0], -1).view(np.uint8)
-        rows_done += px.shape[0]
-        data = z.compress(rows.data)
-        if data:
-            yield _chunk(b"IDAT", data)
+    for band in bands:
+        if band.shape[1:] != (width, channels):
+            raise RuntimeError(f"band of shape {band.shape} in a {width}x{height}x{channels} image")
+        for y in range(0, band.shape[0], step):
+            px = band[y:y + step]
+            rows = np.empty((px.shape[0], row_bytes), np.uint8)
+            rows[:, 0] = 0  # filter type 0: the encoder filters and compresses, not us
+            rows[:, 1:] = (px.astype(">u2") if depth == 16 else px).reshape(px.shape[0], -1).view(np.uint8)
+            data = z.compress(rows.data)
+            if data:
+                yield _chunk(b"IDAT", data)
+        rows_done += band.shape[0]
     if rows_done != height:
         raise RuntimeError(f"bands covered {rows_done} of {height} rows")
     yield _chunk(b"IDAT", z.flush()) + _chunk(b"IEND", b"")
