@@ -236,3 +236,14 @@ def test_row_windows_going_back_restart_the_decoder(tmp_path, monkeypatch):
                                       to_float(img[0:5], 255.0))
         assert pic.restarts == (1 if name == "t.png" else 0)
         pic.close()
+
+
+@pytest.mark.parametrize("ext", ["jpg", "tif"])
+def test_cmyk_without_profile_reads_as_pillow_converts_it(tmp_path, ext):
+    a = to_int(random_image(np.random.default_rng(11), 16, 24), np.uint8)
+    Image.fromarray(a).convert("CMYK").save(tmp_path / f"c.{ext}", **({"quality": 95} if ext == "jpg" else {}))
+    with Image.open(tmp_path / f"c.{ext}") as im:
+        want = np.asarray(im.convert("RGB")).astype(int)
+    pic = read_picture(tmp_path / f"c.{ext}")
+    assert pic.channels == 3 and pic.dtype == np.uint8
+    assert np.abs(pic.pixels.astype(int) - want).max() <= 1

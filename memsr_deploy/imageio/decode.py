@@ -126,8 +126,13 @@ class VipsReader(ImageReader):
     def _converted(self, image):
         """Into one of the stored layouts the upscaler knows (lazily: libvips converts as rows are read)."""
         interp = image.interpretation
-        if interp in _SRGB_FROM:
-            if interp == "cmyk" and self._input_icc is not None:
+        if interp == "cmyk" and self._input_icc is None and image.bands >= 4:
+            # no profile: the plain formula, as Pillow and browsers do (libvips would assume a print profile)
+            top = 65535 if image.format == "ushort" else 255
+            rgb = (top - image.extract_band(0, n=3)) * (top - image.extract_band(3)) / top
+            image = rgb.rint().cast(image.format).copy(interpretation="srgb" if top == 255 else "rgb16")
+        elif interp in _SRGB_FROM:
+            if interp == "cmyk":
                 image = image.icc_transform("srgb", embedded=True, input_profile="cmyk")
             else:
                 image = image.colourspace("srgb")
