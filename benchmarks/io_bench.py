@@ -51,8 +51,10 @@ def child(src: str, dst: str) -> None:
     from memsr_deploy.runtime import RunOptions, Upscaler
     t = time.perf_counter()
     Upscaler(RepeatBackend(), RunOptions(tile=256)).upscale_file(src, dst)
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
     print(json.dumps({"seconds": time.perf_counter() - t,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "file_backed_rss_mb_at_end": int(status.get("RssFile", "0 kB").split()[0]) / 1024}))
 
 
 def tiff_encoders(mp: float) -> dict:

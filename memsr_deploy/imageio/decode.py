@@ -28,7 +28,9 @@ from .ahead import ahead
 from .formats import DEFAULT_MAX_PIXELS
 from .picture import Picture, check_layout
 
-CHUNK_BYTES = 4 << 20     # rows per decoded chunk: about this many bytes (a few MB keep libvips' calls large)
+# Rows per decoded chunk: about this many bytes. libvips' own buffers grow with the rows asked for at once
+# (measured, 6928 px wide PNG: 64-row fetches 41 MB above the process at rest, 512-row fetches 123 MB).
+CHUNK_BYTES = 1 << 20
 _VIPS_FORMATS = {"uchar": np.uint8, "ushort": np.uint16, "float": np.float32, "double": np.float32}
 _SRGB_FROM = ("cmyk", "lab", "labq", "labs", "lch", "cmc", "xyz", "yxy", "hsv")  # float RGB (scrgb): values kept as stored
 _NOT_AN_IMAGE = "not an image, or a format that cannot be read (JPEG, PNG, TIFF, WebP, BMP, GIF)"

@@ -20,6 +20,7 @@ from ..errors import MemsrError
 from ..imageio import (DEFAULT_MAX_PIXELS, NO_ALPHA, Picture, RowWindows, open_image, output_format,
                        storage_dtype, write_bands)
 from ..imageio.ahead import ahead
+from ..imageio.decode import CHUNK_BYTES
 from . import memory
 from .bands import Band, Converter, assemble, upscale_alpha
 from .stream import StreamRunner
@@ -158,8 +159,8 @@ def check_writable(dst: Path, src: Path | None = None) -> None:
 
 
 # Bytes libvips holds while it encodes sequentially (its line buffers and the encoder's own), in output rows;
-# measured roughly: 6000 px wide RGB JPEG/PNG/TIFF out, about 55 MB above the process at rest, flat in height.
-VIPS_ROWS_HELD = 512
+# measured roughly: 13856 px wide RGB JPEG out, about 56 MB above the process at rest, flat in height.
+VIPS_ROWS_HELD = 1400
 BANDS_IN_FLIGHT = 3   # one being computed, one queued for the encoder, one in the PNG feed
 
 
@@ -174,7 +175,9 @@ def memory_need(reader, fmt: str, shape, channels: int, dtype, window_rows: int)
     s = shape[0] // reader.height
     need = {}
     if reader.streamed:
-        need["input rows"] = (window_rows + 16) * in_row * 2 + 3 * (4 << 20)
+        # the cache (twice while it is rebuilt), three chunks in flight, libvips' rows (measured: ~40 MB at
+        # 6928 px wide RGB, so about 2000 rows' worth)
+        need["input rows"] = (window_rows + 16) * in_row * 2 + 3 * CHUNK_BYTES + 2000 * in_row
     else:
         need["decoded input"] = reader.nbytes * 2  # the decoder's buffer and the oriented copy
     need["bands"] = BANDS_IN_FLIGHT * min(window_rows, reader.height) * s * out_row
