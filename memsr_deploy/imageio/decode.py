@@ -117,10 +117,19 @@ class VipsReader(ImageReader):
         self.streamed = self.orientation in (1, 2)
         self._whole = None
 
-    def _open(self, access: str):
+    def _open(self, access: str, fh=None):
+        """The image, converted; with ``fh`` (an open file) read through it: libvips maps a file it opens
+        itself, which puts all of a large input's pages into the process' resident memory as it is read
+        (measured, 57 MB JPEG: +37 MB peak RSS); read calls keep only what the decoder holds."""
         import pyvips
         try:
-            image = pyvips.Image.new_from_file(str(self.path), access=access, fail_on="warning")
+            if fh is None:
+                image = pyvips.Image.new_from_file(str(self.path), access=access, fail_on="warning")
+            else:
+                source = pyvips.SourceCustom()
+                source.on_read(fh.read)
+                source.on_seek(fh.seek)
+                image = pyvips.Image.new_from_source(source, "", access=access, fail_on="warning")
         except pyvips.Error as e:
             raise MemsrError(f"unreadable, truncated or corrupt image ({_first_line(e)})", self.path) from None
         return self._converted(image)
@@ -156,7 +165,15 @@ class VipsReader(ImageReader):
         if not self.streamed:
             yield self.read_all()
             return
-        image = self._open("sequential")
+        try:
+            fh = open(self.path, "rb")
+        except OSError as e:
+            raise MemsrError(f"cannot read ({e.strerror})", self.path) from None
+        with fh:
+            yield from self._stream(self._open("sequential", fh))
+
+    def _stream(self, image) -> Iterator[np.ndarray]:
+        import pyvips
         w, c = image.width, image.bands
         step = max(8, min(512, CHUNK_BYTES // max(w * c * self.dtype.itemsize, 1)))
         try:
