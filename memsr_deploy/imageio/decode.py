@@ -161,7 +161,6 @@ class VipsReader(ImageReader):
         return image
 
     def _rows(self) -> Iterator[np.ndarray]:
-        import pyvips
         if not self.streamed:
             yield self.read_all()
             return
