@@ -358,8 +358,12 @@ def read_picture(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:
 def read_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """HxWx3 float32 RGB in [0, 1]: grey replicated to RGB, alpha dropped, 16-bit scaled by 1/65535.
     The training and evaluation view of a file (same pixels as the upscaler reads)."""
-    pic = read_picture(path, max_pixels)
-    return pic.colour(slice(None), slice(None))
+    px = read_picture(path, max_pixels).pixels
+    rgb = px[:, :, :1].repeat(3, axis=2) if px.shape[2] in (1, 2) else px[:, :, :3]
+    if rgb.dtype == np.float32:
+        return np.clip(rgb, 0.0, 1.0).astype(np.float32)
+    # divided, not multiplied by the reciprocal: the float values training and evaluation have always used
+    return rgb.astype(np.float32) / (255.0 if rgb.dtype == np.uint8 else 65535.0)
 
 
 def read_image_uint8(path) -> np.ndarray:
