@@ -138,7 +138,7 @@ class VipsReader(ImageReader):
         """Into one of the stored layouts the upscaler knows (lazily: libvips converts as rows are read)."""
         interp = image.interpretation
         if interp == "cmyk" and self._input_icc is None and image.bands >= 4:
-            # no profile: the plain formula, as Pillow and browsers do (libvips would assume a print profile)
+            # no profile: the plain formula, as Pillow converts (libvips would assume a print profile)
             top = 65535 if image.format == "ushort" else 255
             rgb = (top - image.extract_band(0, n=3)) * (top - image.extract_band(3)) / top
             image = rgb.rint().cast(image.format).copy(interpretation="srgb" if top == 255 else "rgb16")
