@@ -103,7 +103,7 @@ class VipsReader(ImageReader):
         orientation = image.get("orientation") if image.get_typeof("orientation") else 1
         self.orientation = orientation if orientation in range(1, 9) else 1
         if self.frames > 1:
-            warnings.warn(f"{path}: holds {self.frames} frames or pages; only the first is used", stacklevel=3)
+            warnings.warn(f"holds {self.frames} frames or pages; only the first is used", stacklevel=3)
         self.exif = image.get("exif-data") if image.get_typeof("exif-data") else None
         self.icc = image.get("icc-profile-data") if image.get_typeof("icc-profile-data") else None
         self._input_icc = self.icc
@@ -241,7 +241,7 @@ class PilReader(ImageReader):
             except (OSError, SyntaxError, ValueError) as e:
                 raise MemsrError(f"unreadable, truncated or corrupt image ({e})", path) from None
         if self.frames > 1:
-            warnings.warn(f"{path}: holds {self.frames} frames or pages; only the first is used", stacklevel=3)
+            warnings.warn(f"holds {self.frames} frames or pages; only the first is used", stacklevel=3)
         if self.orientation in (5, 6, 7, 8):
             w, h = h, w
         check_size(h, w, max_pixels, path)
