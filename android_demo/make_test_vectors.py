@@ -211,7 +211,7 @@ def codec_cases() -> list[dict]:
     from memsr_deploy.runtime.backends.artefact import TensorSpec
 
     samples = np.arange(256, dtype=np.uint8)
-    x = samples.astype(np.float32) * np.float32(1.0 / 255.0)   # image_io.to_float
+    x = samples.astype(np.float32) * np.float32(1.0 / 255.0)   # imageio.to_float
     img = x.reshape(1, 1, 1, 256).repeat(3, axis=1)             # NCHW: every sample in every channel
     specs = [
         {"dtype": "float32", "range": [0.0, 1.0], "quant": None},

@@ -10,7 +10,7 @@ import numpy as np
 from memsr_deploy.quality import metrics
 from memsr_deploy.data.datasets import list_images
 from memsr_deploy.data.eval_photos import load_eval_photos
-from memsr_deploy.data.images import from_uint8, read_image
+from memsr_deploy.imageio import from_uint8, read_image
 from memsr_deploy.data.resize import bicubic_downscale, modcrop
 from memsr_deploy.errors import MemsrError
 

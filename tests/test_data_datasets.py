@@ -10,7 +10,7 @@ from PIL import Image
 
 from memsr_deploy.data.datasets import (DataWarning, TrainPatches, find_pairs,
                                         training_files)
-from memsr_deploy.data.images import from_uint8, to_uint8
+from memsr_deploy.imageio import from_uint8, to_uint8
 from memsr_deploy.data.resize import bicubic_downscale, imresize_uint8, modcrop
 from memsr_deploy.errors import MemsrError
 

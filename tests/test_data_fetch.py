@@ -10,7 +10,7 @@ from PIL import Image
 
 from memsr_deploy.data import fetch_photos
 from memsr_deploy.data.eval_photos import load_eval_photos
-from memsr_deploy.data.images import read_image
+from memsr_deploy.imageio import read_image
 
 pytestmark = pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb (Debian/Ubuntu)")
 

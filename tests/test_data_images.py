@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from memsr_deploy.data.images import read_image, save_png, to_uint8
+from memsr_deploy.imageio import read_image, save_png, to_uint8
 from memsr_deploy.errors import MemsrError
 
 

@@ -12,7 +12,7 @@ from conftest import make_plain
 from memsr_deploy.cli.evaluate import main
 from memsr_deploy.data.datasets import EvalPair, find_pairs, pair_from_hr
 from memsr_deploy.data.eval_photos import eval_dir
-from memsr_deploy.data.images import quantise, read_image
+from memsr_deploy.imageio import quantise, read_image
 from memsr_deploy.data.resize import bicubic_upscale
 from memsr_deploy.errors import MemsrError
 from memsr_deploy.quality.evaluate import centre_crop_pair, evaluate_model, run_model

@@ -15,7 +15,7 @@ from memsr_deploy.errors import MemsrError
 from memsr_deploy.formats.model_file import read_description, save_model
 from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
 from memsr_deploy.runtime.backends.torch_backend import TorchBackend
-from memsr_deploy.runtime.image_io import read_picture
+from memsr_deploy.imageio import read_picture
 from test_runtime_exact import one_thread  # noqa: F401 (autouse fixture: one torch thread)
 from test_runtime_exact import make_artefact, random_image
 
@@ -144,7 +144,7 @@ def test_nothing_half_written_when_a_run_fails(tmp_path, tiny_plain_path, capsys
 
 
 def test_guessed_halo_warns_and_differs(tmp_path, capsys):
-    from memsr_deploy.runtime.image_io import write_picture
+    from memsr_deploy.imageio import write_picture
     stem = tmp_path / "deep"  # 12 convs: needs a 12-pixel halo
     save_model(make_plain(widths=[8] * 11, acts=["relu"] * 11, seed=3), stem, kind="student")
     img = random_image(np.random.default_rng(9), 48, 48)

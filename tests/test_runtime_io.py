@@ -8,9 +8,9 @@ from PIL import Image, ImageOps
 from conftest import make_plain
 from memsr_deploy.errors import MemsrError
 from memsr_deploy.runtime import RunOptions, Upscaler
-from memsr_deploy.runtime import tiff_stream
+from memsr_deploy.imageio import tiff_stream
 from memsr_deploy.runtime.backends.torch_backend import TorchBackend
-from memsr_deploy.runtime.image_io import read_picture, write_picture
+from memsr_deploy.imageio import read_picture, write_picture
 from test_runtime_exact import one_thread  # noqa: F401 (autouse fixture: one torch thread)
 from test_runtime_exact import random_image
 
@@ -129,9 +129,7 @@ def test_formats_by_extension(tmp_path, backend):
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4])
-def test_streamed_tiff_equals_in_memory_output(tmp_path, backend, monkeypatch, channels):
-    """Small TIFF tiles force several slabs, partial edge tiles and bands that straddle slabs."""
-    monkeypatch.setattr(tiff_stream, "TILE", 16)
+def test_streamed_tiff_equals_in_memory_output(tmp_path, backend, channels):
     img = to_int(random_image(np.random.default_rng(5), 27, 21, channels), np.uint16)
     write_picture(tmp_path / "in.tif", img)
     up = Upscaler(backend, RunOptions(tile=5))
@@ -145,13 +143,33 @@ def test_streamed_tiff_equals_in_memory_output(tmp_path, backend, monkeypatch, c
         assert tf.is_bigtiff and tf.pages[0].is_tiled
 
 
-def test_uncompressed_tiff_is_memory_mapped(tmp_path):
-    import tifffile
-    a = (np.random.default_rng(6).random((30, 20, 3)) * 255).astype(np.uint8)
-    tifffile.imwrite(tmp_path / "m.tif", a, photometric="rgb")
-    pic = read_picture(tmp_path / "m.tif")
-    assert isinstance(pic.pixels, np.memmap) or isinstance(pic.pixels.base, np.memmap)
-    np.testing.assert_array_equal(pic.pixels, a)
+@pytest.mark.parametrize("channels", [1, 3, 4])
+def test_float_tiff_is_written_tile_by_tile(tmp_path, backend, monkeypatch, channels):
+    """Small TIFF tiles force several slabs, partial edge tiles and bands that straddle slabs."""
+    monkeypatch.setattr(tiff_stream, "TILE", 16)
+    img = random_image(np.random.default_rng(8), 27, 21, channels).astype(np.float32)
+    write_picture(tmp_path / "in.tif", img)
+    Upscaler(backend, RunOptions(tile=5)).upscale_file(tmp_path / "in.tif", tmp_path / "out.tif")
+    out = read_picture(tmp_path / "out.tif").pixels
+    assert out.shape == (54, 42, channels) and out.dtype == np.float32
+    want = Upscaler(backend, RunOptions(tile=0)).upscale_array(img, clip=True)
+    np.testing.assert_allclose(out, want, atol=1e-5)
+
+
+def test_input_is_read_in_rows_not_whole(tmp_path, backend, monkeypatch):
+    """A tiled run holds a window's rows of the input, not the image (imageio.RowWindows)."""
+    from memsr_deploy.imageio import RowWindows, decode, open_image
+    monkeypatch.setattr(decode, "CHUNK_BYTES", 40 * 3 * 8)  # chunks of 8 rows
+    img = to_int(random_image(np.random.default_rng(6), 300, 40), np.uint8)
+    write_picture(tmp_path / "tall.png", img)
+    reader = open_image(tmp_path / "tall.png")
+    assert reader.streamed
+    pic = RowWindows(reader)
+    up = Upscaler(backend, RunOptions(tile=8))
+    got = np.concatenate([b.pixels for b in up.bands(pic)])
+    want = Upscaler(backend, RunOptions(tile=8)).upscale_array(img)
+    np.testing.assert_array_equal(got, want)
+    assert pic.peak_rows < 100 and pic.restarts == 0
 
 
 def test_pixel_limit_guards_before_decoding(tmp_path):
@@ -180,3 +198,52 @@ def test_truncated_images_are_refused(tmp_path, ext, dtype):
     (tmp_path / f"cut.{ext}").write_bytes(blob[:len(blob) // 2])
     with pytest.raises(MemsrError, match=rf"cut\.{ext}: unreadable.* truncated"):
         read_picture(tmp_path / f"cut.{ext}")
+
+
+@pytest.mark.parametrize("ext", ["jpg", "png", "tif", "webp"])
+def test_icc_and_exif_are_copied_with_orientation_reset(tmp_path, backend, ext):
+    """Pixels are rotated when read, so the output's EXIF says orientation 1; the rest of the EXIF (here the
+    camera make) and the ICC profile travel with the image. TIFF: libvips' tiffsave writes no EXIF block, only
+    the orientation tag (so the camera tags are lost there)."""
+    import pyvips
+    from PIL import ImageCms
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    a = to_int(random_image(np.random.default_rng(9), 12, 20), np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    exif[0x010F] = "MemsrCam"
+    Image.fromarray(a).save(tmp_path / "in.jpg", exif=exif, icc_profile=icc, quality=95)
+    Upscaler(backend, RunOptions(tile=8)).upscale_file(tmp_path / "in.jpg", tmp_path / f"out.{ext}")
+    out = pyvips.Image.new_from_file(str(tmp_path / f"out.{ext}"))
+    assert (out.width, out.height) == (24, 40)  # 20x12 stored, rotated to 12x20, x2
+    assert out.get("icc-profile-data") == icc
+    with Image.open(tmp_path / f"out.{ext}") as im:
+        tags = im.getexif()
+        assert tags.get(0x0112) == 1
+        assert tags.get(0x010F) == (None if ext == "tif" else "MemsrCam")
+
+
+def test_row_windows_going_back_restart_the_decoder(tmp_path, monkeypatch):
+    from memsr_deploy.imageio import RowWindows, decode, open_image, to_float
+    monkeypatch.setattr(decode, "CHUNK_BYTES", 10 * 3 * 8)
+    img = to_int(random_image(np.random.default_rng(10), 240, 10), np.uint8)
+    write_picture(tmp_path / "t.png", img)
+    Image.fromarray(img).save(tmp_path / "t.bmp")  # Pillow's whole-image path, same interface
+    for name in ("t.png", "t.bmp"):
+        pic = RowWindows(open_image(tmp_path / name))
+        np.testing.assert_array_equal(pic.colour(slice(200, 210), slice(2, 5)), to_float(img[200:210, 2:5], 255.0))
+        np.testing.assert_array_equal(pic.colour(slice(0, 5), slice(None)),
+                                      to_float(img[0:5], 255.0))
+        assert pic.restarts == (1 if name == "t.png" else 0)
+        pic.close()
+
+
+@pytest.mark.parametrize("ext", ["jpg", "tif"])
+def test_cmyk_without_profile_reads_as_pillow_converts_it(tmp_path, ext):
+    a = to_int(random_image(np.random.default_rng(11), 16, 24), np.uint8)
+    Image.fromarray(a).convert("CMYK").save(tmp_path / f"c.{ext}", **({"quality": 95} if ext == "jpg" else {}))
+    with Image.open(tmp_path / f"c.{ext}") as im:
+        want = np.asarray(im.convert("RGB")).astype(int)
+    pic = read_picture(tmp_path / f"c.{ext}")
+    assert pic.channels == 3 and pic.dtype == np.uint8
+    assert np.abs(pic.pixels.astype(int) - want).max() <= 1

@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     if model != "bicubic":
         save = None
         if args.save_dir:
-            from ..data.images import save_png
+            from ..imageio import save_png
             out = Path(args.save_dir)
             save = lambda name, sr: save_png(out / f"{name}_x{scale}.png", sr)  # noqa: E731
         result = evaluate_model(model, pairs, scale, name=label, tile=args.tile, save=save, **opts)

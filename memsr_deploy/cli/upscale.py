@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def expand_inputs(items: list[str]) -> tuple[list[Path], bool]:
     """Files to process, and whether the run is a batch (folder, glob or several inputs)."""
-    from ..runtime.image_io import READABLE
+    from ..imageio import READABLE
     files, batch = [], len(items) > 1
     for item in items:
         p = Path(item)

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from ..errors import MemsrError
-from .images import is_image_file, read_image, to_uint8
+from ..imageio import is_image_file, read_image, to_uint8
 from .resize import bicubic_downscale, imresize_uint8, modcrop
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import MemsrError
 from .datasets import list_images
-from .images import from_uint8, read_image
+from ..imageio import from_uint8, read_image
 
 DEFAULT_ROOTS = (Path("data/photos"), Path(__file__).resolve().parents[2] / "data" / "photos")
 

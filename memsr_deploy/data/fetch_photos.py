@@ -26,7 +26,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..errors import MemsrError, cli_errors
-from .images import read_image, save_png, to_uint8
+from ..imageio import read_image, save_png, to_uint8
 
 TRAIN_PACKAGES = ["lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04", "mate-backgrounds",
                   "plasma-workspace-wallpapers"]

@@ -113,7 +113,7 @@ def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
 
 def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
     """The standard LR of an HR float image: modcrop, MATLAB bicubic by 1/scale, quantised to 8 bits."""
-    from .images import from_uint8, to_uint8
+    from ..imageio import from_uint8, to_uint8
     return from_uint8(imresize_uint8(to_uint8(modcrop(hr, scale)), 1.0 / scale))
 
 
@@ -121,6 +121,6 @@ def bicubic_upscale(lr: np.ndarray, scale: int, quantised: bool = True) -> np.nd
     """The bicubic baseline: LR float [0, 1] -> x``scale``. Quantised to 8 bits like a saved bicubic result
     (MATLAB on a uint8 image), else the raw float interpolation."""
     if quantised:
-        from .images import from_uint8, to_uint8
+        from ..imageio import from_uint8, to_uint8
         return from_uint8(imresize_uint8(to_uint8(lr), float(scale)))
     return imresize(lr.astype(np.float32), float(scale))

@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.datasets import EvalPair
-from ..data.images import quantise
+from ..imageio import quantise
 from ..data.resize import bicubic_upscale
 from ..errors import MemsrError
 from .metrics import psnr_y, ssim_y

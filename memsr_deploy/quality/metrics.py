@@ -12,7 +12,7 @@ import math
 import numpy as np
 from scipy.ndimage import correlate1d
 
-from ..data.images import to_uint8
+from ..imageio import to_uint8
 
 _Y = np.array([65.481, 128.553, 24.966])
 

@@ -10,7 +10,7 @@ proportional to the width: layer-wise rolling buffers for plain nets on PyTorch,
 exact halo on every other backend). Both equal whole-image output to float round-off.
 """
 from .backends import Backend, open_backend
-from .image_io import Picture, read_picture, write_picture
+from ..imageio import Picture, read_picture, write_picture
 from .memory import parse_size
 from .pipeline import RunOptions, Upscaler
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .image_io import from_float
+from ..imageio import from_float
 
 
 @dataclass

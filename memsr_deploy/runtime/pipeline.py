@@ -1,12 +1,15 @@
 """One upscaling job: picture in, bands through a tiled or streaming runner, picture out.
 
-Outputs to TIFF are streamed to disk band by band (bounded memory whatever the size); other formats are
-gathered in memory first, so they are refused up front when they would not fit.
+A file job is a pipeline of three stages that overlap: the reader decodes the next rows (a worker thread,
+imageio.decode), the runner computes a band (a worker thread, ``ahead``), and the writer encodes the previous
+band (this thread, libvips pulling from imageio.encode's feed). Memory follows the windows and bands, not the
+image, for every format libvips streams (JPEG, PNG, TIFF); ``memory_need`` counts the others honestly.
 """
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MemsrError
+from ..imageio import (DEFAULT_MAX_PIXELS, NO_ALPHA, Picture, RowWindows, open_image, output_format,
+                       storage_dtype, write_bands)
+from ..imageio.ahead import ahead
+from ..imageio.decode import CHUNK_BYTES
 from . import memory
 from .bands import Band, Converter, assemble, upscale_alpha
-from .image_io import (DEFAULT_MAX_PIXELS, EIGHT_BIT_ONLY, NO_ALPHA, Picture, output_format, prepare_for_format,
-                       read_picture, write_picture)
 from .stream import StreamRunner
-from .tiff_stream import write_tiff_stream
 from .tiled import TiledRunner
 
 MODES = ("tile", "stream")
@@ -96,15 +100,17 @@ class Upscaler:
         self.last = {"mode": "tile", "tile": t_eff, "halo": halo, "batch": batch}
         return TiledRunner(self.backend, tile, halo, batch, convert, bar, self.log)
 
-    def bands(self, picture: Picture, dtype=None, bar=None, clip: bool = True) -> Iterator[Band]:
-        """The upscaled picture as bands of rows in ``dtype`` (default: the picture's), alpha included.
-        ``clip=False`` leaves float32 output unclipped (integer outputs are always clipped)."""
+    def bands(self, picture: Picture, dtype=None, bar=None, clip: bool = True, alpha: bool = True
+              ) -> Iterator[Band]:
+        """The upscaled picture as bands of rows in ``dtype`` (default: the picture's), alpha included unless
+        ``alpha`` is False. ``clip=False`` leaves float32 output unclipped (integer outputs are always clipped).
+        ``picture``: anything with Picture's window interface (Picture, imageio.RowWindows)."""
         dtype = np.dtype(dtype or picture.dtype)
         runner = self._runner(picture, Converter(picture.is_grey, dtype, clip), bar)
         for band in runner.bands(picture):
-            if picture.has_alpha:
-                alpha = upscale_alpha(picture, band.lr_start, band.lr_stop, self.scale, dtype)
-                band = Band(band.lr_start, band.lr_stop, np.concatenate([band.pixels, alpha], axis=2))
+            if picture.has_alpha and alpha:
+                a = upscale_alpha(picture, band.lr_start, band.lr_stop, self.scale, dtype)
+                band = Band(band.lr_start, band.lr_stop, np.concatenate([band.pixels, a], axis=2))
             yield band
 
     # ------------------------------------------------------------------------------------------ arrays
@@ -120,30 +126,38 @@ class Upscaler:
         src, dst = Path(src), Path(dst)
         fmt = output_format(dst)
         check_writable(dst, src)
-        pic = read_picture(src, self.opt.max_pixels)
+        reader = open_image(src, self.opt.max_pixels)  # header only: nothing decoded yet
         s = self.scale
-        dtype = storage_dtype(pic.dtype, fmt)
-        channels = pic.channels - (1 if fmt in NO_ALPHA and pic.has_alpha else 0)
-        shape = (pic.height * s, pic.width * s)
-        bands = self.bands(pic, dtype, bar)
-        if fmt == "TIFF":
-            write_tiff_stream(dst, bands, *shape, pic.channels, dtype)
-        else:
-            check_fits_in_memory(shape, channels, dtype, dst)
-            out = assemble(bands, *shape, pic.channels, dtype)
-            write_picture(dst, prepare_for_format(out, fmt), self.opt.quality)
-        return {"input": str(src), "output": str(dst), "size": [pic.width, pic.height],
+        dtype = storage_dtype(reader.dtype, fmt)
+        has_alpha = reader.channels in (2, 4)
+        keep_alpha = has_alpha and fmt not in NO_ALPHA
+        if has_alpha and not keep_alpha:
+            warnings.warn(f"{fmt} has no alpha channel: transparency dropped", stacklevel=2)
+        channels = reader.channels - (1 if has_alpha and not keep_alpha else 0)
+        shape = (reader.height * s, reader.width * s)
+        need = memory_need(reader, fmt, shape, channels, dtype, self._window_rows(reader.height))
+        check_fits_in_memory(need, shape, fmt, dst)
+        pic = RowWindows(reader)
+        computed = ahead((b.pixels for b in self.bands(pic, dtype, bar, alpha=keep_alpha)), depth=1)
+        try:
+            write_bands(dst, computed, *shape, channels, dtype, self.opt.quality, reader.icc, reader.exif)
+        finally:
+            computed.stop()  # first the compute thread (it reads the decoder's rows), then the decoder
+            pic.close()
+        return {"input": str(src), "output": str(dst), "size": [reader.width, reader.height],
                 "out_size": [shape[1], shape[0]], **self.last}
 
-
-def storage_dtype(dtype, fmt: str):
-    """Keep the input's depth where the format can hold it."""
-    dtype = np.dtype(dtype)
-    if fmt in EIGHT_BIT_ONLY:
-        return np.dtype(np.uint8)
-    if dtype == np.float32 and fmt != "TIFF":
-        return np.dtype(np.uint16)
-    return dtype
+    def _window_rows(self, height: int) -> int:
+        """LR rows one window spans (what the row cache holds), as the runner will choose them."""
+        opt, caps = self.opt, self.backend.caps
+        if opt.mode == "stream":
+            return (opt.rows or 64) + 4
+        if caps.fixed_shape:
+            return caps.fixed_shape[0]
+        tile = opt.tile
+        if tile is None:
+            tile = memory.tile_for_budget(self.backend, opt.max_memory) if opt.max_memory else caps.default_tile
+        return height if tile == 0 else min(height, tile + 2 * (caps.halo if opt.halo is None else opt.halo))
 
 
 def check_writable(dst: Path, src: Path | None = None) -> None:
@@ -159,10 +173,45 @@ def check_writable(dst: Path, src: Path | None = None) -> None:
         raise MemsrError(f"cannot write output: folder {parent} is not writable", dst)
 
 
-def check_fits_in_memory(shape, channels: int, dtype, dst) -> None:
+# Bytes libvips holds while it encodes sequentially (its line buffers and the encoder's own), in output rows;
+# measured roughly: 13856 px wide RGB JPEG out, about 56 MB above the process at rest, flat in height.
+VIPS_ROWS_HELD = 1400
+BANDS_IN_FLIGHT = 3   # one being computed, one queued for the encoder, one in the PNG feed
+
+
+def memory_need(reader, fmt: str, shape, channels: int, dtype, window_rows: int) -> dict[str, int]:
+    """Bytes the job holds for its pixels, by cause (the backend's activations are priced by memory.py).
+
+    Streamed input: the row cache (a window, the rows kept above it, the chunks decoded ahead); otherwise the
+    whole decoded image. Streamed output: the bands in flight and libvips' rows; WebP and BMP: the whole output
+    (libwebp and Pillow encode from one picture)."""
+    in_row = reader.width * reader.channels * np.dtype(reader.dtype).itemsize
+    out_row = shape[1] * channels * np.dtype(dtype).itemsize
+    s = shape[0] // reader.height
+    need = {}
+    if reader.streamed:
+        # the cache (twice while it is rebuilt), three chunks in flight, libvips' rows (measured: ~40 MB at
+        # 6928 px wide RGB, so about 2000 rows' worth)
+        need["input rows"] = (window_rows + 16) * in_row * 2 + 3 * CHUNK_BYTES + 2000 * in_row
+    else:
+        need["decoded input"] = reader.nbytes * 2  # the decoder's buffer and the oriented copy
+    need["bands"] = BANDS_IN_FLIGHT * min(window_rows, reader.height) * s * out_row
+    if fmt in ("WEBP", "BMP"):
+        # measured roughly: a 144 MP x2 WebP took 1.6 GB above the process at rest (libvips' copy, libwebp's
+        # ARGB and YUV pictures); Pillow's BMP: our copy, its image, its encoder buffer
+        need["whole output"] = shape[0] * shape[1] * (12 if fmt == "WEBP" else 10)
+    else:
+        need["encoder rows"] = VIPS_ROWS_HELD * out_row
+    return need
+
+
+def check_fits_in_memory(need: dict[str, int], shape, fmt: str, dst) -> None:
+    """Refuse, before decoding, a job whose pixels cannot fit in the memory available now."""
     import psutil
-    need = shape[0] * shape[1] * channels * np.dtype(dtype).itemsize
+    total = sum(need.values())
     avail = psutil.virtual_memory().available
-    if need > 0.6 * avail:
-        raise MemsrError(f"a {shape[1]}x{shape[0]} output needs {need / 2 ** 30:.1f} GiB in memory for this format "
-                         f"({avail / 2 ** 30:.1f} GiB available); write a .tif, which is streamed to disk", dst)
+    if total > 0.6 * avail:
+        parts = ", ".join(f"{k} {v / 2 ** 30:.1f} GiB" for k, v in need.items())
+        hint = "; write a .jpg, .png or .tif, which are streamed" if fmt in ("WEBP", "BMP") else ""
+        raise MemsrError(f"a {shape[1]}x{shape[0]} {fmt} output needs about {total / 2 ** 30:.1f} GiB for its "
+                         f"pixels ({parts}), {avail / 2 ** 30:.1f} GiB available{hint}", dst)

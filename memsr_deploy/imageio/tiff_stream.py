@@ -1,4 +1,4 @@
-"""Write bands straight into a tiled, compressed BigTIFF, so an output never has to fit in memory.
+"""Float32 TIFF output, written tile by tile with tifffile (libvips is fed 8/16-bit rows only, see encode.py).
 
 TIFF tiles are stored row of tiles by row of tiles, so bands are regrouped into 256-row slabs and each slab
 is cut into tiles as soon as it is full: at most one slab (256 rows x output width) is held at a time.
@@ -10,19 +10,21 @@ from pathlib import Path
 
 import numpy as np
 
-from ..outputs.atomic import atomic_path
-from ..errors import MemsrError
-from .bands import Band
-from .image_io import readable_by_all, tiff_kwargs
-
 TILE = 256
 
 
-def _tiles(bands: Iterable[Band], height: int, width: int, channels: int, dtype) -> Iterator[np.ndarray]:
+def tiff_kwargs(channels: int) -> dict:
+    kw = {"photometric": "rgb" if channels in (3, 4) else "minisblack"}
+    if channels in (2, 4):
+        kw["extrasamples"] = ["unassalpha"]
+    return kw
+
+
+def _tiles(bands: Iterable[np.ndarray], height: int, width: int, channels: int, dtype) -> Iterator[np.ndarray]:
     slab = np.zeros((TILE, width, channels), dtype=dtype)
     filled, row = 0, 0
-    for b in bands:
-        px, k = b.pixels, 0
+    for px in bands:
+        k = 0
         while k < px.shape[0]:
             n = min(TILE - filled, px.shape[0] - k)
             slab[filled:filled + n] = px[k:k + n]
@@ -46,16 +48,12 @@ def _cut(slab: np.ndarray, rows: int, width: int) -> Iterator[np.ndarray]:
         yield np.ascontiguousarray(t)
 
 
-def write_tiff_stream(path, bands: Iterable[Band], height: int, width: int, channels: int, dtype) -> None:
+def write_tiff_tiles(tmp: Path, bands: Iterable[np.ndarray], height: int, width: int, channels: int, dtype,
+                     icc: bytes | None = None) -> None:
     import tifffile
-    path = Path(path)
     shape = (height, width) if channels == 1 else (height, width, channels)
-    try:
-        with atomic_path(path) as tmp:
-            readable_by_all(tmp)
-            with tifffile.TiffWriter(tmp, bigtiff=True) as tw:
-                tw.write(_tiles(bands, height, width, channels, dtype), shape=shape, dtype=np.dtype(dtype),
-                         tile=(TILE, TILE), compression="zlib", compressionargs={"level": 1}, maxworkers=1,
-                         **tiff_kwargs(channels))
-    except OSError as e:
-        raise MemsrError(f"cannot write output ({e.strerror or e})", path) from None
+    extratags = [(34675, "B", len(icc), icc, True)] if icc else []
+    with tifffile.TiffWriter(tmp, bigtiff=True) as tw:
+        tw.write(_tiles(bands, height, width, channels, dtype), shape=shape, dtype=np.dtype(dtype),
+                 tile=(TILE, TILE), compression="zlib", compressionargs={"level": 1}, maxworkers=1,
+                 extratags=extratags, **tiff_kwargs(channels))
