@@ -39,7 +39,7 @@ def split_photos(photos: list[Path]) -> tuple[list[Path], list[Path]]:
 
 
 def _lr(paths, scale: int) -> list[np.ndarray]:
-    from ..data.images import read_image
+    from ..imageio import read_image
     from ..data.resize import bicubic_downscale
     return [bicubic_downscale(read_image(p), scale) for p in paths]
 

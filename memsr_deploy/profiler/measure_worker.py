@@ -44,7 +44,7 @@ def _torch_runner(job):
         if tile <= 0:
             return x, backend.run(np.ascontiguousarray(x.transpose(2, 0, 1))[None])
         from memsr_deploy.runtime.bands import Converter
-        from memsr_deploy.runtime.image_io import Picture
+        from memsr_deploy.imageio import Picture
         from memsr_deploy.runtime.tiled import TiledRunner
         s = backend.caps.scale
         y = np.empty((h * s, w * s, 3), np.float32)
