@@ -103,7 +103,7 @@ def test_errors_are_one_line_naming_the_file(tmp_path, tiny_plain_path, capsys, 
         (tmp_path / "cut.png").write_bytes(blob[:len(blob) // 2])
         args[0], words = tmp_path / "cut.png", ["cut.png", "truncated"]
     elif case == "folder_is_file":
-        args[2], words = good / "out.png", ["good.png", "not writable"]
+        args[2], words = good / "out.png", ["good.png", "regular file"]
     elif case == "bad_ext":
         args[2], words = tmp_path / "out.gif", ["out.gif", "unknown output format"]
     elif case == "scale":
