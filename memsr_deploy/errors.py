@@ -7,6 +7,7 @@ import functools
 import signal
 import sys
 import threading
+import warnings
 
 
 class MemsrError(Exception):
@@ -27,6 +28,19 @@ class Terminated(BaseException):
 
 def _raise_terminated(signum, frame):
     raise Terminated(signum)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
+@contextlib.contextmanager
+def _cli_context():
+    """Warnings as one line each; SIGTERM/SIGINT as exceptions (so temporary files are removed)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        with _signals_as_exceptions():
+            yield
 
 
 @contextlib.contextmanager
@@ -63,7 +77,7 @@ def cli_errors(main):
     @functools.wraps(main)
     def wrapper(argv=None):
         try:
-            with _signals_as_exceptions():
+            with _cli_context():
                 return main(argv)
         except MemsrError as e:
             print(f"error: {e}", file=sys.stderr)

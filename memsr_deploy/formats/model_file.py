@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,11 +117,63 @@ def read_description(path) -> ModelDescription:
             layer_acts=list(meta["layer_acts"]), params=int(meta["params"]),
             weights_sha256=str(meta.get("weights_sha256", "")), provenance=dict(meta.get("provenance", {})),
             extra={k: v for k, v in meta.items() if k not in _KNOWN}, path=str(jpath))
-    except (KeyError, TypeError, ValueError) as e:
+    except KeyError as e:
+        raise MemsrError(f"model description lacks the field {e.args[0]!r}", jpath) from None
+    except (TypeError, ValueError) as e:
         raise MemsrError(f"malformed model description ({e.__class__.__name__}: {e})", jpath) from None
-    if desc.kind not in ("teacher", "plain", "student"):
-        raise MemsrError(f"unknown model kind {desc.kind!r}", jpath)
+    validate_description(desc, meta, jpath)
     return desc
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _finite_positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def validate_description(desc: ModelDescription, meta: dict, jpath) -> None:
+    """The description must agree with the architecture it names: a wrong receptive radius gives seams in
+    tiled output, a zero or NaN value range garbage, so each field is recomputed or range-checked here.
+    Errors name the field."""
+    def bad(field_name: str, why: str):
+        raise MemsrError(f"field {field_name!r} {why}", jpath)
+
+    if desc.kind not in ("teacher", "plain", "student"):
+        bad("kind", f"is {desc.kind!r}; expected teacher, plain or student")
+    for name in ("scale", "receptive_radius", "params"):
+        if not _is_int(meta[name]):
+            bad(name, f"must be an integer, got {meta[name]!r}")
+    if desc.scale not in (2, 3, 4):
+        bad("scale", f"is {desc.scale}; expected 2, 3 or 4")
+    if not isinstance(meta.get("weights_sha256"), str) or not re.fullmatch(r"[0-9a-f]{64}", meta["weights_sha256"]):
+        bad("weights_sha256", "is missing or not a SHA-256 hex digest (required: it ties the .json to its weights)")
+    spec = meta.get("input", desc.arch.get("input", {}))
+    if not isinstance(spec, dict):
+        bad("input", "must be an object")
+    for key in ("value_range", "norm"):
+        if key in spec and not _finite_positive(spec[key]):
+            bad(f"input.{key}", f"must be a finite number > 0, got {spec[key]!r}")
+    mean = spec.get("mean", [0.0, 0.0, 0.0])
+    if not (isinstance(mean, list) and len(mean) == 3
+            and all(isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m) for m in mean)):
+        bad("input.mean", f"must be three finite numbers, got {mean!r}")
+    if "input" in meta and models.InputSpec.from_dict(meta["input"]) != desc.input:
+        bad("input", "differs from arch.input (the network is built from arch.input)")
+    if desc.arch.get("scale") != desc.scale:
+        bad("arch.scale", f"is {desc.arch.get('scale')!r} but the model's scale is {desc.scale}")
+    try:
+        net = models.build(desc.kind, desc.arch)
+    except (TypeError, ValueError, KeyError) as e:
+        bad("arch", f"does not describe a valid network ({e})")
+    expected = describe(net, desc.kind)
+    if desc.receptive_radius != expected.receptive_radius:
+        bad("receptive_radius", f"is {desc.receptive_radius} but the architecture's {len(expected.layer_widths)} "
+                                f"3x3 convs give {expected.receptive_radius} (a smaller halo would leave seams)")
+    for name in ("layer_widths", "layer_acts", "params"):
+        if getattr(desc, name) != getattr(expected, name):
+            bad(name, f"is {getattr(desc, name)!r} but the architecture gives {getattr(expected, name)!r}")
 
 
 def load_model(path, verify_checksum: bool = True) -> tuple[torch.nn.Module, ModelDescription]:
@@ -132,13 +186,10 @@ def load_model(path, verify_checksum: bool = True) -> tuple[torch.nn.Module, Mod
     if not wpath.exists():
         raise MemsrError("model weights not found", wpath)
     blob = wpath.read_bytes()
-    if verify_checksum and desc.weights_sha256 and hashlib.sha256(blob).hexdigest() != desc.weights_sha256:
-        raise MemsrError("weights do not match the checksum in their .json (corrupt or from another model)",
-                         wpath)
-    try:
-        model = models.build(desc.kind, desc.arch)
-    except (TypeError, ValueError, KeyError) as e:
-        raise MemsrError(f"architecture in description is invalid: {e}", jpath) from None
+    if verify_checksum and hashlib.sha256(blob).hexdigest() != desc.weights_sha256:
+        raise MemsrError("weights do not match the checksum in field 'weights_sha256' of their .json (corrupt or from "
+                         "another model)", wpath)
+    model = models.build(desc.kind, desc.arch)  # validated by read_description
     try:
         state = load_file(str(wpath))
     except (SafetensorsError, OSError, ValueError) as e:
@@ -153,6 +204,8 @@ def load_model(path, verify_checksum: bool = True) -> tuple[torch.nn.Module, Mod
         if tuple(v.shape) != tuple(expected[k].shape):
             raise MemsrError(f"tensor {k} has shape {tuple(v.shape)}, architecture wants "
                              f"{tuple(expected[k].shape)}", wpath)
+        if not v.is_floating_point() or not bool(torch.isfinite(v).all()):
+            raise MemsrError(f"tensor {k} holds NaN/inf or is not floating point ({v.dtype})", wpath)
     model.load_state_dict(state)
     model.eval()
     return model, desc
