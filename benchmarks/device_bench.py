@@ -72,9 +72,9 @@ def main(argv=None) -> int:
     threads = parse_threads(args.threads)
     sizes = parse_list(args.sizes, "size", parse_size) if args.sizes else None
     photos = parse_list(args.photos, "photo", parse_size)
-    models = [load_model(a) for a in args.artefacts]
     check_outputs(report.output_paths(args.out).values(), inputs=_input_files(args.artefacts),
                   overwrite=args.overwrite)
+    models = [load_model(a) for a in args.artefacts]
     configs = build_matrix(models, delegates, threads, sizes)
 
     if args.host:

@@ -79,6 +79,8 @@ def main(argv=None) -> int:
     from ..quality.evaluate import evaluate_model, load_upscaler
     label, model, scale = load_upscaler(args.model, args.scale)
     pairs = _pairs(args, scale)
+    if args.save_dir and model != "bicubic":
+        _plan_saves(Path(args.save_dir), pairs, scale, args)
     opts = dict(max_size=args.max_size, ssim=not args.no_ssim, progress=not args.json)
     base = evaluate_model("bicubic", pairs, scale, name="bicubic", **opts)
     result = None
@@ -87,7 +89,6 @@ def main(argv=None) -> int:
         if args.save_dir:
             from ..data.images import save_png
             out = Path(args.save_dir)
-            _plan_saves(out, pairs, scale, args)
             save = lambda name, sr: save_png(out / f"{name}_x{scale}.png", sr)  # noqa: E731
         result = evaluate_model(model, pairs, scale, name=label, tile=args.tile, save=save, **opts)
     if args.json:

@@ -75,7 +75,9 @@ class OutputPlan:
                 if skip_why:
                     if not self.skip_existing:
                         if k in inputs:
-                            raise MemsrError(f"output would overwrite an input ({inputs[k]})", out)
+                            same = os.path.normpath(inputs[k]) == os.path.normpath(out)
+                            raise MemsrError("output is one of this run's inputs (refused: it would be overwritten)"
+                                             if same else f"output would overwrite the input {inputs[k]}", out)
                         raise MemsrError(f"output {skip_why}", out)
             if skip_why:
                 if self.log:
