@@ -204,8 +204,10 @@ def load_model(path, verify_checksum: bool = True) -> tuple[torch.nn.Module, Mod
         if tuple(v.shape) != tuple(expected[k].shape):
             raise MemsrError(f"tensor {k} has shape {tuple(v.shape)}, architecture wants "
                              f"{tuple(expected[k].shape)}", wpath)
-        if not v.is_floating_point() or not bool(torch.isfinite(v).all()):
-            raise MemsrError(f"tensor {k} holds NaN/inf or is not floating point ({v.dtype})", wpath)
+        if not v.is_floating_point():
+            raise MemsrError(f"tensor {k} is {v.dtype}, not floating point", wpath)
+        if not bool(torch.isfinite(v).all()):
+            raise MemsrError(f"tensor {k} holds NaN or infinite values", wpath)
     model.load_state_dict(state)
     model.eval()
     return model, desc
