@@ -35,8 +35,10 @@ sha() { sha256sum "$@" 2>/dev/null | cut -c1-8 | tr '\n' ' '; }
 row() { # name, then the command
   local name=$1; shift
   "$@" >out.txt 2>err.txt; local rc=$?
-  local last; last=$(grep -v '^\s*$' err.txt | tail -1 | cut -c1-150)
-  local n; n=$(grep -c . err.txt)
+  # what a terminal shows: the text after the last carriage return of each line (progress bars redraw)
+  awk -F'\r' '{print $NF}' err.txt | grep -v '^\s*$' > shown.txt
+  local last; last=$(tail -1 shown.txt | cut -c1-160)
+  local n; n=$(grep -c . shown.txt)
   printf '%s | rc=%s | stderr %s lines | %s\n' "$name" "$rc" "$n" "$last"
 }
 U="$BIN/memsr-upscale --model tiny -q"
