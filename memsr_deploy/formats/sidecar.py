@@ -124,14 +124,21 @@ def read_sidecar(path, check_file: bool = True) -> Sidecar:
     return sc
 
 
-REQUIRED = ("target", "file", "file_sha256", "precision", "scale", "halo", "tile", "layout", "input", "output",
-            "source_model")
+# Checked in this order, with the same messages as the Android core's Sidecar.parse (android_demo/core), which
+# tests/test_android_vectors.py holds to this code; the checks after these are Python's alone for now.
+REQUIRED = ("target", "file", "precision", "scale", "halo", "tile", "layout", "input", "output", "source_model",
+            "file_sha256")
 DTYPES = ("float32", "float16", "uint8", "int8")
 LAYOUTS = ("NCHW", "NHWC")
 
 
 def _int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _integral(v) -> bool:
+    """An integer, or a float with an integer value (as the Android core's JSON reader accepts)."""
+    return _int(v) or (isinstance(v, float) and math.isfinite(v) and v == int(v))
 
 
 def _num(v) -> bool:
@@ -142,32 +149,36 @@ def _hw(v) -> bool:
     return isinstance(v, list) and len(v) == 2 and all(_int(x) and x >= 1 for x in v)
 
 
+def _py(v) -> str:
+    return "None" if v is None else str(v)
+
+
 def validate_sidecar(d: dict, path) -> None:
     """Every field the runtime, benchmark and demo read: present, of the right type and range, consistent.
     Errors name the field (the runtime trusts halo for exact tiling and input/output for the pixel mapping)."""
     def bad(name: str, why: str):
         raise MemsrError(f"sidecar field {name!r} {why}", path)
 
-    for name in REQUIRED:
-        if name not in d:
-            bad(name, "is missing")
+    missing = [k for k in REQUIRED if k not in d]
+    if missing:
+        raise MemsrError(f"sidecar is missing fields ({', '.join(missing)})", path)
     if d["target"] not in TARGETS:
-        bad("target", f"is {d['target']!r}; expected one of {', '.join(TARGETS)}")
+        raise MemsrError(f"unknown target {d['target']!r}", path)
     if d["precision"] not in PRECISIONS:
-        bad("precision", f"is {d['precision']!r}; expected one of {', '.join(PRECISIONS)}")
+        raise MemsrError(f"unknown precision {d['precision']!r}", path)
+    for name in ("scale", "halo", "tile"):
+        if not _integral(d[name]):
+            raise MemsrError(f"{name} must be an integer, got {_py(d[name])}", path)
+    if d["scale"] not in (2, 3, 4) or d["halo"] < 0 or d["tile"] < 1:
+        raise MemsrError(f"bad scale/halo/tile ({_py(d['scale'])}/{_py(d['halo'])}/{_py(d['tile'])})", path)
+    d["scale"], d["halo"], d["tile"] = int(d["scale"]), int(d["halo"]), int(d["tile"])
     f = d["file"]
     if not isinstance(f, str) or not f or Path(f).name != f or f in (".", ".."):
         bad("file", f"must be a file name beside the sidecar, got {f!r}")
     if not isinstance(d["file_sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", d["file_sha256"]):
         bad("file_sha256", "must be the artefact's SHA-256 hex digest")
-    if d["scale"] not in (2, 3, 4) or not _int(d["scale"]):
-        bad("scale", f"is {d['scale']!r}; expected 2, 3 or 4")
-    if not _int(d["halo"]) or d["halo"] < 0:
-        bad("halo", f"must be an integer >= 0, got {d['halo']!r}")
     if "receptive_radius" in d and d["receptive_radius"] != d["halo"]:
         bad("receptive_radius", f"is {d['receptive_radius']!r} but halo is {d['halo']!r} (they are one number)")
-    if not _int(d["tile"]) or d["tile"] < 1:
-        bad("tile", f"must be an integer >= 1, got {d['tile']!r}")
     layout = d["layout"]
     if not isinstance(layout, dict) or any(layout.get(k) not in LAYOUTS for k in ("input", "output")):
         bad("layout", f"must give input and output as NCHW or NHWC, got {layout!r}")
@@ -192,8 +203,6 @@ def validate_sidecar(d: dict, path) -> None:
     if srange is not None and not (isinstance(srange, dict) and _hw(srange.get("min")) and _hw(srange.get("max"))
                                    and all(a <= b for a, b in zip(srange["min"], srange["max"]))):
         bad("shape_range", f"must be null or {{min: [h, w], max: [h, w]}} with min <= max, got {srange!r}")
-    if shape is None and srange is None:
-        bad("input_shape", "and shape_range are both null (the artefact's accepted input size is unknown)")
     sm = d["source_model"]
     if not isinstance(sm, dict):
         bad("source_model", "must be an object")
