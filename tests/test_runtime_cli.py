@@ -202,7 +202,8 @@ def test_coreml_refused_cleanly_off_macos(tmp_path, onnx_sidecar, capsys):
     _, sidecar = onnx_sidecar
     meta = json.loads(sidecar.read_text())
     (tmp_path / "m.mlpackage").mkdir()
-    meta.update(target="coreml", file="m.mlpackage", file_sha256="")
+    from memsr_deploy.formats.sidecar import file_sha256
+    meta.update(target="coreml", file="m.mlpackage", file_sha256=file_sha256(tmp_path / "m.mlpackage"))
     (tmp_path / "m.json").write_text(json.dumps(meta))
     save_png(tmp_path / "in.png")
     rc, err = run(capsys, tmp_path / "in.png", "--artefact", tmp_path / "m.json")
