@@ -42,7 +42,8 @@ def _parser() -> types.Parser:
     p.add_argument("--threads", default="1,4", help="comma list of thread counts (default: 1,4)")
     p.add_argument("--sizes", default=None, help="input windows HxW incl. halo for dynamic-shape models, e.g. "
                    "128x128,256x256 (default: the sidecar's tile + 2*halo; fixed-shape models use their own)")
-    p.add_argument("--warmup-runs", type=types.non_negative_int, default=5, help="warm-up runs before timing (default: 5)")
+    p.add_argument("--warmup-runs", type=types.non_negative_int,
+                   default=5, help="warm-up runs before timing (default: 5)")
     p.add_argument("--num-runs", type=types.positive_int, default=50, help="timed runs (default: 50)")
     p.add_argument("--taskset", default=None, help="hex CPU mask to pin the benchmark to, e.g. f0 for the big "
                    "cores (the device facts give big_core_mask)")
@@ -51,7 +52,8 @@ def _parser() -> types.Parser:
     p.add_argument("--remote-dir", default=DEFAULT_REMOTE_DIR,
                    help=f"device folder to work in; a fresh sub-folder is made and removed (default: "
                    f"{DEFAULT_REMOTE_DIR})")
-    p.add_argument("--run-timeout", type=types.positive_float, default=900.0, help="seconds per benchmark cell (default: 900)")
+    p.add_argument("--run-timeout", type=types.positive_float,
+                   default=900.0, help="seconds per benchmark cell (default: 900)")
     p.add_argument("--out", default="device_bench", help="output prefix for .csv/.json/.md (default: device_bench)")
     p.add_argument("--overwrite", action="store_true", help="replace existing PREFIX.csv/.json/.md")
     return p

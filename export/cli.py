@@ -31,7 +31,8 @@ def build_parser() -> types.Parser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("model", nargs="?", help="model stem/.json/.safetensors or bundled name "
                    "(default: the bundled student for --scale)")
-    p.add_argument("--scale", type=types.positive_int, choices=(2, 3, 4), default=2, help="scale of the default bundled model (default 2)")
+    p.add_argument("--scale", type=types.positive_int,
+                   choices=(2, 3, 4), default=2, help="scale of the default bundled model (default 2)")
     p.add_argument("--target", choices=(*TARGETS, "all"), default="all")
     p.add_argument("--precision", choices=(*ALL_PRECISIONS, "all"), default="fp32",
                    help="all = every precision each target supports (onnx: fp32; tflite: all five; "

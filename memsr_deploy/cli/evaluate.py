@@ -18,11 +18,13 @@ def parser() -> types.Parser:
                                              "name; default: the bundled model for --scale")
     ap.add_argument("--data", help="evaluation folder (HR images; HR/ + LR_bicubic/X{s}/; image_SRF_{s}/); "
                                    "default: the evaluation photos (memsr-fetch-photos, else scikit-image's)")
-    ap.add_argument("--scale", type=types.positive_int, choices=(2, 3, 4), help="upscaling factor (default: the model's, or 2)")
+    ap.add_argument("--scale", type=types.positive_int,
+                    choices=(2, 3, 4), help="upscaling factor (default: the model's, or 2)")
     ap.add_argument("--lr-dir", help="folder of LR images matching the HR names (instead of deriving them)")
     ap.add_argument("--tile", type=types.non_negative_int, default=None,
                     help="LR tile side for exact tiled inference (0 = whole image; default: automatic)")
-    ap.add_argument("--max-size", type=types.positive_int, default=None, help="centre-crop each HR image to at most this side")
+    ap.add_argument("--max-size", type=types.positive_int,
+                    default=None, help="centre-crop each HR image to at most this side")
     ap.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
     ap.add_argument("--save-dir", help="also write the model's outputs as PNG here")
     ap.add_argument("--overwrite", action="store_true", help="replace existing images in --save-dir")

@@ -32,14 +32,17 @@ def build_parser() -> types.Parser:
                    help="model file (stem, .json or .safetensors), bundled name, .onnx file, or .tflite file "
                         "with its sidecar (walked as its source model, measured with LiteRT) "
                         "(default: the bundled student for --scale)")
-    p.add_argument("--scale", type=types.positive_int, choices=(2, 3, 4), default=2, help="scale of the default bundled model (default 2)")
+    p.add_argument("--scale", type=types.positive_int,
+                   choices=(2, 3, 4), default=2, help="scale of the default bundled model (default 2)")
     p.add_argument("--resolution", default="12MP,48MP,100MP,200MP",
                    help="comma-separated INPUT photo sizes: presets, N MP or WxH (default %(default)s)")
     p.add_argument("--mode", default="whole,tiled,stream", help="comma-separated: whole, tiled, stream")
-    p.add_argument("--tile", type=types.positive_int, default=512, help="core tile side in LR pixels for tiled mode (default 512)")
+    p.add_argument("--tile", type=types.positive_int,
+                   default=512, help="core tile side in LR pixels for tiled mode (default 512)")
     p.add_argument("--halo", type=types.non_negative_int, default=None,
                    help="tile halo in LR pixels (default: the model's receptive radius, the exact halo)")
-    p.add_argument("--rows", type=types.positive_int, default=16, help="strip height in LR rows for stream mode (default 16)")
+    p.add_argument("--rows", type=types.positive_int,
+                   default=16, help="strip height in LR rows for stream mode (default 16)")
     p.add_argument("--dtype", default="fp32", help="activation type: fp32, fp16 or int8 (default fp32)")
     p.add_argument("--backend", default="ideal", help="prediction model: ideal, onnxruntime or torch (default ideal)")
     p.add_argument("--measure", action="store_true",
@@ -48,7 +51,8 @@ def build_parser() -> types.Parser:
     p.add_argument("--measure-backend", default=None,
                    help="torch, onnxruntime or litert (default: torch for model files, onnxruntime for .onnx, "
                         "litert for .tflite)")
-    p.add_argument("--threads", type=types.positive_int, default=1, help="intra-op threads of measured runs (default 1)")
+    p.add_argument("--threads", type=types.positive_int,
+                   default=1, help="intra-op threads of measured runs (default 1)")
     p.add_argument("--per-layer", action="store_true", help="print the live bytes of every op of each prediction")
     p.add_argument("--plot", metavar="PNG", help="draw memory vs megapixels per model and mode (log scale)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")

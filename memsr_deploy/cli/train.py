@@ -32,12 +32,15 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=types.non_negative_int, default=0)
     p.add_argument("--val-every", type=types.positive_int, default=250)
     p.add_argument("--ckpt-every", type=types.positive_int, default=250)
-    p.add_argument("--val-crop", type=types.positive_int, default=256, help="HR centre crop of each eval photo for validation")
+    p.add_argument("--val-crop", type=types.positive_int,
+                   default=256, help="HR centre crop of each eval photo for validation")
     p.add_argument("--val-data", default=None, help="folder of eval photos (default: bundled evaluation photos)")
     p.add_argument("--no-val", action="store_true")
     p.add_argument("--seed", type=types.non_negative_int, default=0)
-    p.add_argument("--threads", type=types.non_negative_int, default=0, help="torch threads per process (0 = torch default)")
-    p.add_argument("--max-minutes", type=types.non_negative_float, default=0.0, help="stop (with checkpoint) after this much training")
+    p.add_argument("--threads", type=types.non_negative_int,
+                   default=0, help="torch threads per process (0 = torch default)")
+    p.add_argument("--max-minutes", type=types.non_negative_float,
+                   default=0.0, help="stop (with checkpoint) after this much training")
     p.add_argument("--out", required=True, help="run folder: checkpoint, train.csv, val.csv")
     p.add_argument("-o", "--output", default=None, help="final model path stem (default: OUT/model)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUT")
@@ -62,12 +65,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--init", default="memsr", choices=["memsr", "random"])
     s.add_argument("--distill", default="aware", choices=["aware", "feature", "none"],
                    help="aware: bridges from the init (MemSR); feature: random bridges; none: L1 only")
-    s.add_argument("--rank-eps", type=types.positive_float, default=0.05, help="low-rank rule: relative error below this")
+    s.add_argument("--rank-eps", type=types.positive_float,
+                   default=0.05, help="low-rank rule: relative error below this")
     s.add_argument("--width", type=types.positive_int, default=None, help="fixed width for every compressed layer")
     s.add_argument("--init-patches", type=types.positive_int, default=16)
     s.add_argument("--shift", type=types.non_negative_float, default=3.0, help="positivity shift factor a")
     s.add_argument("--lam", type=types.non_negative_float, default=0.3, help="feature loss weight at step 0")
-    s.add_argument("--lam-decay", type=types.non_negative_float, default=1e-5, help="feature weight at the end = lam * lam_decay")
+    s.add_argument("--lam-decay", type=types.non_negative_float,
+                   default=1e-5, help="feature weight at the end = lam * lam_decay")
     _common(s)
     q = sub.add_parser("int8", help="fine-tune a plain student with int8-rounded weights (for int8 export)")
     q.add_argument("--model", required=True, help="plain student (model file or bundled name)")

@@ -20,8 +20,8 @@ from . import args as types
 
 def build_parser() -> argparse.ArgumentParser:
     p = types.Parser(prog="memsr-upscale", description=__doc__.split("\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="\n".join(__doc__.split("\n")[2:]))
+                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                     epilog="\n".join(__doc__.split("\n")[2:]))
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns (JPEG, PNG, TIFF, WebP, BMP)")
     p.add_argument("-o", "--output", help="output file (one input) or folder (several inputs or a folder); "
                                           "default: NAME_xS.EXT beside each input")
@@ -29,16 +29,19 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--model", help="model file (NAME, NAME.json or NAME.safetensors) or bundled name; "
                                      "runs on PyTorch")
     src.add_argument("--artefact", help="exported artefact or its sidecar .json (ONNX Runtime, LiteRT, Core ML)")
-    p.add_argument("--scale", type=types.positive_int, choices=(2, 3, 4), help="upscaling factor (picks the bundled model; "
-                                                                "checked against a given model)")
+    p.add_argument("--scale", type=types.positive_int, choices=(2, 3, 4),
+                   help="upscaling factor (picks the bundled model; checked against a given model)")
     p.add_argument("--mode", choices=("tile", "stream"), default="tile",
                    help="tile: exact tiling (default); stream: row strips through a plain net (PyTorch only)")
-    p.add_argument("--tile", type=types.non_negative_int, help="core tile in LR pixels (>= 1), 0 = whole image at once")
+    p.add_argument("--tile", type=types.non_negative_int,
+                   help="core tile in LR pixels (>= 1), 0 = whole image at once")
     p.add_argument("--rows", type=types.positive_int, help="strip height in LR rows for --mode stream "
-                                            "(default: about 64k pixels per strip, 4 to 64 rows)")
-    p.add_argument("--halo", type=types.non_negative_int, help="override the exact halo (demonstration only: seams appear)")
+                                                           "(default: about 64k pixels per strip, 4 to 64 rows)")
+    p.add_argument("--halo", type=types.non_negative_int,
+                   help="override the exact halo (demonstration only: seams appear)")
     p.add_argument("--batch", type=types.positive_int, help="windows per backend call (default: automatic)")
-    p.add_argument("--max-memory", type=types.memory_size, help="activation memory budget, e.g. 512M or 2G: picks the tile / strip size")
+    p.add_argument("--max-memory", type=types.memory_size,
+                   help="activation memory budget, e.g. 512M or 2G: picks the tile / strip size")
     p.add_argument("--threads", type=types.positive_int, help="CPU threads for the backend")
     p.add_argument("--quality", type=types.int_in(1, 100), default=95, help="JPEG/WebP quality (default 95)")
     p.add_argument("--ext", help="output format for folder runs (png, jpg, tif, webp, bmp); default: the input's")
