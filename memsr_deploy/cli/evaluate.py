@@ -68,7 +68,8 @@ def _plan_saves(out: Path, pairs, scale: int, args) -> None:
     """The --save-dir images, checked against the evaluation files before any model runs (outputs.plan)."""
     from ..outputs.plan import OutputPlan, check_folder
     check_folder(out, "--save-dir")
-    inputs = [p for p in Path(args.data).rglob("*") if p.is_file()] if args.data and Path(args.data).is_dir() else []
+    data = Path(args.data) if args.data else None
+    inputs = [] if data is None else [p for p in data.rglob("*") if p.is_file()] if data.is_dir() else [data]
     plan = OutputPlan(inputs=inputs, overwrite=args.overwrite)
     for pair in pairs:
         plan.add(pair.name, out / f"{pair.name}_x{scale}.png")
