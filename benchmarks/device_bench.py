@@ -11,13 +11,14 @@ computer. Results: PREFIX.csv, PREFIX.json and PREFIX.md (the table that is also
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from tqdm import tqdm
 
+from memsr_deploy.cli import args as types
 from memsr_deploy.errors import MemsrError, cli_errors
+from memsr_deploy.outputs.plan import check_outputs
 
 from .device import report
 from .device.adb import Adb, find_adb
@@ -26,9 +27,9 @@ from .device.parse import BenchOutput
 from .device.runners import DEFAULT_REMOTE_DIR, CellResult, DeviceRunner, HostRunner, resolve_binary
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="memsr-bench-device", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def _parser() -> types.Parser:
+    p = types.Parser(prog="memsr-bench-device", description=__doc__.split("\n\n")[0],
+                     formatter_class=types.argparse.RawDescriptionHelpFormatter)
     p.add_argument("artefacts", nargs="+", help="exported .tflite artefacts (or their sidecar .json); give a "
                    "teacher and a student to compare them")
     p.add_argument("--host", action="store_true", help="run here with the LiteRT Python interpreter (no adb)")
@@ -41,8 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", default="1,4", help="comma list of thread counts (default: 1,4)")
     p.add_argument("--sizes", default=None, help="input windows HxW incl. halo for dynamic-shape models, e.g. "
                    "128x128,256x256 (default: the sidecar's tile + 2*halo; fixed-shape models use their own)")
-    p.add_argument("--warmup-runs", type=int, default=5, help="warm-up runs before timing (default: 5)")
-    p.add_argument("--num-runs", type=int, default=50, help="timed runs (default: 50)")
+    p.add_argument("--warmup-runs", type=types.non_negative_int,
+                   default=5, help="warm-up runs before timing (default: 5)")
+    p.add_argument("--num-runs", type=types.positive_int, default=50, help="timed runs (default: 50)")
     p.add_argument("--taskset", default=None, help="hex CPU mask to pin the benchmark to, e.g. f0 for the big "
                    "cores (the device facts give big_core_mask)")
     p.add_argument("--photos", default=report.DEFAULT_PHOTOS,
@@ -50,8 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--remote-dir", default=DEFAULT_REMOTE_DIR,
                    help=f"device folder to work in; a fresh sub-folder is made and removed (default: "
                    f"{DEFAULT_REMOTE_DIR})")
-    p.add_argument("--run-timeout", type=float, default=900.0, help="seconds per benchmark cell (default: 900)")
+    p.add_argument("--run-timeout", type=types.positive_float,
+                   default=900.0, help="seconds per benchmark cell (default: 900)")
     p.add_argument("--out", default="device_bench", help="output prefix for .csv/.json/.md (default: device_bench)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing PREFIX.csv/.json/.md")
     return p
 
 
@@ -66,14 +70,12 @@ def _memsr_version() -> str:
 @cli_errors
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    if args.warmup_runs < 0 or args.num_runs < 1:
-        raise MemsrError("--warmup-runs must be >= 0 and --num-runs >= 1", f"{args.warmup_runs}/{args.num_runs}")
-    if args.run_timeout <= 0:
-        raise MemsrError("--run-timeout must be positive", args.run_timeout)
     delegates = parse_delegates(args.delegates)
     threads = parse_threads(args.threads)
     sizes = parse_list(args.sizes, "size", parse_size) if args.sizes else None
     photos = parse_list(args.photos, "photo", parse_size)
+    check_outputs(report.output_paths(args.out).values(), inputs=_input_files(args.artefacts),
+                  overwrite=args.overwrite)
     models = [load_model(a) for a in args.artefacts]
     configs = build_matrix(models, delegates, threads, sizes)
 
@@ -123,6 +125,14 @@ def _write(args, rows, meta, runner, delegates, threads, sizes, photos, logs) ->
         notes=_notes(runner.mode), runs=logs)
     paths = report.write_outputs(args.out, rows, meta, photos)
     print(f"wrote {paths['csv']}, {paths['json']}, {paths['md']}", file=sys.stderr)
+
+
+def _input_files(artefacts) -> list:
+    from memsr_deploy.formats.sidecar import sidecar_path
+    out = []
+    for a in artefacts:
+        out += [a, sidecar_path(a)]
+    return out
 
 
 def _skipped() -> CellResult:

@@ -55,6 +55,38 @@ def default_name(source: Source, target: str, input_size, d2s: str) -> str:
     return name
 
 
+def output_names(source: Source, target: str, precision: str, input_size=None, name: str | None = None,
+                 d2s: str = "depth_to_space") -> tuple[str, str]:
+    """(artefact file name, sidecar file name) that export_model writes in its output folder."""
+    stem = (name or default_name(source, target, input_size, d2s)).replace(".", "_")
+    return f"{stem}_{precision}.{EXTENSIONS[target]}", f"{stem}_{precision}.json"
+
+
+STAGING_MARK = ".staging-"
+
+
+def _remove_stale_staging(out_dir: Path) -> None:
+    """Staging folders of exports that were killed (SIGKILL, power loss): their process is gone. SIGTERM and
+    SIGINT remove their own (the ``finally`` below); this clears what a hard kill left behind."""
+    for p in out_dir.glob(f".*{STAGING_MARK}*"):
+        try:
+            pid = int(p.name.split(STAGING_MARK, 1)[1].split(".", 1)[0])
+        except ValueError:
+            continue
+        if p.is_dir() and not _alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def tool_versions(target: str) -> dict:
     out = {}
     for pkg in ("memsr", "torch", "numpy", *TOOLS[target]):
@@ -177,9 +209,9 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = (name or default_name(source, target, input_size, d2s)).replace(".", "_")
-    file = f"{stem}_{precision}.{EXTENSIONS[target]}"
-    staging = Path(tempfile.mkdtemp(prefix=f".{stem}_{precision}.", dir=out_dir))
+    file, sidecar_name = output_names(source, target, precision, input_size, name, d2s)
+    _remove_stale_staging(out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=f".{Path(sidecar_name).stem}{STAGING_MARK}{os.getpid()}.", dir=out_dir))
     try:
         staged = staging / file
         t0 = time.perf_counter()
@@ -202,7 +234,7 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
         if verify:
             # verified through the sidecar the runtime will read: write it (unverified) beside the staged file
             staged_sidecar = write_sidecar(sidecar_with({"passed": None, "pending": True}),
-                                           staging / f"{stem}_{precision}.json")
+                                           staging / sidecar_name)
             runner = _runner(staged_sidecar, target, source)
             report = finish(run_verification(runner, source, precision, max_photos, progress), failures)
         else:
@@ -214,7 +246,7 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
             raise MemsrError(f"verification failed: {'; '.join(report['failures'])} (nothing written)",
                              out_dir / file)
         sidecar = sidecar_with(report)
-        sidecar_path = out_dir / f"{stem}_{precision}.json"
+        sidecar_path = out_dir / sidecar_name
         sidecar_text(sidecar, sidecar_path)  # a figure JSON cannot hold is refused before anything is installed
         _install(staged, out_dir / file)
         return write_sidecar(sidecar, sidecar_path)

@@ -14,9 +14,11 @@ from tqdm import tqdm
 
 from memsr_deploy.errors import MemsrError, cli_errors
 from memsr_deploy.formats.registry import default_model
+from memsr_deploy.cli import args as types
 from memsr_deploy.formats.sidecar import read_sidecar
+from memsr_deploy.outputs.plan import OutputPlan, check_folder, model_pair_inputs
 
-from .api import D2S_MODES, PRECISIONS, TARGETS, export_model, supported
+from .api import D2S_MODES, PRECISIONS, TARGETS, export_model, output_names, supported
 from .shapes import default_tile, parse_input_size, parse_tiles
 from .source import load_source
 
@@ -24,12 +26,13 @@ ALL_PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int8-uint8io")
 QUANTISED = ("dynamic", "int8", "int8-uint8io")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="memsr-export", description=__doc__.split("\n\n")[0],
+def build_parser() -> types.Parser:
+    p = types.Parser(prog="memsr-export", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("model", nargs="?", help="model stem/.json/.safetensors or bundled name "
                    "(default: the bundled student for --scale)")
-    p.add_argument("--scale", type=int, default=2, help="scale of the default bundled model (default 2)")
+    p.add_argument("--scale", type=types.positive_int,
+                   choices=(2, 3, 4), default=2, help="scale of the default bundled model (default 2)")
     p.add_argument("--target", choices=(*TARGETS, "all"), default="all")
     p.add_argument("--precision", choices=(*ALL_PRECISIONS, "all"), default="fp32",
                    help="all = every precision each target supports (onnx: fp32; tflite: all five; "
@@ -42,8 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--coreml-tiles", help="Core ML: EnumeratedShapes at these core tiles, e.g. 128,192,256 "
                    "(default: a RangeDim)")
     p.add_argument("--name", help="artefact name stem (default: MODEL_TARGET[_HxW][_tconv])")
-    p.add_argument("--max-photos", type=int, help="verify on the first N evaluation photos only")
+    p.add_argument("--max-photos", type=types.positive_int, help="verify on the first N evaluation photos only")
     p.add_argument("--no-verify", action="store_true", help="skip the numerical verification (not advised)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing artefacts and sidecars of the same "
+                   "name (without it they are refused)")
     return p
 
 
@@ -91,6 +96,10 @@ def print_table(rows: list[list[str]]) -> None:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
+def _name(args, several_targets: bool, target: str) -> str | None:
+    return f"{args.name}_{target}" if args.name and several_targets else args.name
+
+
 @cli_errors
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
@@ -108,10 +117,18 @@ def main(argv=None) -> int:
     for note in notes:
         print(f"skipped: {note}", file=sys.stderr)
     several_targets = len({t for t, _ in jobs}) > 1
+    names = {job: _name(args, several_targets, job[0]) for job in jobs}
+    check_folder(args.out)
+    out_plan = OutputPlan(inputs=model_pair_inputs(source.desc.path), overwrite=args.overwrite)
+    for (target, precision), name in names.items():
+        files = output_names(source, target, precision, input_size, name,
+                             args.d2s if target == "tflite" else "depth_to_space")
+        out_plan.add(f"{target} {precision}", *(Path(args.out) / f for f in files))
+    out_plan.check()
     rows, failed = [], 0
     bar = tqdm(jobs, desc="export", unit="artefact", disable=None if len(jobs) > 1 else True)
     for target, precision in bar:
-        name = f"{args.name}_{target}" if args.name and several_targets else args.name
+        name = names[(target, precision)]
         try:
             sidecar = export_model(
                 source, target, precision, out_dir=args.out, input_size=input_size, calib_dir=args.calib,

@@ -1,8 +1,13 @@
-"""One error type for everything a user can get wrong; CLIs print it as a single line and exit non-zero."""
+"""One error type for everything a user can get wrong, and the one place where every CLI turns failures into a
+single line on stderr and an exit code (2 for bad input, 130/143 for SIGINT/SIGTERM)."""
 from __future__ import annotations
 
+import contextlib
 import functools
+import signal
 import sys
+import threading
+import warnings
 
 
 class MemsrError(Exception):
@@ -12,21 +17,85 @@ class MemsrError(Exception):
         super().__init__(f"{path}: {message}" if path is not None else message)
 
 
+class Terminated(BaseException):
+    """SIGTERM as an exception (like KeyboardInterrupt for SIGINT), so that ``finally`` blocks and the
+    ``atomic_path`` context manager remove temporary files before the process exits."""
+
+    def __init__(self, signum: int):
+        super().__init__(f"signal {signum}")
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated(signum)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=file or sys.stderr)
+
+
+@contextlib.contextmanager
+def _cli_context():
+    """Warnings as one line each; SIGTERM/SIGINT as exceptions (so temporary files are removed)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        with _signals_as_exceptions():
+            yield
+
+
+@contextlib.contextmanager
+def _signals_as_exceptions():
+    # Signal handlers can only be set from the main thread; elsewhere (a CLI called from a worker thread)
+    # the default behaviour stays.
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # SIGINT -> KeyboardInterrupt
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+
+
+def _os_error_line(e: OSError) -> str:
+    reason = e.strerror or str(e) or e.__class__.__name__
+    if e.filename is None:
+        return reason
+    names = f"{e.filename} -> {e.filename2}" if getattr(e, "filename2", None) else f"{e.filename}"
+    return f"{names}: {reason}"
+
+
 def cli_errors(main):
-    """Wrap a CLI entry point: MemsrError and the usual I/O failures become one line on stderr and exit 2."""
+    """Wrap a CLI entry point: MemsrError, I/O failures and signals become one line on stderr.
+
+    Exit codes: 2 for bad input (MemsrError, OSError, bad values), 130 for SIGINT, 143 for SIGTERM. Anything
+    else is a bug and keeps its traceback.
+    """
 
     @functools.wraps(main)
     def wrapper(argv=None):
         try:
-            return main(argv)
+            with _cli_context():
+                return main(argv)
         except MemsrError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        except (FileNotFoundError, PermissionError, IsADirectoryError) as e:
-            print(f"error: {e.filename}: {e.strerror}", file=sys.stderr)
+        except OSError as e:
+            print(f"error: {_os_error_line(e)}", file=sys.stderr)
             return 2
+        except MemoryError:
+            print("error: out of memory (try a smaller --tile / --max-memory, or a smaller input)",
+                  file=sys.stderr)
+            return 2
+        except SystemExit as e:  # argparse: --help (0) or a bad flag (2, its one line already printed)
+            return e.code if isinstance(e.code, int) else 2
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+        except Terminated as e:
+            print("terminated", file=sys.stderr)
+            return 128 + e.signum
 
     return wrapper

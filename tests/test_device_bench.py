@@ -110,7 +110,7 @@ def phone(tmp_path, monkeypatch):
 
         def args(self, *extra):
             return ["--benchmark-binary", str(FAKE_BM), "--remote-dir", self.remote, "--out", str(self.out),
-                    "--warmup-runs", "2", "--num-runs", "20", *map(str, extra)]
+                    "--overwrite", "--warmup-runs", "2", "--num-runs", "20", *map(str, extra)]
 
         def calls(self, name):
             p = self.logs[name]

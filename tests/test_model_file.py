@@ -1,4 +1,5 @@
 """Model description round trips and fails cleanly on bad files."""
+import hashlib
 import json
 
 import pytest
@@ -71,10 +72,16 @@ def test_corrupt_truncated_and_mismatched(tmp_path):
     meta = json.loads(j.read_text())
     meta["weights_sha256"] = ""
     j.write_text(json.dumps(meta))
+    _expect(w, "weights_sha256")  # the checksum is required
+    meta["weights_sha256"] = hashlib.sha256(w.read_bytes()).hexdigest()
+    j.write_text(json.dumps(meta))
     _expect(w, "unreadable safetensors")
     # weights of another architecture
     save_model(make_plain(widths=(4, 4, 4)), tmp_path / "other")
     w.write_bytes(pair_paths(tmp_path / "other")[0].read_bytes())
+    _expect(w, "checksum")
+    meta["weights_sha256"] = hashlib.sha256(w.read_bytes()).hexdigest()  # a consistent but wrong pair
+    j.write_text(json.dumps(meta))
     _expect(w, "shape")
     j.write_text("{not json")
     with pytest.raises(MemsrError, match="not valid JSON"):

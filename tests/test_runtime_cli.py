@@ -103,7 +103,7 @@ def test_errors_are_one_line_naming_the_file(tmp_path, tiny_plain_path, capsys, 
         (tmp_path / "cut.png").write_bytes(blob[:len(blob) // 2])
         args[0], words = tmp_path / "cut.png", ["cut.png", "truncated"]
     elif case == "folder_is_file":
-        args[2], words = good / "out.png", ["good.png", "not writable"]
+        args[2], words = good / "out.png", ["good.png", "regular file"]
     elif case == "bad_ext":
         args[2], words = tmp_path / "out.gif", ["out.gif", "unknown output format"]
     elif case == "scale":
@@ -202,7 +202,8 @@ def test_coreml_refused_cleanly_off_macos(tmp_path, onnx_sidecar, capsys):
     _, sidecar = onnx_sidecar
     meta = json.loads(sidecar.read_text())
     (tmp_path / "m.mlpackage").mkdir()
-    meta.update(target="coreml", file="m.mlpackage", file_sha256="")
+    from memsr_deploy.formats.sidecar import file_sha256
+    meta.update(target="coreml", file="m.mlpackage", file_sha256=file_sha256(tmp_path / "m.mlpackage"))
     (tmp_path / "m.json").write_text(json.dumps(meta))
     save_png(tmp_path / "in.png")
     rc, err = run(capsys, tmp_path / "in.png", "--artefact", tmp_path / "m.json")

@@ -128,10 +128,14 @@ def to_markdown(rows: list[dict], meta: dict, photos: list[tuple[int, int]]) -> 
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(prefix, rows: list[dict], meta: dict, photos) -> dict:
+def output_paths(prefix) -> dict:
     prefix = Path(prefix)
-    paths = {"csv": prefix.with_name(prefix.name + ".csv"), "json": prefix.with_name(prefix.name + ".json"),
-             "md": prefix.with_name(prefix.name + ".md")}
+    return {"csv": prefix.with_name(prefix.name + ".csv"), "json": prefix.with_name(prefix.name + ".json"),
+            "md": prefix.with_name(prefix.name + ".md")}
+
+
+def write_outputs(prefix, rows: list[dict], meta: dict, photos) -> dict:
+    paths = output_paths(prefix)
     write_text(paths["csv"], to_csv(rows))
     write_text(paths["json"], to_json(rows, meta))
     write_text(paths["md"], to_markdown(rows, meta, photos))

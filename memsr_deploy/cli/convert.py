@@ -1,7 +1,6 @@
 """memsr-convert TEACHER -o PLAIN: rewrite a residual teacher as an equivalent plain conv net, verified exact."""
 from __future__ import annotations
 
-import argparse
 import sys
 
 import numpy as np
@@ -11,6 +10,9 @@ from ..method.convert import DEFAULT_BETA, teacher_to_plain
 from ..errors import MemsrError, cli_errors
 from ..formats.model_file import load_model, save_model
 from ..formats.tagged_json import dumps_strict
+from ..formats.model_file import pair_paths
+from ..outputs.plan import check_outputs, model_pair_inputs
+from . import args as types
 
 TOLERANCE = 1e-4
 
@@ -34,12 +36,14 @@ def verify(teacher, plain, value_range: float) -> dict[str, float]:
 
 @cli_errors
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="memsr-convert", description=__doc__)
+    ap = types.Parser(prog="memsr-convert", description=__doc__)
     ap.add_argument("teacher", help="teacher model file (NAME, NAME.json or NAME.safetensors)")
     ap.add_argument("-o", "--output", required=True, help="path stem of the plain model to write")
-    ap.add_argument("--beta", type=float, default=DEFAULT_BETA, help="offset that carries signed features")
+    ap.add_argument("--beta", type=types.finite_float, default=DEFAULT_BETA, help="offset that carries signed features")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing output model (never the input)")
     args = ap.parse_args(argv)
+    check_outputs(pair_paths(args.output), inputs=model_pair_inputs(args.teacher), overwrite=args.overwrite)
     teacher, desc = load_model(args.teacher)
     if desc.kind != "teacher":
         raise MemsrError(f"is a {desc.kind} model; only teachers need converting", desc.path)

@@ -1,16 +1,16 @@
 """memsr-eval: PSNR-Y / SSIM-Y per image and on average, next to the bicubic baseline."""
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 from ..errors import MemsrError, cli_errors
+from . import args as types
 
 
-def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+def parser() -> types.Parser:
+    ap = types.Parser(
         prog="memsr-eval",
         description="Evaluate a super-resolution model by PSNR/SSIM on the Y channel (standard SR protocol: "
                     "LR = MATLAB bicubic of the HR, scale-pixel border shaved), with bicubic as a baseline.")
@@ -18,13 +18,16 @@ def parser() -> argparse.ArgumentParser:
                                              "name; default: the bundled model for --scale")
     ap.add_argument("--data", help="evaluation folder (HR images; HR/ + LR_bicubic/X{s}/; image_SRF_{s}/); "
                                    "default: the evaluation photos (memsr-fetch-photos, else scikit-image's)")
-    ap.add_argument("--scale", type=int, help="upscaling factor (default: the model's, or 2)")
+    ap.add_argument("--scale", type=types.positive_int,
+                    choices=(2, 3, 4), help="upscaling factor (default: the model's, or 2)")
     ap.add_argument("--lr-dir", help="folder of LR images matching the HR names (instead of deriving them)")
-    ap.add_argument("--tile", type=int, default=None,
+    ap.add_argument("--tile", type=types.non_negative_int, default=None,
                     help="LR tile side for exact tiled inference (0 = whole image; default: automatic)")
-    ap.add_argument("--max-size", type=int, default=None, help="centre-crop each HR image to at most this side")
+    ap.add_argument("--max-size", type=types.positive_int,
+                    default=None, help="centre-crop each HR image to at most this side")
     ap.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
     ap.add_argument("--save-dir", help="also write the model's outputs as PNG here")
+    ap.add_argument("--overwrite", action="store_true", help="replace existing images in --save-dir")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     return ap
 
@@ -61,16 +64,26 @@ def _table(rows, base, model) -> str:
     return "\n".join(lines)
 
 
+def _plan_saves(out: Path, pairs, scale: int, args) -> None:
+    """The --save-dir images, checked against the evaluation files before any model runs (outputs.plan)."""
+    from ..outputs.plan import OutputPlan, check_folder
+    check_folder(out, "--save-dir")
+    data = Path(args.data) if args.data else None
+    inputs = [] if data is None else [p for p in data.rglob("*") if p.is_file()] if data.is_dir() else [data]
+    plan = OutputPlan(inputs=inputs, overwrite=args.overwrite)
+    for pair in pairs:
+        plan.add(pair.name, out / f"{pair.name}_x{scale}.png")
+    plan.check()
+
+
 @cli_errors
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     from ..quality.evaluate import evaluate_model, load_upscaler
-    if args.scale is not None and args.scale < 1:
-        raise MemsrError(f"--scale must be a positive integer, got {args.scale}")
-    if args.tile is not None and args.tile < 0:
-        raise MemsrError(f"--tile must be >= 0, got {args.tile}")
     label, model, scale = load_upscaler(args.model, args.scale)
     pairs = _pairs(args, scale)
+    if args.save_dir and model != "bicubic":
+        _plan_saves(Path(args.save_dir), pairs, scale, args)
     opts = dict(max_size=args.max_size, ssim=not args.no_ssim, progress=not args.json)
     base = evaluate_model("bicubic", pairs, scale, name="bicubic", **opts)
     result = None

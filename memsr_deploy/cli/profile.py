@@ -1,13 +1,13 @@
 """memsr-profile: peak activation memory of SR models at phone-camera resolutions, predicted and measured."""
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 
 from ..errors import MemsrError, cli_errors
 from ..formats.tagged_json import dumps_strict
+from . import args as types
 
 DESCRIPTION = """\
 Peak activation memory of super-resolution models, per inference mode, predicted by walking the model's graph
@@ -25,21 +25,24 @@ Backends for the prediction: ideal (ReLU/adds in place, no workspace: the runtim
 ONNX Runtime), onnxruntime (same), torch (PyTorch eager on CPU: out-of-place ops plus oneDNN layout copies)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="memsr-profile", description=DESCRIPTION,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> types.Parser:
+    p = types.Parser(prog="memsr-profile", description=DESCRIPTION,
+                     formatter_class=types.argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="*", metavar="MODEL",
                    help="model file (stem, .json or .safetensors), bundled name, .onnx file, or .tflite file "
                         "with its sidecar (walked as its source model, measured with LiteRT) "
                         "(default: the bundled student for --scale)")
-    p.add_argument("--scale", type=int, default=2, help="scale of the default bundled model (default 2)")
+    p.add_argument("--scale", type=types.positive_int,
+                   choices=(2, 3, 4), default=2, help="scale of the default bundled model (default 2)")
     p.add_argument("--resolution", default="12MP,48MP,100MP,200MP",
                    help="comma-separated INPUT photo sizes: presets, N MP or WxH (default %(default)s)")
     p.add_argument("--mode", default="whole,tiled,stream", help="comma-separated: whole, tiled, stream")
-    p.add_argument("--tile", type=int, default=512, help="core tile side in LR pixels for tiled mode (default 512)")
-    p.add_argument("--halo", type=int, default=None,
+    p.add_argument("--tile", type=types.positive_int,
+                   default=512, help="core tile side in LR pixels for tiled mode (default 512)")
+    p.add_argument("--halo", type=types.non_negative_int, default=None,
                    help="tile halo in LR pixels (default: the model's receptive radius, the exact halo)")
-    p.add_argument("--rows", type=int, default=16, help="strip height in LR rows for stream mode (default 16)")
+    p.add_argument("--rows", type=types.positive_int,
+                   default=16, help="strip height in LR rows for stream mode (default 16)")
     p.add_argument("--dtype", default="fp32", help="activation type: fp32, fp16 or int8 (default fp32)")
     p.add_argument("--backend", default="ideal", help="prediction model: ideal, onnxruntime or torch (default ideal)")
     p.add_argument("--measure", action="store_true",
@@ -48,9 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--measure-backend", default=None,
                    help="torch, onnxruntime or litert (default: torch for model files, onnxruntime for .onnx, "
                         "litert for .tflite)")
-    p.add_argument("--threads", type=int, default=1, help="intra-op threads of measured runs (default 1)")
+    p.add_argument("--threads", type=types.positive_int,
+                   default=1, help="intra-op threads of measured runs (default 1)")
     p.add_argument("--per-layer", action="store_true", help="print the live bytes of every op of each prediction")
     p.add_argument("--plot", metavar="PNG", help="draw memory vs megapixels per model and mode (log scale)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     return p
@@ -139,8 +144,6 @@ def main(argv=None) -> int:
         raise MemsrError(f"unknown measuring backend {args.measure_backend!r}; expected torch, onnxruntime or "
                          "litert")
     budget.dtype_bytes(args.dtype)
-    if args.tile < 1 or args.rows < 1 or args.threads < 1:
-        raise MemsrError("--tile, --rows and --threads must be at least 1")
     resolutions = [parse_resolution(t) for t in args.resolution.split(",") if t.strip()]
     if not resolutions:
         raise MemsrError("no resolution given")
@@ -148,13 +151,14 @@ def main(argv=None) -> int:
     if not specs:
         from ..formats.registry import default_model
         specs = [default_model(args.scale)]
+    if args.plot:
+        from ..outputs.plan import check_outputs, model_pair_inputs
+        check_outputs([args.plot], inputs=[*model_pair_inputs(*specs), *specs], overwrite=args.overwrite)
 
     subjects = {}
     for spec in specs:
         sub = load_subject(spec)
         if args.halo is not None:
-            if args.halo < 0:
-                raise MemsrError("--halo must be non-negative")
             sub.halo = args.halo
         while sub.name in subjects:
             sub.name += "'"

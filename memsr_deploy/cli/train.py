@@ -14,7 +14,9 @@ import torch
 
 from ..method import models
 from ..errors import cli_errors
-from ..formats.model_file import load_model, save_model
+from ..formats.model_file import load_model, pair_paths, save_model
+from ..outputs.plan import OutputPlan, check_folder, model_pair_inputs
+from . import args as types
 from ..training import distributed
 from ..training.loop import TrainConfig, train
 from ..training.tasks import int8_task, student_task, teacher_task
@@ -22,35 +24,40 @@ from ..training.tasks import int8_task, student_task, teacher_task
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder of HR photos (any layout, or DIV2K)")
-    p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch", type=int, default=16, help="patches per step per process")
-    p.add_argument("--patch", type=int, default=48, help="LR patch size (HR = patch * scale)")
-    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--steps", type=types.positive_int, default=3000)
+    p.add_argument("--batch", type=types.positive_int, default=16, help="patches per step per process")
+    p.add_argument("--patch", type=types.positive_int, default=48, help="LR patch size (HR = patch * scale)")
+    p.add_argument("--lr", type=types.positive_float, default=2e-4)
     p.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"])
-    p.add_argument("--warmup", type=int, default=0)
-    p.add_argument("--val-every", type=int, default=250)
-    p.add_argument("--ckpt-every", type=int, default=250)
-    p.add_argument("--val-crop", type=int, default=256, help="HR centre crop of each eval photo for validation")
+    p.add_argument("--warmup", type=types.non_negative_int, default=0)
+    p.add_argument("--val-every", type=types.positive_int, default=250)
+    p.add_argument("--ckpt-every", type=types.positive_int, default=250)
+    p.add_argument("--val-crop", type=types.positive_int,
+                   default=256, help="HR centre crop of each eval photo for validation")
     p.add_argument("--val-data", default=None, help="folder of eval photos (default: bundled evaluation photos)")
     p.add_argument("--no-val", action="store_true")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0, help="torch threads per process (0 = torch default)")
-    p.add_argument("--max-minutes", type=float, default=0.0, help="stop (with checkpoint) after this much training")
+    p.add_argument("--seed", type=types.non_negative_int, default=0)
+    p.add_argument("--threads", type=types.non_negative_int,
+                   default=0, help="torch threads per process (0 = torch default)")
+    p.add_argument("--max-minutes", type=types.non_negative_float,
+                   default=0.0, help="stop (with checkpoint) after this much training")
     p.add_argument("--out", required=True, help="run folder: checkpoint, train.csv, val.csv")
     p.add_argument("-o", "--output", default=None, help="final model path stem (default: OUT/model)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUT")
-    p.add_argument("--halt-after", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--overwrite", action="store_true", help="replace files of another run in OUT (with --no-resume) "
+                   "or an existing -o model")
+    p.add_argument("--halt-after", type=types.non_negative_int, default=0, help=argparse.SUPPRESS)
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="memsr-train", description=__doc__.splitlines()[0])
+    ap = types.Parser(prog="memsr-train", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="what", required=True)
     t = sub.add_parser("teacher", help="train a residual (EDSR-style) teacher")
-    t.add_argument("--scale", type=int, default=2, choices=[2, 3, 4])
+    t.add_argument("--scale", type=types.positive_int, default=2, choices=[2, 3, 4])
     t.add_argument("--preset", default="small", choices=sorted(models.TEACHER_PRESETS))
-    t.add_argument("--width", type=int, default=None)
-    t.add_argument("--blocks", type=int, default=None)
-    t.add_argument("--res-scale", type=float, default=None)
+    t.add_argument("--width", type=types.positive_int, default=None)
+    t.add_argument("--blocks", type=types.non_negative_int, default=None)
+    t.add_argument("--res-scale", type=types.finite_float, default=None)
     t.add_argument("--anchor", action="store_true", help="image-space anchor skip (input repeated s*s times)")
     _common(t)
     s = sub.add_parser("student", help="train a plain student from a teacher (MemSR)")
@@ -58,12 +65,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--init", default="memsr", choices=["memsr", "random"])
     s.add_argument("--distill", default="aware", choices=["aware", "feature", "none"],
                    help="aware: bridges from the init (MemSR); feature: random bridges; none: L1 only")
-    s.add_argument("--rank-eps", type=float, default=0.05, help="low-rank rule: relative error below this")
-    s.add_argument("--width", type=int, default=None, help="fixed width for every compressed layer")
-    s.add_argument("--init-patches", type=int, default=16)
-    s.add_argument("--shift", type=float, default=3.0, help="positivity shift factor a")
-    s.add_argument("--lam", type=float, default=0.3, help="feature loss weight at step 0")
-    s.add_argument("--lam-decay", type=float, default=1e-5, help="feature weight at the end = lam * lam_decay")
+    s.add_argument("--rank-eps", type=types.positive_float,
+                   default=0.05, help="low-rank rule: relative error below this")
+    s.add_argument("--width", type=types.positive_int, default=None, help="fixed width for every compressed layer")
+    s.add_argument("--init-patches", type=types.positive_int, default=16)
+    s.add_argument("--shift", type=types.non_negative_float, default=3.0, help="positivity shift factor a")
+    s.add_argument("--lam", type=types.non_negative_float, default=0.3, help="feature loss weight at step 0")
+    s.add_argument("--lam-decay", type=types.non_negative_float,
+                   default=1e-5, help="feature weight at the end = lam * lam_decay")
     _common(s)
     q = sub.add_parser("int8", help="fine-tune a plain student with int8-rounded weights (for int8 export)")
     q.add_argument("--model", required=True, help="plain student (model file or bundled name)")
@@ -77,9 +86,24 @@ def _dataset(args, scale: int):
     return TrainPatches(args.data, scale, lr_patch=args.patch, augment=True, seed=args.seed, length=2 ** 62)
 
 
+def plan_outputs(args) -> None:
+    """Refuse, before any work, a run folder that is a file and outputs that would replace another run's files
+    or an input model (outputs.plan). A resumed run replaces its own files."""
+    out = check_folder(args.out, "run folder (--out)")
+    stem = args.output or f"{args.out}/model"
+    run_files = [out / "checkpoint.pt", out / "train.csv", out / "val.csv"]
+    resuming = not args.no_resume and (out / "checkpoint.pt").exists()
+    own = [*run_files, *pair_paths(f"{args.out}/model")] if resuming else []
+    plan = OutputPlan(inputs=model_pair_inputs(getattr(args, "teacher", None), getattr(args, "model", None)),
+                      overwrite=args.overwrite, own=own)
+    plan.add(f"the run in {args.out}", *run_files, *pair_paths(stem))
+    plan.check()
+
+
 @cli_errors
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    plan_outputs(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     world = distributed.setup()
@@ -129,6 +153,10 @@ def main(argv=None) -> int:
     if world.is_main:
         provenance.update(steps_done=result.steps_done, train_seconds=round(result.seconds, 1),
                           date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        if result.resumed_from:
+            provenance["resumed_from_step"] = result.resumed_from
+        if result.resume_changes:  # the top-level seed/lr/batch are this invocation's; earlier steps used these
+            provenance["resumed_with_changes"] = result.resume_changes
         if result.val:
             provenance["val_psnr_y"] = result.val[-1][2]
             provenance["val_crop"] = args.val_crop

@@ -112,6 +112,7 @@ class _Image:
 def _load_pair(hr_path: Path, lr_path: Path | None, scale: int) -> _Image:
     hr = to_uint8(read_image(hr_path))
     if lr_path is None:
+        _check_side(hr, scale, hr_path)
         hr = modcrop(hr, scale)
         lr = imresize_uint8(hr, 1.0 / scale)
     else:
@@ -230,8 +231,13 @@ def pair_from_hr(name: str, hr: np.ndarray, scale: int) -> EvalPair:
     return EvalPair(name, hr, bicubic_downscale(hr, scale))
 
 
-def _pair_from_files(hr_path: Path, lr_path: Path | None, scale: int) -> EvalPair:
-    hr = read_image(hr_path)
+def _check_side(hr: np.ndarray, scale: int, path) -> None:
+    if min(hr.shape[:2]) < scale:
+        raise MemsrError(f"{hr.shape[1]}x{hr.shape[0]} is smaller than the scale x{scale} (no LR pixel left)", path)
+
+
+def _pair_from_files(hr_path: Path, lr_path: Path | None, scale: int, hr: np.ndarray | None = None) -> EvalPair:
+    hr = read_image(hr_path) if hr is None else hr
     name = _hr_base(hr_path.stem)
     if lr_path is None:
         return pair_from_hr(name, hr, scale)
@@ -299,5 +305,16 @@ def find_pairs(root, scale: int, lr_dir=None) -> list[EvalPair]:
     files = eval_files(root, scale, lr_dir)
     if not files:
         raise MemsrError("no images found", root)
-    return [_pair_from_files(h, lr, scale) for h, lr in files]
+    pairs = []
+    for h, lr in files:
+        hr_img = read_image(h)
+        # The metrics shave a border of `scale` pixels: a side under 3 * scale leaves (almost) nothing to score.
+        if min(hr_img.shape[:2]) < 3 * scale:
+            warnings.warn(f"skipping {h}: {hr_img.shape[1]}x{hr_img.shape[0]} is too small to evaluate at "
+                          f"x{scale} (needs {3 * scale}px per side)", DataWarning, stacklevel=2)
+            continue
+        pairs.append(_pair_from_files(h, lr, scale, hr_img))
+    if not pairs:
+        raise MemsrError(f"no image large enough for x{scale} (found {len(files)} image files)", root)
+    return pairs
 

@@ -10,6 +10,8 @@ default runtime path never imports it.
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,49 +119,110 @@ def read_description(path) -> ModelDescription:
             layer_acts=list(meta["layer_acts"]), params=int(meta["params"]),
             weights_sha256=str(meta.get("weights_sha256", "")), provenance=dict(meta.get("provenance", {})),
             extra={k: v for k, v in meta.items() if k not in _KNOWN}, path=str(jpath))
-    except (KeyError, TypeError, ValueError) as e:
+    except KeyError as e:
+        raise MemsrError(f"model description lacks the field {e.args[0]!r}", jpath) from None
+    except (TypeError, ValueError) as e:
         raise MemsrError(f"malformed model description ({e.__class__.__name__}: {e})", jpath) from None
-    if desc.kind not in ("teacher", "plain", "student"):
-        raise MemsrError(f"unknown model kind {desc.kind!r}", jpath)
+    validate_description(desc, meta, jpath)
     return desc
 
 
-def _read_pair(path) -> tuple[ModelDescription, Path, bytes]:
-    """Description and checked weight bytes of a model given as a path or a bundled name."""
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _finite_positive(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def _expected_layout(kind: str, arch: dict) -> dict:
+    """Receptive radius, layer widths and activations, and parameter count that ``arch`` implies.
+    Plain nets are worked out from the arch dict itself, so the default (ONNX Runtime) path needs no torch;
+    a teacher is built, as it only ever runs on PyTorch."""
+    if kind == "teacher":
+        from ..method import models
+        expected = describe(models.build(kind, arch), kind)
+        return {k: getattr(expected, k) for k in ("receptive_radius", "layer_widths", "layer_acts", "params")}
+    widths, acts, scale = [int(w) for w in arch["widths"]], list(arch["acts"]), int(arch["scale"])
+    if not widths or len(widths) != len(acts) or min(widths) < 1 or set(acts) - {"relu", "none"}:
+        raise ValueError(f"{len(widths)} widths and {len(acts)} activations")
+    chans = [3, *widths, 3 * scale ** 2]
+    return {"receptive_radius": len(widths) + 1, "layer_widths": chans[1:], "layer_acts": [*acts, "none"],
+            "params": sum(9 * a * b + b for a, b in zip(chans, chans[1:]))}
+
+
+def validate_description(desc: ModelDescription, meta: dict, jpath) -> None:
+    """The description must agree with the architecture it names: a wrong receptive radius gives seams in
+    tiled output, a zero or NaN value range garbage, so each field is recomputed or range-checked here.
+    Errors name the field."""
+    def bad(field_name: str, why: str):
+        raise MemsrError(f"field {field_name!r} {why}", jpath)
+
+    if desc.kind not in ("teacher", "plain", "student"):
+        bad("kind", f"is {desc.kind!r}; expected teacher, plain or student")
+    for name in ("scale", "receptive_radius", "params"):
+        if not _is_int(meta[name]):
+            bad(name, f"must be an integer, got {meta[name]!r}")
+    if desc.scale not in (2, 3, 4):
+        bad("scale", f"is {desc.scale}; expected 2, 3 or 4")
+    if not isinstance(meta.get("weights_sha256"), str) or not re.fullmatch(r"[0-9a-f]{64}", meta["weights_sha256"]):
+        bad("weights_sha256", "is missing or not a SHA-256 hex digest (required: it ties the .json to its weights)")
+    spec = meta.get("input", desc.arch.get("input", {}))
+    if not isinstance(spec, dict):
+        bad("input", "must be an object")
+    for key in ("value_range", "norm"):
+        if key in spec and not _finite_positive(spec[key]):
+            bad(f"input.{key}", f"must be a finite number > 0, got {spec[key]!r}")
+    mean = spec.get("mean", [0.0, 0.0, 0.0])
+    if not (isinstance(mean, list) and len(mean) == 3
+            and all(isinstance(m, (int, float)) and not isinstance(m, bool) and math.isfinite(m) for m in mean)):
+        bad("input.mean", f"must be three finite numbers, got {mean!r}")
+    if "input" in meta and InputSpec.from_dict(meta["input"]) != desc.input:
+        bad("input", "differs from arch.input (the network is built from arch.input)")
+    if desc.arch.get("scale") != desc.scale:
+        bad("arch.scale", f"is {desc.arch.get('scale')!r} but the model's scale is {desc.scale}")
+    try:
+        expected = _expected_layout(desc.kind, desc.arch)
+    except (TypeError, ValueError, KeyError) as e:
+        bad("arch", f"does not describe a valid network ({e})")
+    if desc.receptive_radius != expected["receptive_radius"]:
+        bad("receptive_radius", f"is {desc.receptive_radius} but the architecture's {len(expected['layer_widths'])} "
+                                f"3x3 convs give {expected['receptive_radius']} (a smaller halo would leave seams)")
+    for name in ("layer_widths", "layer_acts", "params"):
+        if getattr(desc, name) != expected[name]:
+            bad(name, f"is {getattr(desc, name)!r} but the architecture gives {expected[name]!r}")
+
+
+def _resolve(path):
     if str(path) in _registry_names():
         from .registry import resolve
-        path = resolve(str(path))
-    wpath, jpath = pair_paths(path)
+        return resolve(str(path))
+    return path
+
+
+def _read_pair(path, verify_checksum: bool = True) -> tuple[ModelDescription, Path, bytes]:
+    """Description and checked weight bytes of a model given as a path or a bundled name."""
+    wpath, jpath = pair_paths(_resolve(path))
     desc = read_description(jpath)
     if not wpath.exists():
         raise MemsrError("model weights not found", wpath)
     blob = wpath.read_bytes()
-    if desc.weights_sha256 and hashlib.sha256(blob).hexdigest() != desc.weights_sha256:
-        raise MemsrError("weights do not match the checksum in their .json (corrupt or from another model)",
-                         wpath)
+    if verify_checksum and hashlib.sha256(blob).hexdigest() != desc.weights_sha256:
+        raise MemsrError("weights do not match the checksum in field 'weights_sha256' of their .json (corrupt or from "
+                         "another model)", wpath)
     return desc, wpath, blob
 
 
 def load_model(path, verify_checksum: bool = True):
     """Build the network from NAME.json and fill it from NAME.safetensors (no pickle anywhere)."""
-    from safetensors.torch import load_file
+    import torch
+    from safetensors.torch import load as load_bytes
 
     from ..method import models
-    if verify_checksum:
-        desc, wpath, _ = _read_pair(path)
-    else:
-        if str(path) in _registry_names():
-            from .registry import resolve
-            path = resolve(str(path))
-        wpath, jpath = pair_paths(path)
-        desc = read_description(jpath)
-    jpath = desc.path
+    desc, wpath, blob = _read_pair(path, verify_checksum)
+    model = models.build(desc.kind, desc.arch)  # validated by read_description
     try:
-        model = models.build(desc.kind, desc.arch)
-    except (TypeError, ValueError, KeyError) as e:
-        raise MemsrError(f"architecture in description is invalid: {e}", jpath) from None
-    try:
-        state = load_file(str(wpath))
+        state = load_bytes(blob)
     except (SafetensorsError, OSError, ValueError) as e:
         raise MemsrError(f"unreadable safetensors file ({e})", wpath) from None
     expected = model.state_dict()
@@ -172,6 +235,10 @@ def load_model(path, verify_checksum: bool = True):
         if tuple(v.shape) != tuple(expected[k].shape):
             raise MemsrError(f"tensor {k} has shape {tuple(v.shape)}, architecture wants "
                              f"{tuple(expected[k].shape)}", wpath)
+        if not v.is_floating_point():
+            raise MemsrError(f"tensor {k} is {v.dtype}, not floating point", wpath)
+        if not bool(torch.isfinite(v).all()):
+            raise MemsrError(f"tensor {k} holds NaN or infinite values", wpath)
     model.load_state_dict(state)
     model.eval()
     return model, desc
@@ -180,6 +247,7 @@ def load_model(path, verify_checksum: bool = True):
 def load_plain_arrays(path) -> tuple[ModelDescription, list[tuple]]:
     """A plain net's description and its convs as float32 numpy (weight OIHW, bias), tail last, without torch.
     The weights are checked against the checksum and against the shapes the description implies."""
+    import numpy as np
     from safetensors.numpy import load as np_load
     desc, wpath, blob = _read_pair(path)
     if not desc.is_plain:
@@ -200,6 +268,8 @@ def load_plain_arrays(path) -> tuple[ModelDescription, list[tuple]]:
             if k not in state or tuple(state[k].shape) != shape:
                 got = tuple(state[k].shape) if k in state else "missing"
                 raise MemsrError(f"tensor {k} is {got}, the description wants {shape}", wpath)
+            if not np.issubdtype(state[k].dtype, np.floating) or not np.isfinite(state[k]).all():
+                raise MemsrError(f"tensor {k} holds NaN or infinite values, or is not floating point", wpath)
         convs.append((state[f"{name}.weight"].astype("float32"), state[f"{name}.bias"].astype("float32")))
     return desc, convs
 

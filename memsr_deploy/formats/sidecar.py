@@ -29,6 +29,8 @@ Fields (version 1):
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 
@@ -114,21 +116,100 @@ def read_sidecar(path, check_file: bool = True) -> Sidecar:
     path = sidecar_path(path)
     d = read_tagged_json(path, FORMAT, VERSION, "artefact sidecar", "sidecar JSON not found beside the artefact",
                          short="sidecar")
-    try:
-        fields = {k: d[k] for k in Sidecar.__dataclass_fields__ if k in d and k != "path"}
-        sc = Sidecar(**fields, path=str(path))
-    except TypeError as e:
-        raise MemsrError(f"sidecar is missing fields ({e})", path) from None
-    if sc.target not in TARGETS:
-        raise MemsrError(f"unknown target {sc.target!r}", path)
-    if sc.precision not in PRECISIONS:
-        raise MemsrError(f"unknown precision {sc.precision!r}", path)
-    if int(sc.scale) not in (2, 3, 4) or int(sc.halo) < 0 or int(sc.tile) < 1:
-        raise MemsrError(f"bad scale/halo/tile ({sc.scale}/{sc.halo}/{sc.tile})", path)
+    validate_sidecar(d, path)
+    fields = {k: d[k] for k in Sidecar.__dataclass_fields__ if k in d and k != "path"}
+    sc = Sidecar(**fields, path=str(path))
     if check_file:
         art = sc.artefact_path()
         if not art.exists():
-            raise MemsrError(f"artefact {sc.file} named by the sidecar is missing", path)
-        if sc.file_sha256 and file_sha256(art) != sc.file_sha256:
-            raise MemsrError("artefact does not match the checksum in its sidecar", art)
+            raise MemsrError(f"artefact {sc.file} named by field 'file' is missing", path)
+        if file_sha256(art) != sc.file_sha256:
+            raise MemsrError(f"artefact does not match the checksum in field 'file_sha256' of its sidecar "
+                             f"{path.name}", art)
     return sc
+
+
+# Checked in this order, with the same messages as the Android core's Sidecar.parse (android_demo/core), which
+# tests/test_android_vectors.py holds to this code; the checks after these are Python's alone for now.
+REQUIRED = ("target", "file", "precision", "scale", "halo", "tile", "layout", "input", "output", "source_model",
+            "file_sha256")
+DTYPES = ("float32", "float16", "uint8", "int8")
+LAYOUTS = ("NCHW", "NHWC")
+
+
+def _int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _integral(v) -> bool:
+    """An integer, or a float with an integer value (as the Android core's JSON reader accepts)."""
+    return _int(v) or (isinstance(v, float) and math.isfinite(v) and v == int(v))
+
+
+def _num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _hw(v) -> bool:
+    return isinstance(v, list) and len(v) == 2 and all(_int(x) and x >= 1 for x in v)
+
+
+def _py(v) -> str:
+    return "None" if v is None else str(v)
+
+
+def validate_sidecar(d: dict, path) -> None:
+    """Every field the runtime, benchmark and demo read: present, of the right type and range, consistent.
+    Errors name the field (the runtime trusts halo for exact tiling and input/output for the pixel mapping)."""
+    def bad(name: str, why: str):
+        raise MemsrError(f"sidecar field {name!r} {why}", path)
+
+    missing = [k for k in REQUIRED if k not in d]
+    if missing:
+        raise MemsrError(f"sidecar is missing fields ({', '.join(missing)})", path)
+    if d["target"] not in TARGETS:
+        raise MemsrError(f"unknown target {d['target']!r}", path)
+    if d["precision"] not in PRECISIONS:
+        raise MemsrError(f"unknown precision {d['precision']!r}", path)
+    for name in ("scale", "halo", "tile"):
+        if not _integral(d[name]):
+            raise MemsrError(f"{name} must be an integer, got {_py(d[name])}", path)
+    if d["scale"] not in (2, 3, 4) or d["halo"] < 0 or d["tile"] < 1:
+        raise MemsrError(f"bad scale/halo/tile ({_py(d['scale'])}/{_py(d['halo'])}/{_py(d['tile'])})", path)
+    d["scale"], d["halo"], d["tile"] = int(d["scale"]), int(d["halo"]), int(d["tile"])
+    f = d["file"]
+    if not isinstance(f, str) or not f or Path(f).name != f or f in (".", ".."):
+        bad("file", f"must be a file name beside the sidecar, got {f!r}")
+    if not isinstance(d["file_sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", d["file_sha256"]):
+        bad("file_sha256", "must be the artefact's SHA-256 hex digest")
+    if "receptive_radius" in d and d["receptive_radius"] != d["halo"]:
+        bad("receptive_radius", f"is {d['receptive_radius']!r} but halo is {d['halo']!r} (they are one number)")
+    layout = d["layout"]
+    if not isinstance(layout, dict) or any(layout.get(k) not in LAYOUTS for k in ("input", "output")):
+        bad("layout", f"must give input and output as NCHW or NHWC, got {layout!r}")
+    for side in ("input", "output"):
+        io = d[side]
+        if not isinstance(io, dict):
+            bad(side, "must be an object")
+        if io.get("dtype") not in DTYPES:
+            bad(f"{side}.dtype", f"is {io.get('dtype')!r}; expected one of {', '.join(DTYPES)}")
+        rng = io.get("range")
+        if not (isinstance(rng, list) and len(rng) == 2 and all(_num(x) for x in rng) and rng[0] < rng[1]):
+            bad(f"{side}.range", f"must be [lo, hi] with finite lo < hi, got {rng!r}")
+        q = io.get("quant")
+        if q is not None and not (isinstance(q, dict) and _num(q.get("scale")) and q["scale"] > 0
+                                  and _int(q.get("zero_point"))):
+            bad(f"{side}.quant", f"must be null or {{scale > 0, integer zero_point}}, got {q!r}")
+        if io["dtype"] in ("uint8", "int8") and q is None:
+            bad(f"{side}.quant", f"is null but {side}.dtype is {io['dtype']} (no way to map pixels)")
+    shape, srange = d.get("input_shape"), d.get("shape_range")
+    if shape is not None and not _hw(shape):
+        bad("input_shape", f"must be null or [H, W] of positive integers, got {shape!r}")
+    if srange is not None and not (isinstance(srange, dict) and _hw(srange.get("min")) and _hw(srange.get("max"))
+                                   and all(a <= b for a, b in zip(srange["min"], srange["max"]))):
+        bad("shape_range", f"must be null or {{min: [h, w], max: [h, w]}} with min <= max, got {srange!r}")
+    sm = d["source_model"]
+    if not isinstance(sm, dict):
+        bad("source_model", "must be an object")
+    if "receptive_radius" in sm and sm["receptive_radius"] != d["halo"]:
+        bad("source_model.receptive_radius", f"is {sm['receptive_radius']!r} but halo is {d['halo']!r}")

@@ -3,8 +3,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
+
+# Temporary names are hidden and carry a fixed marker, so that folder runs can recognise (and skip) the
+# leftovers of a run killed with SIGKILL: ".NAME.memsr-tmp.XXXXXXXX.EXT".
+TEMP_MARKER = "memsr-tmp"
+_TEMP_NAME = re.compile(rf"^\..*\.{TEMP_MARKER}\.[A-Za-z0-9_]+(\.[^.]*)?$")
+
+
+def is_temp_name(path) -> bool:
+    """Whether ``path`` is named like one of atomic_path's temporary files."""
+    return bool(_TEMP_NAME.match(Path(path).name))
 
 
 @contextlib.contextmanager
@@ -12,10 +23,12 @@ def atomic_path(path, suffix: str | None = None):
     """Yield a temporary path in the destination folder; on success rename it onto ``path``.
 
     The temporary name keeps the destination's extension (writers such as PIL or cv2 pick the format from it).
+    It is removed on any exception, including KeyboardInterrupt and the SIGTERM exception that
+    ``errors.cli_errors`` installs.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix or path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{TEMP_MARKER}.", suffix=suffix or path.suffix, dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)

@@ -11,6 +11,7 @@ import csv
 import hashlib
 import io
 import os
+import sys
 import time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
@@ -21,6 +22,7 @@ import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ..errors import MemsrError
 from ..outputs.atomic import atomic_path
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import World, barrier
@@ -58,6 +60,11 @@ class TrainResult:
     seconds: float
     history: list                   # [step, loss] per step
     val: list                       # [step, seconds, psnr] per validation
+    resumed_from: int = 0           # step of the checkpoint this run continued (0: fresh start)
+    resume_changes: dict = field(default_factory=dict)  # setting -> {"checkpoint": old, "now": new}
+
+# Settings a resumed run may change (the curve then differs from an uninterrupted run: warned and recorded).
+RESUME_SETTINGS = ("seed", "lr", "batch", "schedule", "warmup")
 
 
 def batch_at(dataset, step: int, batch: int, world: World):
@@ -83,6 +90,42 @@ def _write_csv(path: Path, header: list[str], rows: list) -> None:
             w.writerows(rows)
 
 
+def _arch(task: Task) -> dict:
+    """What must not change across a resume: the kind and the network's constructor config."""
+    cfg = getattr(task.eval_model(), "cfg", None)
+    return {"kind": task.meta.get("kind"), **(cfg.to_dict() if cfg is not None else {})}
+
+
+def _check_resume(state: dict, task: Task, module: nn.Module, ckpt_path: Path) -> None:
+    """Refuse to continue a checkpoint of another architecture or scale (before anything is overwritten)."""
+    hint = "use another --out, or --no-resume --overwrite to start over"
+    saved, now = state.get("arch"), _arch(task)
+    if saved is not None and saved != now:
+        diff = ", ".join(f"{k} {saved.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(saved) | set(now))
+                         if saved.get(k) != now.get(k))
+        raise MemsrError(f"checkpoint is of another architecture ({diff}); {hint}", ckpt_path)
+    mine = module.state_dict()
+    theirs = state.get("model", {})
+    for k in sorted(set(mine) | set(theirs)):
+        a, b = theirs.get(k), mine.get(k)
+        if a is None or b is None or tuple(a.shape) != tuple(b.shape):
+            got = "missing" if a is None else tuple(a.shape)
+            want = "absent" if b is None else tuple(b.shape)
+            raise MemsrError(f"checkpoint is of another architecture or scale (tensor {k}: checkpoint {got}, "
+                             f"this run {want}); {hint}", ckpt_path)
+
+
+def _resume_changes(state: dict, cfg: TrainConfig) -> tuple[dict, dict]:
+    """(changes against the checkpoint's settings, the same merged with earlier resumes' changes)."""
+    old = state.get("config", {})
+    now = asdict(cfg)
+    new = {k: {"checkpoint": old[k], "now": now[k]} for k in RESUME_SETTINGS if k in old and old[k] != now[k]}
+    merged = {k: dict(v) for k, v in state.get("resume_changes", {}).items()}
+    for k, v in new.items():
+        merged[k] = {"checkpoint": merged.get(k, v)["checkpoint"], "now": v["now"]}
+    return new, merged
+
+
 def train(task: Task, dataset, cfg: TrainConfig, world: World,
           validate: Callable[[nn.Module], float] | None = None) -> TrainResult:
     out = Path(cfg.out)
@@ -92,9 +135,16 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
     net = DistributedDataParallel(module) if world.size > 1 else module
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
 
-    start, history, val, elapsed = 0, [], [], 0.0
+    start, history, val, elapsed, changes = 0, [], [], 0.0, {}
+    arch = _arch(task)
     if cfg.resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
+        _check_resume(state, task, module, ckpt_path)
+        new, changes = _resume_changes(state, cfg)
+        if new and world.is_main:
+            print("warning: resuming with changed settings (the curve differs from an uninterrupted run): "
+                  + ", ".join(f"{k} {v['checkpoint']} -> {v['now']}" for k, v in new.items()),
+                  file=sys.stderr)
         module.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, history, val, elapsed = state["step"], state["history"], state["val"], state["elapsed"]
@@ -106,7 +156,8 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
         if world.is_main:
             save_checkpoint(ckpt_path, {"model": module.state_dict(), "optimizer": opt.state_dict(), "step": step,
                                         "history": history, "val": val, "elapsed": elapsed,
-                                        "torch_rng": torch.get_rng_state(), "config": asdict(cfg)})
+                                        "torch_rng": torch.get_rng_state(), "config": asdict(cfg),
+                                        "arch": arch, "resume_changes": changes})
             _write_csv(out / "train.csv", ["step", "loss"], history)
             _write_csv(out / "val.csv", ["step", "seconds", "psnr_y"], val)
         barrier(world)
@@ -152,4 +203,4 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
         (out / "ranks").mkdir(exist_ok=True)
         (out / "ranks" / f"rank{world.rank}.sha256").write_text(state_digest(module) + "\n")
     barrier(world)
-    return TrainResult(step, elapsed, history, val)
+    return TrainResult(step, elapsed, history, val, resumed_from=start, resume_changes=changes)

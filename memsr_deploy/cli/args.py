@@ -1,0 +1,86 @@
+"""argparse types shared by every CLI: a bad number is refused at parse time, naming the flag and the reason.
+
+argparse turns ``ArgumentTypeError`` into ``PROG: error: argument --FLAG: REASON`` and exit 2; ``Parser``
+prints only that line (no usage block), so each bad flag is one line like every other error of the tools.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line (the usage stays in --help)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _number(text: str, kind, what: str):
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    value = _number(text, int, "an integer >= 1")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = _number(text, int, "an integer >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = _number(text, float, "a number > 0")
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = _number(text, float, "a number >= 0")
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    return _number(text, float, "a number")
+
+
+def int_in(lo: int, hi: int):
+    def parse(text: str) -> int:
+        value = _number(text, int, f"an integer in {lo}..{hi}")
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be in {lo}..{hi}, got {text!r}")
+        return value
+    parse.__name__ = f"int_in_{lo}_{hi}"
+    return parse
+
+
+def memory_size(text: str) -> int:
+    """Bytes from 512M, 2G, 1.5GiB, 1000000: positive and finite."""
+    from ..errors import MemsrError
+    from ..runtime.memory import parse_size
+    try:
+        return parse_size(text)
+    except MemsrError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def pixel_count(text: str) -> int:
+    """A pixel count such as 250e6 or 40000000: positive, finite, whole."""
+    value = _number(text, float, "a pixel count")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return int(value)
