@@ -18,16 +18,16 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from memsr_deploy.errors import MemsrError
+from memsr_deploy.formats.vocabulary import TARGET_PRECISIONS, TARGETS
 from memsr_deploy.formats.sidecar import Sidecar, file_sha256, read_sidecar, sidecar_text, write_sidecar
 
-from . import coreml_export, shapes, tflite_export
+from . import shapes, tflite_export
 from .quiet import quiet
 from .source import Source, load_source
 from .verify import LIMITS, finish, verify as run_verification
 
-TARGETS = ("onnx", "tflite", "coreml")
 EXTENSIONS = {"onnx": "onnx", "tflite": "tflite", "coreml": "mlpackage"}
-PRECISIONS = {"onnx": ("fp32",), "tflite": tflite_export.PRECISIONS, "coreml": coreml_export.PRECISIONS}
+PRECISIONS = TARGET_PRECISIONS
 D2S_MODES = tflite_export.D2S_MODES
 TOOLS = {"onnx": ("onnx", "onnxruntime", "onnxsim", "onnxscript"),
          "tflite": ("tensorflow-cpu", "tensorflow", "ai-edge-litert"),

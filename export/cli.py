@@ -15,6 +15,7 @@ from tqdm import tqdm
 from memsr_deploy.errors import MemsrError, cli_errors
 from memsr_deploy.formats.registry import default_model
 from memsr_deploy.cli import args as types
+from memsr_deploy.formats import vocabulary
 from memsr_deploy.formats.sidecar import read_sidecar
 from memsr_deploy.outputs.plan import OutputPlan, check_folder, model_pair_inputs
 
@@ -22,7 +23,6 @@ from .api import D2S_MODES, PRECISIONS, TARGETS, export_model, output_names, sup
 from .shapes import default_tile, parse_input_size, parse_tiles
 from .source import load_source
 
-ALL_PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int8-uint8io")
 QUANTISED = ("dynamic", "int8", "int8-uint8io")
 
 
@@ -34,7 +34,7 @@ def build_parser() -> types.Parser:
     p.add_argument("--scale", type=types.positive_int,
                    choices=(2, 3, 4), default=2, help="scale of the default bundled model (default 2)")
     p.add_argument("--target", choices=(*TARGETS, "all"), default="all")
-    p.add_argument("--precision", choices=(*ALL_PRECISIONS, "all"), default="fp32",
+    p.add_argument("--precision", choices=(*vocabulary.PRECISIONS, "all"), default="fp32",
                    help="all = every precision each target supports (onnx: fp32; tflite: all five; "
                         "coreml: fp32, fp16)")
     p.add_argument("-o", "--out", default=".", help="output folder (default: current folder)")

@@ -16,13 +16,14 @@ import numpy as np
 import torch
 
 from memsr_deploy.errors import MemsrError
+from memsr_deploy.formats.vocabulary import TARGET_PRECISIONS
 
 from .coreml_package import import_coremltools
 from .quiet import quiet
 from .shapes import MAX_SIDE
 from .source import Source
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = TARGET_PRECISIONS["coreml"]
 TRACE_SIDE = 64
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from memsr_deploy.errors import MemsrError
+from memsr_deploy.formats.vocabulary import TARGET_PRECISIONS
 
 from .equalize import ALPHA, balance_weights, equalize, layer_ranges
 from .quiet import quiet
@@ -33,7 +34,7 @@ from .source import Layer, Source
 from .verify import Runner
 
 D2S_MODES = ("depth_to_space", "transposed-conv")
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int8-uint8io")
+PRECISIONS = TARGET_PRECISIONS["tflite"]
 QUANT_OPS = {"QUANTIZE", "DEQUANTIZE"}
 QUANTISED = ("dynamic", "int8", "int8-uint8io")
 

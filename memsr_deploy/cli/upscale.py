@@ -16,6 +16,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from ..formats.vocabulary import RUNTIME_BACKENDS, RUNTIME_PRECISIONS
 from ..errors import MemsrError, cli_errors
 from . import args as types
 
@@ -32,11 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--artefact", help="exported artefact or its sidecar .json (ONNX Runtime, LiteRT, Core ML)")
     p.add_argument("--scale", type=types.positive_int, choices=(2, 3, 4),
                    help="upscaling factor (picks the bundled model; checked against a given model)")
-    p.add_argument("--backend", choices=("auto", "onnxruntime", "litert", "torch"), default="auto",
+    p.add_argument("--backend", choices=RUNTIME_BACKENDS, default="auto",
                    help="runtime for a model file: auto (default) = ONNX Runtime when installed (graph built in "
                         "memory, no export step), else PyTorch; litert writes the model in memory too; an artefact "
                         "runs on its own runtime")
-    p.add_argument("--precision", choices=("fp32", "int8"), default="fp32",
+    p.add_argument("--precision", choices=RUNTIME_PRECISIONS, default="fp32",
                    help="fp32 (default, exact) or int8 (the model's int8 version, on LiteRT by default: several "
                         "times faster, at the quality cost it prints)")
     p.add_argument("--mode", choices=("tile", "stream"), default="tile",

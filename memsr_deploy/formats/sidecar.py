@@ -36,12 +36,11 @@ from pathlib import Path
 
 from ..outputs.atomic import write_text
 from ..errors import MemsrError
+from .vocabulary import PRECISIONS, TARGETS
 from .tagged_json import dumps_strict, read_tagged_json
 
 FORMAT = "memsr-artefact"
 VERSION = 1
-TARGETS = ("onnx", "tflite", "coreml")
-PRECISIONS = ("fp32", "fp16", "dynamic", "int8", "int8-uint8io")
 
 
 @dataclass

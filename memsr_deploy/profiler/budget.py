@@ -62,8 +62,8 @@ from __future__ import annotations
 import math
 
 from ..errors import MemsrError
+from ..formats.vocabulary import ACTIVATION_BYTES
 
-DTYPE_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 
 
 def dtype_bytes(dtype) -> int:
@@ -71,9 +71,9 @@ def dtype_bytes(dtype) -> int:
     if isinstance(dtype, int):
         return dtype
     try:
-        return DTYPE_BYTES[str(dtype).lower()]
+        return ACTIVATION_BYTES[str(dtype).lower()]
     except KeyError:
-        raise MemsrError(f"unknown dtype {dtype!r}; expected one of {', '.join(DTYPE_BYTES)}") from None
+        raise MemsrError(f"unknown dtype {dtype!r}; expected one of {', '.join(ACTIVATION_BYTES)}") from None
 
 
 def channels(desc) -> list[int]:

@@ -25,9 +25,10 @@ import sys
 from dataclasses import dataclass, asdict
 
 from ..errors import MemsrError
+from ..formats.vocabulary import RUNTIME_BACKENDS
 
 MMAP_THRESHOLD = 65536
-BACKENDS = ("torch", "onnxruntime", "litert")
+BACKENDS = tuple(b for b in RUNTIME_BACKENDS if b != "auto")  # measured runtimes
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from ...errors import MemsrError
+from ...formats.vocabulary import RUNTIME_BACKENDS, RUNTIME_PRECISIONS
 from ...formats.sidecar import read_sidecar, sidecar_path
 from .base import Backend, Capabilities, is_out_of_memory
 
@@ -11,8 +12,7 @@ __all__ = ["BACKENDS", "PRECISIONS", "Backend", "Capabilities", "default_backend
            "installed_artefact_targets"]
 
 
-BACKENDS = ("auto", "onnxruntime", "litert", "torch")
-PRECISIONS = ("fp32", "int8")
+BACKENDS, PRECISIONS = RUNTIME_BACKENDS, RUNTIME_PRECISIONS
 # which runtime runs each artefact target
 _TARGET_RUNTIME = {"onnx": "onnxruntime", "tflite": "litert", "coreml": "coreml"}
 

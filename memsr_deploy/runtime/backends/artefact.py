@@ -10,11 +10,11 @@ import numpy as np
 
 from ...errors import MemsrError
 from ...formats.model_file import ModelDescription
+from ...formats.vocabulary import ACTIVATION_BYTES
 from ...formats.sidecar import Sidecar, read_sidecar
 from .base import Capabilities
 
 _DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "int8": np.int8}
-_PRECISION_BYTES = {"fp32": 4, "fp16": 2, "dynamic": 4, "int8": 1, "int8-uint8io": 1}
 
 
 class TensorSpec:
@@ -81,7 +81,7 @@ class Artefact:
     def capabilities(self, max_batch: int | None) -> Capabilities:
         sc = self.sc
         return Capabilities(scale=int(sc.scale), halo=int(sc.halo), fixed_shape=self.fixed, max_batch=max_batch,
-                            default_tile=int(sc.tile), dtype_bytes=_PRECISION_BYTES.get(sc.precision, 4))
+                            default_tile=int(sc.tile), dtype_bytes=ACTIVATION_BYTES.get(sc.precision, 4))
 
     def _description(self) -> ModelDescription:
         """Enough of the source model's description for the memory budget rule (layer widths) and messages."""
