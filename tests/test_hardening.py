@@ -213,7 +213,8 @@ def _edit_json(stem: Path, edit) -> None:
 @pytest.mark.parametrize("field,edit", [
     ("receptive_radius", lambda m: m.update(receptive_radius=1)),
     ("input.value_range", lambda m: (m["input"].update(value_range=0), m["arch"]["input"].update(value_range=0))),
-    ("input.norm", lambda m: (m["input"].update(norm=float("nan")), m["arch"]["input"].update(norm=float("nan")))),
+    ("input.norm", lambda m: (m["input"].update(norm=-1.0), m["arch"]["input"].update(norm=-1.0))),
+    ("NaN", lambda m: (m["input"].update(norm=float("nan")), m["arch"]["input"].update(norm=float("nan")))),
     ("weights_sha256", lambda m: m.pop("weights_sha256")),
     ("layer_widths", lambda m: m["layer_widths"].__setitem__(0, 9)),
     ("params", lambda m: m.update(params=5)),
@@ -263,7 +264,8 @@ def _sidecar(tmp_path) -> tuple[Path, dict]:
     ("file_sha256", lambda d: d.update(file_sha256="0" * 64)),
     ("file_sha256", lambda d: d.pop("file_sha256")),
     ("receptive_radius", lambda d: d.update(receptive_radius=1)),
-    ("input.range", lambda d: d.update(input={**d["input"], "range": [0.0, float("nan")]})),
+    ("input.range", lambda d: d.update(input={**d["input"], "range": [0.0, -1.0]})),
+    ("NaN", lambda d: d.update(input={**d["input"], "range": [0.0, float("nan")]})),
     ("tile", lambda d: d.update(tile=0)),
     ("file", lambda d: d.update(file="../elsewhere.onnx")),
 ])
