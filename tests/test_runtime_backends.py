@@ -82,8 +82,10 @@ def test_threads_limit_reaches_the_session(tiny_plain_path):
 
 
 def test_corrupt_weights_are_refused_without_torch(tmp_path, tiny_plain_path):
+    from memsr_deploy.formats.model_file import _expected_layout
     meta = json.loads(tiny_plain_path.with_suffix(".json").read_text())
-    meta["layer_widths"][0] += 1
+    meta["arch"]["widths"][0] += 1  # a description consistent in itself, whose weights are of another net
+    meta.update(_expected_layout(meta["kind"], meta["arch"]))
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(meta))
     (tmp_path / "bad.safetensors").write_bytes(tiny_plain_path.with_suffix(".safetensors").read_bytes())

@@ -26,7 +26,8 @@ def _sidecar(verification: dict) -> Sidecar:
                    layout={"input": "NHWC", "output": "NHWC"},
                    input={"dtype": "float32", "range": [0.0, 1.0], "quant": None},
                    output={"dtype": "float32", "range": [0.0, 1.0], "quant": None},
-                   source_model={"name": "m", "layer_widths": [8, 12]}, verification=verification)
+                   source_model={"name": "m", "layer_widths": [8, 12]}, verification=verification,
+                   file_sha256="0" * 64)
 
 
 def test_exact_verification_is_written_as_strict_json_and_read_back(tmp_path):

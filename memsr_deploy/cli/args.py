@@ -26,32 +26,23 @@ def _number(text: str, kind, what: str):
     return value
 
 
-def positive_int(text: str) -> int:
-    value = _number(text, int, "an integer >= 1")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
-    return value
+def _at_least(kind, bound, strict: bool, what: str):
+    """An argparse type for numbers of ``kind`` above ``bound`` (strictly when ``strict``)."""
+    sign = ">" if strict else ">="
+
+    def parse(text: str):
+        value = _number(text, kind, what)
+        if value < bound or (strict and value == bound):
+            raise argparse.ArgumentTypeError(f"must be {sign} {bound}, got {text!r}")
+        return value
+    parse.__name__ = what  # argparse names the type in its messages
+    return parse
 
 
-def non_negative_int(text: str) -> int:
-    value = _number(text, int, "an integer >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = _number(text, float, "a number > 0")
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = _number(text, float, "a number >= 0")
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text!r}")
-    return value
+positive_int = _at_least(int, 1, False, "an integer >= 1")
+non_negative_int = _at_least(int, 0, False, "an integer >= 0")
+positive_float = _at_least(float, 0, True, "a number > 0")
+non_negative_float = _at_least(float, 0, False, "a number >= 0")
 
 
 def finite_float(text: str) -> float:

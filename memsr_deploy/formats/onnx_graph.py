@@ -38,6 +38,18 @@ def _affine(desc, model_units: bool = False) -> tuple[float, np.ndarray] | None:
     return a, b
 
 
+def _normalise(aff, x: str, inits: list, nodes: list) -> str:
+    """Append the input normalisation (x * scale + shift, kept apart from the first conv so zero padding pads
+    normalised values) to a graph under construction; returns the name of its output."""
+    if aff is None:
+        return x
+    from onnx import helper, numpy_helper
+    inits += [numpy_helper.from_array(np.array(aff[0], np.float32), "norm_scale"),
+              numpy_helper.from_array(aff[1].astype(np.float32), "norm_shift")]
+    nodes += [helper.make_node("Mul", [x, "norm_scale"], ["scaled"]),
+              helper.make_node("Add", ["scaled", "norm_shift"], ["normalised"])]
+    return "normalised"
+
 def _convs_in_runtime_units(desc, convs):
     """The tail scaled by 1 / value_range, so the graph's output is in [0, 1] units."""
     vr = np.float32(desc.input.value_range)
@@ -60,13 +72,7 @@ def build_fp32(desc, convs, layer_outputs: bool = False, input_size: tuple[int, 
     from onnx import TensorProto, helper, numpy_helper
     inits, nodes, extra = [], [], []
     x = "input"
-    aff = _affine(desc, model_units)
-    if aff is not None:
-        inits += [numpy_helper.from_array(np.array(aff[0], np.float32), "norm_scale"),
-                  numpy_helper.from_array(aff[1].astype(np.float32), "norm_shift")]
-        nodes += [helper.make_node("Mul", [x, "norm_scale"], ["scaled"]),
-                  helper.make_node("Add", ["scaled", "norm_shift"], ["normalised"])]
-        x = "normalised"
+    x = _normalise(_affine(desc, model_units), x, inits, nodes)
     extra.append(x)
     if not model_units:
         convs = _convs_in_runtime_units(desc, convs)
@@ -142,13 +148,7 @@ def build_int8(desc, convs):
     inp_range, ranges = activation_ranges(desc)
     inits, nodes = [], []
     x = "input"
-    aff = _affine(desc)
-    if aff is not None:
-        inits += [numpy_helper.from_array(np.array(aff[0], np.float32), "norm_scale"),
-                  numpy_helper.from_array(aff[1].astype(np.float32), "norm_shift")]
-        nodes += [helper.make_node("Mul", [x, "norm_scale"], ["scaled"]),
-                  helper.make_node("Add", ["scaled", "norm_shift"], ["normalised"])]
-        x = "normalised"
+    x = _normalise(_affine(desc), x, inits, nodes)
 
     def qdq(name: str, lo: float, hi: float) -> tuple[str, np.float32]:
         s, zp = uint8_params(lo, hi)
