@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import math
 
-from .liveness import Graph, Node
+from .liveness import IDEAL, Graph, Node
 
 BACKENDS = ("ideal", "onnxruntime", "torch")
 
@@ -57,7 +57,7 @@ def torch_cpu_conv_workspace(node: Node, graph: Graph) -> int:
 def walk_settings(backend: str) -> dict:
     """Keyword arguments of ``liveness.walk`` that model ``backend``."""
     if backend in ("ideal", "onnxruntime"):
-        return {"inplace": True, "workspace": None}
+        return dict(IDEAL)
     if backend == "torch":
         return {"inplace": False, "workspace": torch_cpu_conv_workspace}
     raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")

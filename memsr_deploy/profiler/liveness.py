@@ -59,6 +59,11 @@ class Walk:
     output_bytes: int
 
 
+# The ideal runtime: every op may write over an input that dies with it, no convolution workspace. The
+# plain-net budget rule and ONNX Runtime (measured) follow it; backends.py models the others.
+IDEAL = {"inplace": True, "workspace": None}
+
+
 def walk(graph: Graph, dtype_bytes: int = 4, inplace: bool = False, keep_inputs: bool = False,
          workspace: Callable[[Node, Graph], int] | None = None) -> Walk:
     """Live bytes per node and the peak, for the tensor sizes in ``graph.shapes``.

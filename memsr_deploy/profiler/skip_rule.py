@@ -10,8 +10,7 @@ import json
 import math
 
 from ..errors import MemsrError
-from .backends import walk_settings
-from .liveness import walk
+from .liveness import IDEAL, walk
 from .torch_graph import trace
 
 
@@ -32,5 +31,5 @@ def _per_pixel_of(kind: str, arch_json: str, path) -> int:
     except (TypeError, ValueError, KeyError) as e:
         raise MemsrError(f"the memory rule of a {kind} needs its architecture ({e})", path) from None
     n = 8
-    w = walk(trace(module.eval(), n, n, 1), 1, **walk_settings("ideal"))
+    w = walk(trace(module.eval(), n, n, 1), 1, **IDEAL)
     return math.ceil(w.peak_bytes / (n * n))
