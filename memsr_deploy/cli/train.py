@@ -31,7 +31,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-every", type=int, default=250)
     p.add_argument("--ckpt-every", type=int, default=250)
     p.add_argument("--val-crop", type=int, default=256, help="HR centre crop of each eval photo for validation")
-    p.add_argument("--val-data", default=None, help="folder of eval photos (default: bundled evaluation photos)")
+    p.add_argument("--holdout", type=int, default=0,
+                   help="hold this many --data photos out of training and validate on them (recommended: "
+                        "validation then never sees the evaluation photos)")
+    p.add_argument("--val-data", default=None,
+                   help="folder of validation photos when --holdout is 0 (default: the evaluation photos)")
     p.add_argument("--no-val", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads per process (0 = torch default)")
@@ -72,9 +76,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _dataset(args, scale: int):
-    from ..data.datasets import TrainPatches
+    from ..data.datasets import TrainPatches, holdout_files
+    args.holdout_files = holdout_files(args.data, scale, args.holdout)
     # indices grow with the step (see training.loop.batch_at), so the virtual length is unbounded
-    return TrainPatches(args.data, scale, lr_patch=args.patch, augment=True, seed=args.seed, length=2 ** 62)
+    return TrainPatches(args.data, scale, lr_patch=args.patch, augment=True, seed=args.seed, length=2 ** 62,
+                        exclude=args.holdout_files)
 
 
 @cli_errors
@@ -121,7 +127,9 @@ def main(argv=None) -> int:
     validate = None
     if not args.no_val and world.is_main:
         from ..training.validation import make_validator
-        validate = make_validator(scale, args.val_crop, args.val_data)
+        validate = make_validator(scale, args.val_crop, args.val_data, files=args.holdout_files)
+        provenance["validation"] = ({"held_out": [p.name for p in args.holdout_files]} if args.holdout_files
+                                    else {"folder": str(args.val_data or "evaluation photos")})
     cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, schedule=args.schedule, warmup=args.warmup,
                       val_every=args.val_every, ckpt_every=args.ckpt_every, seed=args.seed, out=args.out,
                       resume=not args.no_resume, halt_after=args.halt_after, max_seconds=args.max_minutes * 60)
