@@ -13,20 +13,30 @@ import sys
 import torch
 
 from ..method import models
-from ..errors import cli_errors
+from ..errors import MemsrError, cli_errors
 from ..formats.model_file import load_model, save_model
 from ..training import distributed
 from ..training.loop import TrainConfig, train
 from ..training.tasks import int8_task, student_task, teacher_task
 
 
+# Training defaults. "paper": the reference's Adam + one-cycle LR peaking at 2e-4, batch 16, 192 x 192 HR patches.
+RECIPES = {"cpu": dict(lr=2e-4, schedule="cosine", batch=16, lr_patch=48),
+           "paper": dict(lr=2e-4, schedule="onecycle", global_batch=16, hr_patch=192)}
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder of HR photos (any layout, or DIV2K)")
     p.add_argument("--steps", type=int, default=3000)
-    p.add_argument("--batch", type=int, default=16, help="patches per step per process")
-    p.add_argument("--patch", type=int, default=48, help="LR patch size (HR = patch * scale)")
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"])
+    p.add_argument("--recipe", default=None, choices=sorted(RECIPES),
+                   help="optimiser/schedule/batch/patch defaults: 'cpu' (cosine, 48 px LR patches, 16 per process) "
+                        "or 'paper' (the reference's: one-cycle LR peaking at 2e-4, global batch 16 split over the "
+                        "processes, 192 px HR patches); default cpu, paper for --preset edsr-baseline. Flags given "
+                        "explicitly win")
+    p.add_argument("--batch", type=int, default=None, help="patches per step per process")
+    p.add_argument("--patch", type=int, default=None, help="LR patch size (HR = patch * scale)")
+    p.add_argument("--lr", type=float, default=None, help="(peak) learning rate")
+    p.add_argument("--schedule", default=None, choices=["cosine", "onecycle", "step", "constant"])
     p.add_argument("--warmup", type=int, default=0)
     p.add_argument("--val-every", type=int, default=250)
     p.add_argument("--ckpt-every", type=int, default=250)
@@ -63,7 +73,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--distill", default="aware", choices=["aware", "feature", "none"],
                    help="aware: bridges from the init (MemSR); feature: random bridges; none: L1 only")
     s.add_argument("--rank-eps", type=float, default=0.05, help="low-rank rule: relative error below this")
-    s.add_argument("--width", type=int, default=None, help="fixed width for every compressed layer")
+    s.add_argument("--width", type=int, default=None, help="uniform width: every student layer this wide")
+    s.add_argument("--max-width", type=int, default=None,
+                   help="rank rule's cap on layer widths (default: the teacher's feature width)")
+    s.add_argument("--refit", default="none", choices=["none", "linear", "relu"],
+                   help="least-squares refit of each layer on the student's own inputs after the analytic init")
+    s.add_argument("--refit-tail", action="store_true", help="refit the tail against the teacher's output too")
+    s.add_argument("--feature-scale", type=float, default=None,
+                   help="weight of the feature MSE against the L1 (default: the reference's 0..255 scale, "
+                        "255 / value range)")
     s.add_argument("--init-patches", type=int, default=16)
     s.add_argument("--shift", type=float, default=3.0, help="positivity shift factor a")
     s.add_argument("--lam", type=float, default=0.3, help="feature loss weight at step 0")
@@ -73,6 +91,21 @@ def parser() -> argparse.ArgumentParser:
     q.add_argument("--model", required=True, help="plain student (model file or bundled name)")
     _common(q)
     return ap
+
+
+def _apply_recipe(args, scale: int, world) -> None:
+    """Fill the training flags left unset from the recipe (explicit flags win)."""
+    if args.recipe is None:
+        args.recipe = "paper" if getattr(args, "preset", None) == "edsr-baseline" else "cpu"
+    r = RECIPES[args.recipe]
+    if args.recipe == "paper" and args.batch is None and r["global_batch"] % world.size:
+        raise MemsrError(f"--recipe paper splits a batch of {r['global_batch']} over the processes: "
+                         f"{world.size} processes do not divide it (give --batch)")
+    args.lr = r["lr"] if args.lr is None else args.lr
+    args.schedule = r["schedule"] if args.schedule is None else args.schedule
+    args.batch = r["global_batch"] // world.size if args.batch is None and "global_batch" in r else (
+        args.batch or r.get("batch"))
+    args.patch = (r["hr_patch"] // scale if "hr_patch" in r else r["lr_patch"]) if args.patch is None else args.patch
 
 
 def _dataset(args, scale: int):
@@ -91,10 +124,13 @@ def main(argv=None) -> int:
     world = distributed.setup()
     log = print if world.is_main else (lambda *a, **k: None)
     torch.manual_seed(args.seed)
+    scale = args.scale if args.what == "teacher" else load_model(args.model if args.what == "int8" else
+                                                                  args.teacher)[1].scale
+    _apply_recipe(args, scale, world)
     provenance = {"command": "memsr-train " + shlex.join(sys.argv[1:] if argv is None else argv),
                   "torch": torch.__version__, "world_size": world.size, "seed": args.seed,
                   "data": str(args.data), "steps": args.steps, "batch_per_process": args.batch,
-                  "lr_patch": args.patch, "lr": args.lr, "schedule": args.schedule}
+                  "lr_patch": args.patch, "lr": args.lr, "schedule": args.schedule, "recipe": args.recipe}
     if args.what == "teacher":
         preset = dict(models.TEACHER_PRESETS[args.preset])
         for k in ("width", "blocks", "res_scale"):
@@ -118,7 +154,9 @@ def main(argv=None) -> int:
         dataset = _dataset(args, scale)
         task = student_task(teacher, tdesc, dataset, init=args.init, distill=args.distill,
                             rank_eps=args.rank_eps, width=args.width, init_patches=args.init_patches,
-                            lam0=args.lam, decay=args.lam_decay, shift_a=args.shift, seed=args.seed, log=log)
+                            lam0=args.lam, decay=args.lam_decay, shift_a=args.shift, seed=args.seed, log=log,
+                            max_width=args.max_width, refit=args.refit, refit_tail=args.refit_tail,
+                            feature_scale=args.feature_scale)
         provenance["teacher"] = {"path": str(args.teacher), "kind": tdesc.kind,
                                  "weights_sha256": tdesc.weights_sha256}
     log(f"training {task.meta['kind']} x{scale}: {sum(p.numel() for p in task.eval_model().parameters()):,} "
@@ -137,6 +175,8 @@ def main(argv=None) -> int:
     if world.is_main:
         provenance.update(steps_done=result.steps_done, train_seconds=round(result.seconds, 1),
                           date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
+        if result.probes:
+            provenance["probes"] = [{"step": s, **{k: round(v, 6) for k, v in p.items()}} for s, p in result.probes]
         if result.val:
             provenance["val_psnr_y"] = result.val[-1][2]
             provenance["val_crop"] = args.val_crop
