@@ -126,11 +126,17 @@ def _columns(x: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
     return torch.cat([u, torch.ones(u.shape[0], 1, dtype=u.dtype)], 1)
 
 
-def _lstsq(A: torch.Tensor, T: torch.Tensor, ridge: float = 1e-6) -> torch.Tensor:
-    """argmin ||A X - T||^2 + ridge * trace(A^T A)/n * ||X||^2 (a tiny ridge keeps dead inputs harmless)."""
-    G = A.T @ A
-    G = G + ridge * G.diagonal().mean() * torch.eye(G.shape[0], dtype=G.dtype)
-    return torch.linalg.solve(G, A.T @ T)
+class _LeastSquares:
+    """argmin_X ||A X - T||^2 + ridge * mean(diag(A^T A)) * ||X||^2 for any T, A factored once (a tiny ridge
+    keeps inputs that are dead on the init patches harmless)."""
+
+    def __init__(self, A: torch.Tensor, ridge: float = 1e-6):
+        G = A.T @ A
+        G = G + ridge * G.diagonal().mean() * torch.eye(G.shape[0], dtype=G.dtype)
+        self.A, self.chol = A, torch.linalg.cholesky(G)
+
+    def __call__(self, T: torch.Tensor) -> torch.Tensor:
+        return torch.cholesky_solve(self.A.T @ T, self.chol)
 
 
 def _set_conv(conv: nn.Conv2d, X: torch.Tensor) -> None:
@@ -140,18 +146,18 @@ def _set_conv(conv: nn.Conv2d, X: torch.Tensor) -> None:
 
 
 def _refit_layer(conv: nn.Conv2d, A: torch.Tensor, T: torch.Tensor, relu: bool, relu_aware: bool,
-                 iterations: int = 6) -> None:
+                 iterations: int = 20) -> None:
     """Least-squares refit of one student conv on its own inputs A against the target features T (P x cout).
 
     ``relu_aware``: T is a post-ReLU target. Where T > 0 the pre-activation should equal T; where T <= 0 any
     pre-activation <= 0 is as good, so those entries only pull positive pre-activations down to 0. Alternating
     that choice with a least-squares solve never increases ||relu(Z) - T||."""
-    X = _lstsq(A, T)
+    solve = _LeastSquares(A)
+    X = solve(T)
     if relu and relu_aware:
         pos = T > 0
         for _ in range(iterations):
-            Z = A @ X
-            X = _lstsq(A, torch.where(pos, T, Z.clamp(max=0)))
+            X = solve(torch.where(pos, T, (A @ X).clamp(max=0)))
     _set_conv(conv, X)
 
 
