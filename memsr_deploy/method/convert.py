@@ -1,4 +1,4 @@
-"""Exact teacher -> plain conversion (method.md, step 1).
+"""Exact teacher -> plain conversion (docs/method.md, step 1).
 
 A residual teacher becomes a chain of 3x3 convs that computes the same function by carrying the values its
 skips need as extra channels. Signed values pass a ReLU layer with a constant offset ``beta`` added where they

@@ -1,4 +1,4 @@
-"""Initialisation-aware feature distillation (method.md, step 3).
+"""Initialisation-aware feature distillation (docs/method.md, step 3).
 
   loss = L1(student(x), y) + lambda(t) * mean_k MSE(B_k(S_k), F_k)
 

@@ -1,4 +1,4 @@
-"""MemSR student initialisation from the large plain net (method.md, step 2; the paper's Algorithm 1).
+"""MemSR student initialisation from the large plain net (docs/method.md, step 2; the paper's Algorithm 1).
 
 For every body layer l but the last, the large plain net's recorded features F_l (C_l x P) are approximated as
 F_l ~ M_l P_l + b_l with M_l orthonormal (C_l x r_l) from an SVD of the centred features. The student's layer l
