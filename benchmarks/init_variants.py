@@ -25,6 +25,9 @@ VARIANTS = {  # name -> init_student keyword arguments (width cap: the teacher's
     "ReLU-aware refit (a=1)": dict(shift_a=1.0, refit="relu"),
     "paper (a=3) + tail refit": dict(shift_a=3.0, refit_tail=True),
     "ReLU-aware refit (a=3) + tail refit": dict(shift_a=3.0, refit="relu", refit_tail=True),
+    "paper (a=3), every layer at the cap": dict(shift_a=3.0, uniform=True),
+    "ReLU-aware refit + tail refit, every layer at the cap": dict(shift_a=3.0, refit="relu", refit_tail=True,
+                                                                 uniform=True),
 }
 
 
@@ -74,8 +77,9 @@ def main(argv=None) -> int:
     for name in names:
         kw = dict(VARIANTS[name])
         capped = kw.pop("cap", True)
+        width = cap if kw.pop("uniform", False) else args.width
         t0 = time.perf_counter()
-        fit = student_init.init_student(plain, patches, width=args.width, max_width=cap if capped else None, **kw)
+        fit = student_init.init_student(plain, patches, width=width, max_width=cap if capped else None, **kw)
         secs = time.perf_counter() - t0
         student = fit.student
         rows.append({"variant": name, "val": score(student, val_pairs, args.val_crop),

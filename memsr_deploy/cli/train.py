@@ -124,8 +124,9 @@ def main(argv=None) -> int:
     world = distributed.setup()
     log = print if world.is_main else (lambda *a, **k: None)
     torch.manual_seed(args.seed)
-    scale = args.scale if args.what == "teacher" else load_model(args.model if args.what == "int8" else
-                                                                  args.teacher)[1].scale
+    source, sdesc = load_model(args.model if args.what == "int8" else args.teacher) if args.what != "teacher" \
+        else (None, None)
+    scale = args.scale if args.what == "teacher" else sdesc.scale
     _apply_recipe(args, scale, world)
     provenance = {"command": "memsr-train " + shlex.join(sys.argv[1:] if argv is None else argv),
                   "torch": torch.__version__, "world_size": world.size, "seed": args.seed,
@@ -137,20 +138,16 @@ def main(argv=None) -> int:
             if getattr(args, k) is not None:
                 preset[k] = getattr(args, k)
         cfg = models.TeacherConfig(scale=args.scale, anchor=args.anchor, **preset)
-        scale = args.scale
         dataset = _dataset(args, scale)
         task = teacher_task(cfg)
         provenance["preset"] = args.preset
     elif args.what == "int8":
-        student, sdesc = load_model(args.model)
-        scale = sdesc.scale
         dataset = _dataset(args, scale)
-        task = int8_task(student, sdesc)
+        task = int8_task(source, sdesc)
         provenance["source_model"] = {"path": str(args.model), "kind": sdesc.kind,
                                       "weights_sha256": sdesc.weights_sha256}
     else:
-        teacher, tdesc = load_model(args.teacher)
-        scale = tdesc.scale
+        teacher, tdesc = source, sdesc
         dataset = _dataset(args, scale)
         task = student_task(teacher, tdesc, dataset, init=args.init, distill=args.distill,
                             rank_eps=args.rank_eps, width=args.width, init_patches=args.init_patches,

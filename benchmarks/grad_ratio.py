@@ -1,0 +1,59 @@
+"""How hard the feature term pulls at step 0: ||d(feature term)|| / ||d(L1)|| on the student's weights, for the
+distillation arms at the old loss scale (k = 1, losses on [0, 1] pixels) and the reference's (k = 255).
+
+  python -m memsr_bench.grad_ratio --teacher teacher-x2 --data data/photos/train --holdout 5
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--teacher", required=True)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--holdout", type=int, default=5)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--patch", type=int, default=48)
+    ap.add_argument("--batches", type=int, default=3, help="step-0 ratios averaged over this many batches")
+    ap.add_argument("--results", default="benchmarks/results")
+    args = ap.parse_args(argv)
+
+    import torch
+    from memsr_deploy.data.datasets import TrainPatches, holdout_files
+    from memsr_deploy.formats.model_file import load_model
+    from memsr_deploy.training.tasks import student_task
+
+    teacher, desc = load_model(args.teacher)
+    held = holdout_files(args.data, desc.scale, args.holdout)
+    data = TrainPatches(args.data, desc.scale, lr_patch=args.patch, exclude=held, length=2 ** 62)
+    rows = []
+    for init, distill in (("memsr", "aware"), ("random", "feature")):
+        for k in (1.0, None):
+            task = student_task(teacher, desc, data, init=init, distill=distill, feature_scale=k,
+                                log=lambda *a: None)
+            ratios = []
+            for b in range(args.batches):
+                lr = torch.stack([data[b * args.batch + i][0] for i in range(args.batch)])
+                hr = torch.stack([data[b * args.batch + i][1] for i in range(args.batch)])
+                ratios.append(task.probe(task.module, lr, hr, 0, 1000)["grad_ratio"])
+            rows.append((f"{init} init + {distill}", task.meta["feature_scale"], sum(ratios) / len(ratios)))
+            print(rows[-1], flush=True)
+    cmd = "python -m memsr_bench.grad_ratio " + " ".join(argv if argv is not None else sys.argv[1:])
+    lines = [f"# Feature-term gradient ratio at step 0, x{desc.scale}", "",
+             f"Teacher `{args.teacher}`; {args.batches} batches of {args.batch} LR patches {args.patch}x{args.patch} "
+             "from the training photos (held-out ones excluded); lambda(0) = 0.3. Ratio = ||d(lambda k MSE)|| / "
+             "||d L1|| over the student's weights (bridges excluded); targets: the teacher's own channels.", "",
+             f"Regenerate: `{cmd}`", "", "| arm | k (feature scale) | gradient ratio |", "|---|---|---|"]
+    lines += [f"| {a} | {k:g} | {r:.4g} |" for a, k, r in rows]
+    out = Path(args.results) / f"grad_ratio_x{desc.scale}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print(out.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
