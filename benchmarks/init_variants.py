@@ -38,6 +38,7 @@ def main(argv=None) -> int:
     ap.add_argument("--holdout", type=int, default=5)
     ap.add_argument("--init-patches", type=int, default=16)
     ap.add_argument("--patch", type=int, default=48)
+    ap.add_argument("--max-columns", type=int, default=32768, help="pixels the fits see (subsampled)")
     ap.add_argument("--width", type=int, default=None, help="uniform student width (default: rank rule, capped)")
     ap.add_argument("--val-crop", type=int, default=256)
     ap.add_argument("--variants", default=None, help="comma-separated subset of variant names")
@@ -79,7 +80,8 @@ def main(argv=None) -> int:
         capped = kw.pop("cap", True)
         width = cap if kw.pop("uniform", False) else args.width
         t0 = time.perf_counter()
-        fit = student_init.init_student(plain, patches, width=width, max_width=cap if capped else None, **kw)
+        fit = student_init.init_student(plain, patches, width=width, max_width=cap if capped else None,
+                                        max_columns=args.max_columns, **kw)
         secs = time.perf_counter() - t0
         student = fit.student
         rows.append({"variant": name, "val": score(student, val_pairs, args.val_crop),
@@ -95,7 +97,8 @@ def main(argv=None) -> int:
     cmd = "python -m memsr_bench.init_variants " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"# Initialised student before training, x{scale}", "",
              f"Teacher `{args.teacher}` ({desc.params:,} params, feature width cap {cap}); "
-             f"{args.init_patches} init patches of {args.patch}x{args.patch} LR from the training photos minus "
+             f"{args.init_patches} init patches of {args.patch}x{args.patch} LR (fits on at most {args.max_columns} "
+             f"of their pixels) from the training photos minus "
              f"{len(held)} held out ({', '.join(p.stem for p in held)}). 'held-out' = PSNR-Y on HR centre crops "
              f"of at most {args.val_crop} px of the held-out photos (used for choosing); 'eval' = PSNR-Y on the "
              "full evaluation photos (reported only, never used to choose). The bundled teachers were trained on "
