@@ -115,7 +115,7 @@ def test_paper_recipe_under_torchrun(photo_dir, tmp_path):
            "-m", "memsr_deploy.cli.train"]
     common = ["--data", str(photo_dir), "--steps", "2", "--patch", "12", "--no-val", "--threads", "1"]
     r = subprocess.run([*run, "teacher", "--preset", "edsr-baseline", "--width", "4", "--blocks", "2", *common,
-                        "--out", str(tmp_path / "t")], env=ENV, capture_output=True, text=True, timeout=120)
+                        "--out", str(tmp_path / "t")], env=ENV, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     _, d = load_model(tmp_path / "t" / "model")
     p = d.provenance
@@ -123,7 +123,7 @@ def test_paper_recipe_under_torchrun(photo_dir, tmp_path):
         ("paper", "onecycle", 2e-4, 8, 2)
     r = subprocess.run([*run, "student", "--teacher", str(tmp_path / "t" / "model"), "--recipe", "paper",
                         "--init-patches", "2", *common, "--out", str(tmp_path / "s")], env=ENV, capture_output=True,
-                       text=True, timeout=120)
+                       text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     s, d = load_model(tmp_path / "s" / "model")
     assert len(s.cfg.widths) == 2 * 2 + 2 and max(s.cfg.widths) <= 4
