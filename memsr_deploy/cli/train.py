@@ -78,12 +78,16 @@ def parser() -> argparse.ArgumentParser:
                    help="rank rule's cap on layer widths (default: the teacher's feature width)")
     s.add_argument("--refit", default="none", choices=["none", "linear", "relu"],
                    help="least-squares refit of each layer on the student's own inputs after the analytic init")
-    s.add_argument("--refit-tail", action="store_true", help="refit the tail against the teacher's output too")
+    s.add_argument("--refit-tail", action=argparse.BooleanOptionalAction, default=True,
+                   help="refit the tail by least squares against the teacher's output (default on; "
+                        "--no-refit-tail --shift 3 is the paper's init)")
     s.add_argument("--feature-scale", type=float, default=None,
                    help="weight of the feature MSE against the L1 (default: the reference's 0..255 scale, "
                         "255 / value range)")
     s.add_argument("--init-patches", type=int, default=16)
-    s.add_argument("--shift", type=float, default=3.0, help="positivity shift factor a")
+    s.add_argument("--shift", type=float, default=30.0,
+                   help="positivity shift factor a (the paper's: 3; 30 with --refit-tail starts above bicubic, "
+                        "see docs/method.md)")
     s.add_argument("--lam", type=float, default=0.3, help="feature loss weight at step 0")
     s.add_argument("--lam-decay", type=float, default=1e-5, help="feature weight at the end = lam * lam_decay")
     _common(s)

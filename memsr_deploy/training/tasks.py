@@ -48,9 +48,9 @@ def init_batch(dataset, n: int) -> torch.Tensor:
 
 def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init: str = "memsr",
                  distill: str = "aware", rank_eps: float = 0.05, width: int | None = None,
-                 init_patches: int = 16, lam0: float = 0.3, decay: float = 1e-5, shift_a: float = 3.0,
+                 init_patches: int = 16, lam0: float = 0.3, decay: float = 1e-5, shift_a: float = 30.0,
                  seed: int = 0, log=print, max_width: int | None = None, refit: str = "none",
-                 refit_tail: bool = False, feature_scale: float | None = None) -> Task:
+                 refit_tail: bool = True, feature_scale: float | None = None) -> Task:
     """A plain student of ``teacher``. Widths: ``width`` for every layer, else the rank rule with no layer
     wider than ``max_width`` (default: the teacher's feature width). ``feature_scale`` None = the reference's
     loss scale (distill.reference_feature_scale). See docs/method.md."""
