@@ -18,7 +18,10 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--patch", type=int, default=48)
     ap.add_argument("--batches", type=int, default=3, help="step-0 ratios averaged over this many batches")
+    ap.add_argument("--shift", type=float, default=30.0, help="positivity shift a of the MemSR init")
+    ap.add_argument("--no-refit-tail", action="store_true", help="the paper's init: no tail refit")
     ap.add_argument("--results", default="benchmarks/results")
+    ap.add_argument("--name", default=None, help="results file stem (default grad_ratio_x{scale})")
     args = ap.parse_args(argv)
 
     import torch
@@ -33,7 +36,7 @@ def main(argv=None) -> int:
     for init, distill in (("memsr", "aware"), ("random", "feature")):
         for k in (1.0, None):
             task = student_task(teacher, desc, data, init=init, distill=distill, feature_scale=k,
-                                log=lambda *a: None)
+                                shift_a=args.shift, refit_tail=not args.no_refit_tail, log=lambda *a: None)
             ratios = []
             for b in range(args.batches):
                 lr = torch.stack([data[b * args.batch + i][0] for i in range(args.batch)])
@@ -44,11 +47,12 @@ def main(argv=None) -> int:
     cmd = "python -m memsr_bench.grad_ratio " + " ".join(argv if argv is not None else sys.argv[1:])
     lines = [f"# Feature-term gradient ratio at step 0, x{desc.scale}", "",
              f"Teacher `{args.teacher}`; {args.batches} batches of {args.batch} LR patches {args.patch}x{args.patch} "
-             "from the training photos (held-out ones excluded); lambda(0) = 0.3. Ratio = ||d(lambda k MSE)|| / "
+             f"from the training photos (held-out ones excluded); MemSR init with a = {args.shift:g}"
+             f"{', no tail refit' if args.no_refit_tail else ' + tail refit'}; lambda(0) = 0.3. Ratio = ||d(lambda k MSE)|| / "
              "||d L1|| over the student's weights (bridges excluded); targets: the teacher's own channels.", "",
              f"Regenerate: `{cmd}`", "", "| arm | k (feature scale) | gradient ratio |", "|---|---|---|"]
     lines += [f"| {a} | {k:g} | {r:.4g} |" for a, k, r in rows]
-    out = Path(args.results) / f"grad_ratio_x{desc.scale}.md"
+    out = Path(args.results) / f"{args.name or f'grad_ratio_x{desc.scale}'}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print(out.read_text())
