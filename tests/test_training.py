@@ -102,8 +102,9 @@ def test_random_feature_arm_is_not_swamped_by_offset_carries(photo_dir, tmp_path
         task = student_task(teacher, desc, ds, init=init, distill=distill, init_patches=4, log=lambda *a: None)
         _, parts = task.loss(task.module, lr, hr, 0, 10)
         feats[distill] = parts["feat"] / task.meta["feature_scale"] / parts["lam"]
-        ratio = task.probe(task.module, lr, hr, 0, 10)["grad_ratio"]
-        assert 0 < ratio < 1e3
+        assert task.meta["feature_scale_rule"].startswith("calibrated")
+        # calibrated on the init patches: about the target ratio on other patches too
+        assert 0.2 < task.probe(task.module, lr, hr, 0, 10)["grad_ratio"] < 4
     # the raw feature MSE of random adapters is of the order of the features' spread, not of beta^2 = 1e4
     assert feats["feature"] < 10.0 and feats["aware"] < feats["feature"]
 

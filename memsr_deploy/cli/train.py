@@ -82,8 +82,11 @@ def parser() -> argparse.ArgumentParser:
                    help="refit the tail by least squares against the teacher's output (default on; "
                         "--no-refit-tail --shift 3 is the paper's init)")
     s.add_argument("--feature-scale", type=float, default=None,
-                   help="weight of the feature MSE against the L1 (default: the reference's 0..255 scale, "
-                        "255 / value range)")
+                   help="weight k of the feature MSE against the L1 (default: calibrated, see --grad-ratio; "
+                        "255 = the reference's 0..255 loss scale for [0, 1] models)")
+    s.add_argument("--grad-ratio", type=float, default=0.9,
+                   help="without --feature-scale, k is set so that at step 0 the feature term's gradient on the "
+                        "student is this many times the L1's (the reference's: about 0.9)")
     s.add_argument("--init-patches", type=int, default=16)
     s.add_argument("--shift", type=float, default=30.0,
                    help="positivity shift factor a (the paper's: 3; 30 with --refit-tail starts above bicubic, "
@@ -157,7 +160,7 @@ def main(argv=None) -> int:
                             rank_eps=args.rank_eps, width=args.width, init_patches=args.init_patches,
                             lam0=args.lam, decay=args.lam_decay, shift_a=args.shift, seed=args.seed, log=log,
                             max_width=args.max_width, refit=args.refit, refit_tail=args.refit_tail,
-                            feature_scale=args.feature_scale)
+                            feature_scale=args.feature_scale, grad_ratio=args.grad_ratio)
         provenance["teacher"] = {"path": str(args.teacher), "kind": tdesc.kind,
                                  "weights_sha256": tdesc.weights_sha256}
     log(f"training {task.meta['kind']} x{scale}: {sum(p.numel() for p in task.eval_model().parameters()):,} "

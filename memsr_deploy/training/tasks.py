@@ -50,10 +50,12 @@ def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init
                  distill: str = "aware", rank_eps: float = 0.05, width: int | None = None,
                  init_patches: int = 16, lam0: float = 0.3, decay: float = 1e-5, shift_a: float = 30.0,
                  seed: int = 0, log=print, max_width: int | None = None, refit: str = "none",
-                 refit_tail: bool = True, feature_scale: float | None = None) -> Task:
+                 refit_tail: bool = True, feature_scale: float | None = None,
+                 grad_ratio: float = 0.9) -> Task:
     """A plain student of ``teacher``. Widths: ``width`` for every layer, else the rank rule with no layer
-    wider than ``max_width`` (default: the teacher's feature width). ``feature_scale`` None = the reference's
-    loss scale (distill.reference_feature_scale). See docs/method.md."""
+    wider than ``max_width`` (default: the teacher's feature width). ``feature_scale``: the weight k of the
+    feature MSE; None = calibrated on the init patches so that at step 0 the feature term's gradient on the
+    student is ``grad_ratio`` times the L1's (the reference's ratio is about 0.9). See docs/method.md."""
     if init not in ("memsr", "random"):
         raise MemsrError(f"--init must be memsr or random, got {init!r}")
     if distill not in ("aware", "feature", "none"):
@@ -75,6 +77,7 @@ def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init
     module = StudentWithBridges(student, None)
     targets = None
     scale = feature_scale if feature_scale is not None else reference_feature_scale(plain.cfg.input.value_range)
+    calibrated = None
     # distil the teacher's own channels only: the converted net's carries are copies plus constants
     own = own_channels(teacher.cfg) if desc.kind == "teacher" else None
     if distill != "none":
@@ -93,10 +96,18 @@ def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init
         else:
             bridges = select_bridges(bridges, own)
         module = StudentWithBridges(student, bridges)
+        if feature_scale is None:
+            # the ratio is linear in k: measure it at k = 1 on the init patches and solve for the target
+            hr = torch.stack([dataset[INIT_PATCH_OFFSET + i][1] for i in range(init_patches)])
+            calibrated = DistillLoss(targets, lam0, decay, 1.0).grad_ratio(module, patches, hr, 0, 1)["grad_ratio"]
+            scale = grad_ratio / max(calibrated, 1e-12)
+            log(f"feature scale k = {scale:.4g} (step-0 gradient ratio {calibrated:.4g} at k = 1, target {grad_ratio})")
     loss = DistillLoss(targets, lam0, decay, scale)
     meta = {"kind": "student", "init": init, "distill": distill, "rank_eps": rank_eps, "width": width,
             "max_width": cap, "init_report": report if init == "memsr" else {"widths": report["widths"]},
             "lam0": lam0, "lam_decay": decay, "feature_scale": scale,
+            "feature_scale_rule": None if distill == "none" else f"calibrated: step-0 gradient ratio {grad_ratio}"
+            if calibrated is not None else "given",
             "feature_targets": None if distill == "none" else "all channels" if own is None else
             "the teacher's own channels (offset carries excluded)"}
     return Task(module, loss, lambda: module.student, meta=meta, probe=loss.grad_ratio if targets else None)
