@@ -96,3 +96,70 @@ def test_student_file_round_trip(tmp_path, setup):
     x = torch.rand(1, 3, 13, 7)
     with torch.no_grad():
         assert torch.equal(fit.student(x), s2(x))
+
+
+def test_width_cap_and_uniform_width(setup):
+    t, plain, patches = setup
+    fit = si.init_student(plain, patches, eps=1e-6, max_width=t.cfg.width)  # eps that asks for every component
+    assert max(fit.student.cfg.widths) == t.cfg.width  # capped, the last (anchor-carrying) layer included
+    assert plain.cfg.widths[-1] > t.cfg.width
+    rep = fit.report()
+    assert rep["max_width"] == t.cfg.width and len(rep["kept_energy"]) == len(rep["widths"])
+    assert all(0.0 <= e <= 1.0 for e in rep["kept_energy"]) and "kept energy" in fit.table()
+    uni = si.init_student(plain, patches, width=5)
+    assert uni.student.cfg.widths == [5] * len(plain.cfg.widths)
+
+
+def test_relu_aware_refit_solves_a_relu_regression():
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 16, 16)
+    true = torch.nn.Conv2d(4, 3, 3, padding=1)
+    with torch.no_grad():
+        T = torch.relu(true(x)).permute(1, 0, 2, 3).reshape(3, -1).double().T
+        A = si._columns(x, torch.arange(T.shape[0]))
+        errs = {}
+        for aware in (False, True):
+            conv = torch.nn.Conv2d(4, 3, 3, padding=1)
+            si._refit_layer(conv, A, T, relu=True, relu_aware=aware)
+            errs[aware] = float((torch.relu(conv(x)) - torch.relu(true(x))).norm() / torch.relu(true(x)).norm())
+    assert errs[True] < 0.1 < 0.3 < errs[False]  # converges slowly but surely (0.35 -> 0.05 in 20 steps)
+
+
+def test_refits_lower_the_feature_error(setup):
+    _, plain, patches = setup
+    base = si.init_student(plain, patches, width=6)
+    refit = si.init_student(plain, patches, width=6, refit="relu", refit_tail=True)
+    assert sum(refit.feature_errors) < sum(base.feature_errors)
+    with torch.no_grad():
+        ref = plain(patches)
+        assert float((refit.student(patches) - ref).pow(2).mean()) < float((base.student(patches) - ref).pow(2).mean())
+
+
+def test_own_channels_match_the_layout(setup):
+    t, plain, patches = setup
+    own = convert.own_channels(t.cfg)
+    assert len(own) == len(plain.cfg.widths) and all(len(o) == t.cfg.width for o in own)
+    with torch.no_grad():
+        _, feats = convert.plain_features(t, patches)
+    A, C = 3, t.cfg.width
+    # every other channel is a copy of an own channel plus a constant: h0 + beta, x_{k-1} + beta, xn + offset
+    h0 = feats[0][:, own[0]]
+    for k, f in enumerate(feats):
+        if k < len(feats) - 1:
+            assert torch.allclose(f[:, A:A + C] - convert.DEFAULT_BETA, h0, atol=1e-4)
+    for k in range(1, len(feats) - 1, 2):
+        assert torch.allclose(feats[k][:, A + C:A + 2 * C] - convert.DEFAULT_BETA, feats[k - 1][:, own[k - 1]], atol=1e-4)
+
+
+def test_feature_scale_and_gradient_ratio(setup):
+    _, plain, patches = setup
+    fit = si.init_student(plain, patches, width=6)
+    module = StudentWithBridges(fit.student, fit.bridges)
+    x = patches[:4]
+    with torch.no_grad():
+        hr = torch.nn.functional.interpolate(x, scale_factor=2, mode="bicubic")
+    r1 = DistillLoss(plain.features, feature_scale=1.0).grad_ratio(module, x, hr, 0, 100)
+    r255 = DistillLoss(plain.features, feature_scale=255.0).grad_ratio(module, x, hr, 0, 100)
+    assert r1["grad_ratio"] > 0
+    assert r255["grad_ratio"] == pytest.approx(255 * r1["grad_ratio"], rel=1e-4)
+    assert DistillLoss(None).grad_ratio(module, x, hr, 0, 100) == {}

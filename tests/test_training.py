@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import torch
+
 
 from memsr_deploy.cli import train as train_cli
 from memsr_deploy.formats.model_file import load_model
@@ -74,3 +76,62 @@ def test_ddp_two_processes_end_with_identical_weights(photo_dir, tmp_path):
     assert d0 == d1
     _, desc = load_model(out / "model")
     assert desc.provenance["world_size"] == 2
+
+
+def test_holdout_validates_on_photos_left_out_of_training(photo_dir, tmp_path, capsys):
+    out = tmp_path / "h"
+    args = [a for a in teacher_args(photo_dir, out, steps=2) if a != "--no-val"]
+    assert train_cli.main(args + ["--holdout", "1", "--val-every", "1", "--val-crop", "32"]) == 0
+    _, d = load_model(out / "model")
+    held = d.provenance["validation"]["held_out"]
+    assert len(held) == 1 and held[0] in {f"p{i}.png" for i in range(3)}
+    assert "2 training photos" in capsys.readouterr().out
+
+
+def test_random_feature_arm_is_not_swamped_by_offset_carries(photo_dir, tmp_path):
+    from memsr_deploy.data.datasets import TrainPatches
+    from memsr_deploy.training.tasks import student_task
+    from conftest import make_teacher
+    from memsr_deploy.formats.model_file import save_model
+    save_model(make_teacher(width=8, blocks=2), tmp_path / "t")
+    teacher, desc = load_model(tmp_path / "t")
+    ds = TrainPatches(photo_dir, 2, lr_patch=12, length=2 ** 62, progress=False)
+    lr, hr = torch.stack([ds[i][0] for i in range(4)]), torch.stack([ds[i][1] for i in range(4)])
+    feats = {}
+    for init, distill in (("random", "feature"), ("memsr", "aware")):
+        task = student_task(teacher, desc, ds, init=init, distill=distill, init_patches=4, log=lambda *a: None)
+        _, parts = task.loss(task.module, lr, hr, 0, 10)
+        feats[distill] = parts["feat"] / task.meta["feature_scale"] / parts["lam"]
+        assert task.meta["feature_scale_rule"].startswith("calibrated")
+        # calibrated on the init patches: about the target ratio on other patches too
+        assert 0.2 < task.probe(task.module, lr, hr, 0, 10)["grad_ratio"] < 4
+    # the raw feature MSE of random adapters is of the order of the features' spread, not of beta^2 = 1e4
+    assert feats["feature"] < 10.0 and feats["aware"] < feats["feature"]
+
+
+def test_paper_recipe_under_torchrun(photo_dir, tmp_path):
+    """The paper's setting at tiny scale: edsr-baseline preset (narrowed), one-cycle LR, global batch 16 split
+    over 2 gloo processes; then its plain student (2 * blocks + 2 layers) under torchrun too."""
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "memsr_deploy.cli.train"]
+    common = ["--data", str(photo_dir), "--steps", "2", "--patch", "12", "--no-val", "--threads", "1"]
+    r = subprocess.run([*run, "teacher", "--preset", "edsr-baseline", "--width", "4", "--blocks", "2", *common,
+                        "--out", str(tmp_path / "t")], env=ENV, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    _, d = load_model(tmp_path / "t" / "model")
+    p = d.provenance
+    assert (p["recipe"], p["schedule"], p["lr"], p["batch_per_process"], p["world_size"]) == \
+        ("paper", "onecycle", 2e-4, 8, 2)
+    r = subprocess.run([*run, "student", "--teacher", str(tmp_path / "t" / "model"), "--recipe", "paper",
+                        "--init-patches", "2", *common, "--out", str(tmp_path / "s")], env=ENV, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    s, d = load_model(tmp_path / "s" / "model")
+    assert len(s.cfg.widths) == 2 * 2 + 2 and max(s.cfg.widths) <= 4
+    assert d.provenance["schedule"] == "onecycle" and d.provenance["probes"][0]["step"] == 0
+
+
+def test_edsr_baseline_student_has_34_layers():
+    from memsr_deploy.method import convert, models
+    t = models.ResidualSR(models.TeacherConfig(scale=2, **models.TEACHER_PRESETS["edsr-baseline"]))
+    assert len(convert.teacher_to_plain(t).cfg.widths) == 34

@@ -13,7 +13,7 @@ import sys
 import torch
 
 from ..method import models
-from ..errors import cli_errors
+from ..errors import MemsrError, cli_errors
 from ..formats.model_file import load_model, pair_paths, save_model
 from ..outputs.plan import OutputPlan, check_folder, model_pair_inputs
 from . import args as types
@@ -22,19 +22,33 @@ from ..training.loop import TrainConfig, train
 from ..training.tasks import int8_task, student_task, teacher_task
 
 
+# Training defaults. "paper": the reference's Adam + one-cycle LR peaking at 2e-4, batch 16, 192 x 192 HR patches.
+RECIPES = {"cpu": dict(lr=2e-4, schedule="cosine", batch=16, lr_patch=48),
+           "paper": dict(lr=2e-4, schedule="onecycle", global_batch=16, hr_patch=192)}
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder of HR photos (any layout, or DIV2K)")
     p.add_argument("--steps", type=types.positive_int, default=3000)
-    p.add_argument("--batch", type=types.positive_int, default=16, help="patches per step per process")
-    p.add_argument("--patch", type=types.positive_int, default=48, help="LR patch size (HR = patch * scale)")
-    p.add_argument("--lr", type=types.positive_float, default=2e-4)
-    p.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"])
+    p.add_argument("--recipe", default=None, choices=sorted(RECIPES),
+                   help="optimiser/schedule/batch/patch defaults: 'cpu' (cosine, 48 px LR patches, 16 per process) "
+                        "or 'paper' (the reference's: one-cycle LR peaking at 2e-4, global batch 16 split over the "
+                        "processes, 192 px HR patches); default cpu, paper for --preset edsr-baseline. Flags given "
+                        "explicitly win")
+    p.add_argument("--batch", type=types.positive_int, default=None, help="patches per step per process")
+    p.add_argument("--patch", type=types.positive_int, default=None, help="LR patch size (HR = patch * scale)")
+    p.add_argument("--lr", type=types.positive_float, default=None, help="(peak) learning rate")
+    p.add_argument("--schedule", default=None, choices=["cosine", "onecycle", "step", "constant"])
     p.add_argument("--warmup", type=types.non_negative_int, default=0)
     p.add_argument("--val-every", type=types.positive_int, default=250)
     p.add_argument("--ckpt-every", type=types.positive_int, default=250)
-    p.add_argument("--val-crop", type=types.positive_int,
-                   default=256, help="HR centre crop of each eval photo for validation")
-    p.add_argument("--val-data", default=None, help="folder of eval photos (default: bundled evaluation photos)")
+    p.add_argument("--val-crop", type=types.positive_int, default=256,
+                   help="HR centre crop of each eval photo for validation")
+    p.add_argument("--holdout", type=types.non_negative_int, default=0,
+                   help="hold this many --data photos out of training and validate on them (recommended: "
+                        "validation then never sees the evaluation photos)")
+    p.add_argument("--val-data", default=None,
+                   help="folder of validation photos when --holdout is 0 (default: the evaluation photos)")
     p.add_argument("--no-val", action="store_true")
     p.add_argument("--seed", type=types.non_negative_int, default=0)
     p.add_argument("--threads", type=types.non_negative_int,
@@ -65,14 +79,29 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--init", default="memsr", choices=["memsr", "random"])
     s.add_argument("--distill", default="aware", choices=["aware", "feature", "none"],
                    help="aware: bridges from the init (MemSR); feature: random bridges; none: L1 only")
-    s.add_argument("--rank-eps", type=types.positive_float,
-                   default=0.05, help="low-rank rule: relative error below this")
-    s.add_argument("--width", type=types.positive_int, default=None, help="fixed width for every compressed layer")
+    s.add_argument("--rank-eps", type=types.positive_float, default=0.05,
+                   help="low-rank rule: relative error below this")
+    s.add_argument("--width", type=types.positive_int, default=None, help="uniform width: every student layer this wide")
+    s.add_argument("--max-width", type=types.positive_int, default=None,
+                   help="rank rule's cap on layer widths (default: the teacher's feature width)")
+    s.add_argument("--refit", default="none", choices=["none", "linear", "relu"],
+                   help="least-squares refit of each layer on the student's own inputs after the analytic init")
+    s.add_argument("--refit-tail", action=argparse.BooleanOptionalAction, default=True,
+                   help="refit the tail by least squares against the teacher's output (default on; "
+                        "--no-refit-tail --shift 3 is the paper's init)")
+    s.add_argument("--feature-scale", type=types.positive_float, default=None,
+                   help="weight k of the feature MSE against the L1 (default: calibrated, see --grad-ratio; "
+                        "255 = the reference's 0..255 loss scale for [0, 1] models)")
+    s.add_argument("--grad-ratio", type=types.positive_float, default=0.9,
+                   help="without --feature-scale, k is set so that at step 0 the feature term's gradient on the "
+                        "student is this many times the L1's (the reference's: about 0.9)")
     s.add_argument("--init-patches", type=types.positive_int, default=16)
-    s.add_argument("--shift", type=types.non_negative_float, default=3.0, help="positivity shift factor a")
+    s.add_argument("--shift", type=types.non_negative_float, default=30.0,
+                   help="positivity shift factor a (the paper's: 3; 30 with --refit-tail starts above bicubic, "
+                        "see docs/method.md)")
     s.add_argument("--lam", type=types.non_negative_float, default=0.3, help="feature loss weight at step 0")
-    s.add_argument("--lam-decay", type=types.non_negative_float,
-                   default=1e-5, help="feature weight at the end = lam * lam_decay")
+    s.add_argument("--lam-decay", type=types.non_negative_float, default=1e-5,
+                   help="feature weight at the end = lam * lam_decay")
     _common(s)
     q = sub.add_parser("int8", help="fine-tune a plain student with int8-rounded weights (for int8 export)")
     q.add_argument("--model", required=True, help="plain student (model file or bundled name)")
@@ -80,10 +109,27 @@ def parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _apply_recipe(args, scale: int, world) -> None:
+    """Fill the training flags left unset from the recipe (explicit flags win)."""
+    if args.recipe is None:
+        args.recipe = "paper" if getattr(args, "preset", None) == "edsr-baseline" else "cpu"
+    r = RECIPES[args.recipe]
+    if args.recipe == "paper" and args.batch is None and r["global_batch"] % world.size:
+        raise MemsrError(f"--recipe paper splits a batch of {r['global_batch']} over the processes: "
+                         f"{world.size} processes do not divide it (give --batch)")
+    args.lr = r["lr"] if args.lr is None else args.lr
+    args.schedule = r["schedule"] if args.schedule is None else args.schedule
+    args.batch = r["global_batch"] // world.size if args.batch is None and "global_batch" in r else (
+        args.batch or r.get("batch"))
+    args.patch = (r["hr_patch"] // scale if "hr_patch" in r else r["lr_patch"]) if args.patch is None else args.patch
+
+
 def _dataset(args, scale: int):
-    from ..data.datasets import TrainPatches
+    from ..data.datasets import TrainPatches, holdout_files
+    args.holdout_files = holdout_files(args.data, scale, args.holdout)
     # indices grow with the step (see training.loop.batch_at), so the virtual length is unbounded
-    return TrainPatches(args.data, scale, lr_patch=args.patch, augment=True, seed=args.seed, length=2 ** 62)
+    return TrainPatches(args.data, scale, lr_patch=args.patch, augment=True, seed=args.seed, length=2 ** 62,
+                        exclude=args.holdout_files)
 
 
 def plan_outputs(args) -> None:
@@ -109,34 +155,36 @@ def main(argv=None) -> int:
     world = distributed.setup()
     log = print if world.is_main else (lambda *a, **k: None)
     torch.manual_seed(args.seed)
+    source, sdesc = load_model(args.model if args.what == "int8" else args.teacher) if args.what != "teacher" \
+        else (None, None)
+    scale = args.scale if args.what == "teacher" else sdesc.scale
+    _apply_recipe(args, scale, world)
     provenance = {"command": "memsr-train " + shlex.join(sys.argv[1:] if argv is None else argv),
                   "torch": torch.__version__, "world_size": world.size, "seed": args.seed,
                   "data": str(args.data), "steps": args.steps, "batch_per_process": args.batch,
-                  "lr_patch": args.patch, "lr": args.lr, "schedule": args.schedule}
+                  "lr_patch": args.patch, "lr": args.lr, "schedule": args.schedule, "recipe": args.recipe}
     if args.what == "teacher":
         preset = dict(models.TEACHER_PRESETS[args.preset])
         for k in ("width", "blocks", "res_scale"):
             if getattr(args, k) is not None:
                 preset[k] = getattr(args, k)
         cfg = models.TeacherConfig(scale=args.scale, anchor=args.anchor, **preset)
-        scale = args.scale
         dataset = _dataset(args, scale)
         task = teacher_task(cfg)
         provenance["preset"] = args.preset
     elif args.what == "int8":
-        student, sdesc = load_model(args.model)
-        scale = sdesc.scale
         dataset = _dataset(args, scale)
-        task = int8_task(student, sdesc)
+        task = int8_task(source, sdesc)
         provenance["source_model"] = {"path": str(args.model), "kind": sdesc.kind,
                                       "weights_sha256": sdesc.weights_sha256}
     else:
-        teacher, tdesc = load_model(args.teacher)
-        scale = tdesc.scale
+        teacher, tdesc = source, sdesc
         dataset = _dataset(args, scale)
         task = student_task(teacher, tdesc, dataset, init=args.init, distill=args.distill,
                             rank_eps=args.rank_eps, width=args.width, init_patches=args.init_patches,
-                            lam0=args.lam, decay=args.lam_decay, shift_a=args.shift, seed=args.seed, log=log)
+                            lam0=args.lam, decay=args.lam_decay, shift_a=args.shift, seed=args.seed, log=log,
+                            max_width=args.max_width, refit=args.refit, refit_tail=args.refit_tail,
+                            feature_scale=args.feature_scale, grad_ratio=args.grad_ratio)
         provenance["teacher"] = {"path": str(args.teacher), "kind": tdesc.kind,
                                  "weights_sha256": tdesc.weights_sha256}
     log(f"training {task.meta['kind']} x{scale}: {sum(p.numel() for p in task.eval_model().parameters()):,} "
@@ -145,7 +193,9 @@ def main(argv=None) -> int:
     validate = None
     if not args.no_val and world.is_main:
         from ..training.validation import make_validator
-        validate = make_validator(scale, args.val_crop, args.val_data)
+        validate = make_validator(scale, args.val_crop, args.val_data, files=args.holdout_files)
+        provenance["validation"] = ({"held_out": [p.name for p in args.holdout_files]} if args.holdout_files
+                                    else {"folder": str(args.val_data or "evaluation photos")})
     cfg = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, schedule=args.schedule, warmup=args.warmup,
                       val_every=args.val_every, ckpt_every=args.ckpt_every, seed=args.seed, out=args.out,
                       resume=not args.no_resume, halt_after=args.halt_after, max_seconds=args.max_minutes * 60)
@@ -157,6 +207,8 @@ def main(argv=None) -> int:
             provenance["resumed_from_step"] = result.resumed_from
         if result.resume_changes:  # the top-level seed/lr/batch are this invocation's; earlier steps used these
             provenance["resumed_with_changes"] = result.resume_changes
+        if result.probes:
+            provenance["probes"] = [{"step": s, **{k: round(v, 6) for k, v in p.items()}} for s, p in result.probes]
         if result.val:
             provenance["val_psnr_y"] = result.val[-1][2]
             provenance["val_crop"] = args.val_crop

@@ -125,10 +125,24 @@ def _load_pair(hr_path: Path, lr_path: Path | None, scale: int) -> _Image:
     return _Image(str(hr_path), np.ascontiguousarray(hr), np.ascontiguousarray(lr))
 
 
-def load_training_images(source, scale: int, min_lr_side: int = 1, progress: bool = True) -> list[_Image]:
-    """Decode every training image once. Unreadable images and images whose LR is smaller than
-    ``min_lr_side`` are skipped with a DataWarning; no usable image at all is a MemsrError."""
-    files = training_files(source, scale)
+def holdout_files(source, scale: int, n: int) -> list[Path]:
+    """``n`` HR files of ``source`` set aside for validation: evenly spread over the sorted list (so they are
+    not all from one corner of a folder tree), the same on every run and every rank."""
+    files = [h for h, _ in training_files(source, scale)]
+    if n <= 0:
+        return []
+    if n >= len(files):
+        raise MemsrError(f"cannot hold out {n} of {len(files)} training images (at least one must remain)", source)
+    return [files[int((i + 0.5) * len(files) / n)] for i in range(n)]
+
+
+def load_training_images(source, scale: int, min_lr_side: int = 1, progress: bool = True,
+                         exclude=()) -> list[_Image]:
+    """Decode every training image once (except the HR files in ``exclude``: held out for validation).
+    Unreadable images and images whose LR is smaller than ``min_lr_side`` are skipped with a DataWarning; no
+    usable image at all is a MemsrError."""
+    excluded = {Path(p) for p in exclude}
+    files = [(h, lr) for h, lr in training_files(source, scale) if h not in excluded]
     images = []
     for hr_path, lr_path in tqdm(files, desc=f"loading x{scale} training images", unit="img",
                                  disable=not progress or len(files) < 2, leave=False):
@@ -157,19 +171,21 @@ class TrainPatches(Dataset):
     - a patch whose HR standard deviation is below ``flat_threshold`` (sky, walls) is redrawn, up to
       ``max_tries`` times, keeping the busiest one seen; 0 disables the check;
     - ``augment``: random horizontal flip and rotation by a multiple of 90 degrees (the dihedral group);
+    - ``exclude``: HR files left out (held out for validation, see ``holdout_files``);
     - ``length`` is the virtual epoch length; ``set_epoch(e)`` changes the draws of the next epoch while
       keeping ``(seed, epoch, index)`` -> patch deterministic.
     """
 
     def __init__(self, source, scale: int, lr_patch: int = 48, augment: bool = True, seed: int = 0,
                  flat_threshold: float = 0.02, max_tries: int = 10, length: int = 10_000,
-                 progress: bool = True):
+                 progress: bool = True, exclude=()):
         if scale < 1 or lr_patch < 1 or length < 1:
             raise ValueError("scale, lr_patch and length must be positive")
         self.scale, self.lr_patch, self.augment = int(scale), int(lr_patch), bool(augment)
         self.seed, self.epoch, self.length = int(seed), 0, int(length)
         self.flat_threshold, self.max_tries = float(flat_threshold), max(1, int(max_tries))
-        self.images = load_training_images(source, self.scale, min_lr_side=self.lr_patch, progress=progress)
+        self.images = load_training_images(source, self.scale, min_lr_side=self.lr_patch, progress=progress,
+                                           exclude=exclude)
         areas = np.array([im.lr.shape[0] * im.lr.shape[1] for im in self.images], dtype=np.float64)
         self._cum = np.cumsum(areas / areas.sum())
 

@@ -1,4 +1,4 @@
-"""Exact teacher -> plain conversion (method.md, step 1).
+"""Exact teacher -> plain conversion (docs/method.md, step 1).
 
 A residual teacher becomes a chain of 3x3 convs that computes the same function by carrying the values its
 skips need as extra channels. Signed values pass a ReLU layer with a constant offset ``beta`` added where they
@@ -108,6 +108,16 @@ def teacher_to_plain(teacher: models.ResidualSR, beta: float = DEFAULT_BETA) -> 
             conv.weight.copy_(l.w.float())
             conv.bias.copy_(l.b.float())
     return plain.eval()
+
+
+def own_channels(cfg: models.TeacherConfig) -> list[list[int]]:
+    """Per layer of teacher_to_plain(teacher), the channels holding the teacher's own features (h0, a block's
+    hidden map, x_k, y), in the layout above. The others are carries: copies of features of other layers plus
+    a constant offset (beta, or the image offset), which distillation must not treat as targets of their own
+    (a bridge whose bias starts near 0 would see an error of ~beta on each and nothing else)."""
+    C, A = cfg.width, 3 if cfg.anchor else 0
+    rng = lambda a: list(range(a, a + C))
+    return [rng(A + C)] + [rng(A + 2 * C), rng(A + C)] * cfg.blocks + [rng(A)]
 
 
 @torch.inference_mode()

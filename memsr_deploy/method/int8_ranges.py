@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MemsrError, cli_errors
+from ..formats.tagged_json import dumps_strict
 
 HOLD_OUT = 5          # every 5th training photo measures the cost, the others calibrate
 PATCHES = 96
@@ -126,7 +127,7 @@ def write_ranges(model, record: dict) -> Path:
     jpath = Path(read_description(model).path or pair_paths(model)[1])
     meta = json.loads(jpath.read_text())
     meta[INT8_RANGES_KEY] = record
-    write_text(jpath, json.dumps(meta, indent=2) + "\n")
+    write_text(jpath, dumps_strict(meta, indent=2) + "\n")
     return jpath
 
 

@@ -74,7 +74,7 @@ class ResBlock(nn.Module):
 
 
 class ResidualSR(nn.Module):
-    """EDSR-style teacher with an ESPCN tail (see method.md for why not EDSR's HR-size tail)."""
+    """EDSR-style teacher with an ESPCN tail (see docs/method.md for why not EDSR's HR-size tail)."""
 
     def __init__(self, cfg: TeacherConfig):
         super().__init__()

@@ -1,4 +1,4 @@
-"""MemSR student initialisation from the large plain net (method.md, step 2; the paper's Algorithm 1).
+"""MemSR student initialisation from the large plain net (docs/method.md, step 2; the paper's Algorithm 1).
 
 For every body layer l but the last, the large plain net's recorded features F_l (C_l x P) are approximated as
 F_l ~ M_l P_l + b_l with M_l orthonormal (C_l x r_l) from an SVD of the centred features. The student's layer l
@@ -21,6 +21,14 @@ class LayerFit:
     rank_error: float      # ||Fc - U_r S_r V_r^T|| / ||Fc|| at the chosen rank
     shift: float           # mean positivity shift applied (0 for linear layers)
 
+    @property
+    def kept_energy(self) -> float:
+        """Share of the centred features' energy (sum of squared singular values) the rank keeps."""
+        return 1.0 - self.rank_error ** 2
+
+
+REFITS = ("none", "linear", "relu")
+
 
 @dataclass
 class StudentInit:
@@ -28,11 +36,21 @@ class StudentInit:
     bridges: nn.ModuleList                     # 1x1 convs, one per student body layer (identity when uncompressed)
     fits: list[LayerFit] = field(default_factory=list)
     feature_errors: list[float] = field(default_factory=list)  # ||B_l(S_l) - F_l|| / ||F_l - mu_l|| per layer
+    settings: dict = field(default_factory=dict)               # how the init was made (cap, shift, refit)
 
     def report(self) -> dict:
-        return {"widths": [f.width for f in self.fits],
+        return {**self.settings,
+                "widths": [f.width for f in self.fits],
                 "rank_errors": [round(f.rank_error, 5) for f in self.fits],
+                "kept_energy": [round(f.kept_energy, 5) for f in self.fits],
                 "feature_errors": [round(e, 5) for e in self.feature_errors]}
+
+    def table(self) -> str:
+        """The per-layer report as aligned text, for the training log."""
+        rows = ["layer  act   width  kept energy  rank error  init error"]
+        for l, (f, e, act) in enumerate(zip(self.fits, self.feature_errors, self.student.cfg.acts)):
+            rows.append(f"{l:5d}  {act:4s}  {f.width:5d}  {f.kept_energy:11.5f}  {f.rank_error:10.5f}  {e:10.5f}")
+        return "\n".join(rows)
 
 
 def choose_rank(singular_values: torch.Tensor, eps: float) -> int:
@@ -47,14 +65,19 @@ def choose_rank(singular_values: torch.Tensor, eps: float) -> int:
     return int(below[0]) + 1 if len(below) else len(singular_values)
 
 
+def pixel_columns(lr_patches: torch.Tensor, max_columns: int, seed: int) -> torch.Tensor:
+    """Which pixels (of all patches, flattened N-major) the fits see: all, or a seeded random subset."""
+    n = lr_patches.shape[0] * lr_patches.shape[2] * lr_patches.shape[3]
+    g = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=g)[:max_columns] if n > max_columns else torch.arange(n)
+
+
 @torch.no_grad()
 def record_features(plain: models.PlainSR, lr_patches: torch.Tensor, max_columns: int = 32768,
                     seed: int = 0) -> list[torch.Tensor]:
     """Every body layer's output as a (C_l x P) float64 matrix, the same P pixel columns for all layers."""
     _, feats = plain.features(lr_patches)
-    n = feats[0].shape[0] * feats[0].shape[2] * feats[0].shape[3]
-    g = torch.Generator().manual_seed(seed)
-    cols = torch.randperm(n, generator=g)[:max_columns] if n > max_columns else torch.arange(n)
+    cols = pixel_columns(lr_patches, max_columns, seed)
     return [f.permute(1, 0, 2, 3).reshape(f.shape[1], -1)[:, cols].double() for f in feats]
 
 
@@ -84,28 +107,92 @@ def _bridge(M: torch.Tensor, b: torch.Tensor) -> nn.Conv2d:
     return conv
 
 
+def _layer_width(l: int, L: int, channels: int, width, max_width: int | None) -> int | None:
+    """The requested width of layer l (None = rank rule), or ``channels`` for a layer left uncompressed."""
+    if isinstance(width, (list, tuple)):
+        return int(width[l])
+    if width:
+        return min(int(width), channels)
+    if l == L - 1 and (max_width is None or channels <= max_width):
+        return channels  # the tail reads the last body layer directly: no need to compress it under the cap
+    return None
+
+
+def _columns(x: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """im2col of a 3x3, pad-1 conv input at the chosen pixel columns, plus a ones column for the bias:
+    (P, cin * 9 + 1) float64, in the order of ``conv.weight.view(cout, -1)``."""
+    u = torch.nn.functional.unfold(x.double(), 3, padding=1)          # (N, cin*9, H*W)
+    u = u.permute(1, 0, 2).reshape(u.shape[1], -1)[:, cols].T
+    return torch.cat([u, torch.ones(u.shape[0], 1, dtype=u.dtype)], 1)
+
+
+class _LeastSquares:
+    """argmin_X ||A X - T||^2 + ridge * mean(diag(A^T A)) * ||X||^2 for any T, A factored once (a tiny ridge
+    keeps inputs that are dead on the init patches harmless)."""
+
+    def __init__(self, A: torch.Tensor, ridge: float = 1e-6):
+        G = A.T @ A
+        G = G + ridge * G.diagonal().mean() * torch.eye(G.shape[0], dtype=G.dtype)
+        self.A, self.chol = A, torch.linalg.cholesky(G)
+
+    def __call__(self, T: torch.Tensor) -> torch.Tensor:
+        return torch.cholesky_solve(self.A.T @ T, self.chol)
+
+
+def _set_conv(conv: nn.Conv2d, X: torch.Tensor) -> None:
+    cout = conv.weight.shape[0]
+    conv.weight.copy_(X[:-1].T.reshape(cout, -1, 3, 3).float())
+    conv.bias.copy_(X[-1].float())
+
+
+def _refit_layer(conv: nn.Conv2d, A: torch.Tensor, T: torch.Tensor, relu: bool, relu_aware: bool,
+                 iterations: int = 20) -> None:
+    """Least-squares refit of one student conv on its own inputs A against the target features T (P x cout).
+
+    ``relu_aware``: T is a post-ReLU target. Where T > 0 the pre-activation should equal T; where T <= 0 any
+    pre-activation <= 0 is as good, so those entries only pull positive pre-activations down to 0. Alternating
+    that choice with a least-squares solve never increases ||relu(Z) - T||."""
+    solve = _LeastSquares(A)
+    X = solve(T)
+    if relu and relu_aware:
+        pos = T > 0
+        for _ in range(iterations):
+            X = solve(torch.where(pos, T, (A @ X).clamp(max=0)))
+    _set_conv(conv, X)
+
+
 @torch.no_grad()
 def init_student(plain: models.PlainSR, lr_patches: torch.Tensor, eps: float | None = 0.05,
                  width: int | list[int] | None = None, shift_a: float = 3.0, max_columns: int = 32768,
-                 seed: int = 0) -> StudentInit:
+                 seed: int = 0, max_width: int | None = None, refit: str = "none",
+                 refit_tail: bool = False) -> StudentInit:
     """Derive a MemSR student from the large plain net ``plain`` and a batch of LR training patches.
 
-    ``width``: None = rank rule with ``eps``; an int = that width for every compressed layer (capped at the
-    layer's width); a list = one width per compressed layer.
+    ``width``: None = rank rule with ``eps``, no layer wider than ``max_width`` (the teacher's feature width;
+    the last body layer is left uncompressed when it fits under the cap); an int = that width for every layer
+    (capped at the layer's own width); a list = one width per body layer.
+    ``refit``: after the analytic init (the paper's), refit each layer by least squares on the student's own
+    previous-layer outputs against the pseudo features M_l^T (F_l - b_l), so errors do not compound:
+    "linear" fits the pre-activation, "relu" is ReLU-aware (see ``_refit_layer``). ``refit_tail``: refit the
+    tail against the large plain net's tail output (before the pixel shuffle) too. See docs/method.md.
     """
+    if refit not in REFITS:
+        raise ValueError(f"refit must be one of {REFITS}, got {refit!r}")
     feats = record_features(plain, lr_patches, max_columns, seed)
     L = len(feats)
     acts = plain.cfg.acts
     Ms, bs, fits = [], [], []
     for l in range(L):
-        if l == L - 1:  # the tail reads the last body layer directly: leave it uncompressed
-            C = feats[l].shape[0]
+        C = feats[l].shape[0]
+        w = _layer_width(l, L, C, width, max_width)
+        if w == C and l == L - 1:
             Ms.append(torch.eye(C, dtype=torch.float64))
             bs.append(torch.zeros(C, dtype=torch.float64))
             fits.append(LayerFit(C, 0.0, 0.0))
             continue
-        w = width[l] if isinstance(width, (list, tuple)) else width
         M, b, fit = decompose(feats[l], acts[l] == "relu", eps, w, shift_a)
+        if w is None and max_width is not None and fit.width > max_width:
+            M, b, fit = decompose(feats[l], acts[l] == "relu", eps, max_width, shift_a)
         Ms.append(M)
         bs.append(b)
         fits.append(fit)
@@ -127,16 +214,38 @@ def init_student(plain: models.PlainSR, lr_patches: torch.Tensor, eps: float | N
             W_s = torch.einsum("oc,ojkl->cjkl", M, W_comp)    # least squares against orthonormal M = M^T (.)
             b_s = M.T @ (b_comp - b)
             prev_M, prev_b = M, b
-        else:  # tail: reads the uncompressed last body layer
+        else:  # tail: reads the last body layer through its bridge
             W_s, b_s = W_comp, b_comp
         conv.weight.copy_(W_s.float())
         conv.bias.copy_(b_s.float())
+
+    if refit != "none" or refit_tail:
+        _refit(student, plain, lr_patches, feats, Ms, bs, refit, refit_tail, max_columns, seed)
     student.eval()
 
     bridges = nn.ModuleList(_bridge(M, b) for M, b in zip(Ms, bs))
-    result = StudentInit(student, bridges, fits)
+    settings = {"rank_eps": eps, "uniform_width": width if isinstance(width, int) else None,
+                "max_width": max_width, "shift_a": shift_a, "refit": refit, "refit_tail": refit_tail}
+    result = StudentInit(student, bridges, fits, settings=settings)
     result.feature_errors = feature_errors(student, bridges, plain, lr_patches)
     return result
+
+
+def _refit(student, plain, lr_patches, feats, Ms, bs, refit, refit_tail, max_columns, seed) -> None:
+    """Layer by layer, in order, each layer fitted on the (already refitted) student's own inputs."""
+    cols = pixel_columns(lr_patches, max_columns, seed)  # the columns record_features used
+    h = student.normalize(lr_patches)
+    for l, (conv, act) in enumerate(zip(student.layers, student.acts)):
+        if refit != "none":
+            target = (Ms[l].T @ (feats[l] - bs[l][:, None])).T            # pseudo features, P x r_l
+            _refit_layer(conv, _columns(h, cols), target, act == "relu", refit == "relu")
+        h = conv(h)
+        if act == "relu":
+            h = torch.relu(h)
+    if refit_tail:
+        out = torch.nn.functional.pixel_unshuffle(plain(lr_patches), plain.cfg.scale)
+        target = out.permute(1, 0, 2, 3).reshape(out.shape[1], -1)[:, cols].double().T
+        _refit_layer(student.tail, _columns(h, cols), target, relu=False, relu_aware=False)
 
 
 @torch.no_grad()

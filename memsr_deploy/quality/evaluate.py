@@ -75,16 +75,18 @@ def run_model(model: torch.nn.Module, lr: np.ndarray, scale: int, tile: int | No
     h, w = lr.shape[:2]
     if tile is None:
         tile = AUTO_TILE if h * w > AUTO_TILE_PIXELS else 0
-    x = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1), dtype=np.float32))[None] * vr
+    # a model being trained on a GPU is validated where it is
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    x = torch.from_numpy(np.ascontiguousarray(lr.transpose(2, 0, 1), dtype=np.float32))[None].to(device) * vr
     if tile <= 0 or tile >= max(h, w):
-        out = model(x)
+        out = model(x).cpu()
     else:
         out = torch.empty(1, 3, h * scale, w * scale)
         for t in plan(h, w, tile, _radius(model)):
             wy, wx = t.window()
             cy, cx = t.crop(scale)
             dy, dx = t.dest(scale)
-            out[:, :, dy, dx] = model(x[:, :, wy, wx])[:, :, cy, cx]
+            out[:, :, dy, dx] = model(x[:, :, wy, wx])[:, :, cy, cx].cpu()
     if out.shape[-2:] != (h * scale, w * scale):
         raise MemsrError(f"model output {tuple(out.shape[-2:])} is not x{scale} of its input {(h, w)}")
     return (out[0] / vr).permute(1, 2, 0).numpy()

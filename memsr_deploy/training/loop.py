@@ -52,6 +52,9 @@ class Task:
     loss: Callable                  # (module, lr, hr, step, total) -> (loss tensor, dict of floats)
     eval_model: Callable[[], nn.Module]
     meta: dict = field(default_factory=dict)
+    # (module, lr, hr, step, total) -> dict of floats, measured at step 0 and at every validation (e.g. the
+    # distillation's gradient ratio); recorded in probe.csv and the checkpoint
+    probe: Callable | None = None
 
 
 @dataclass
@@ -62,6 +65,7 @@ class TrainResult:
     val: list                       # [step, seconds, psnr] per validation
     resumed_from: int = 0           # step of the checkpoint this run continued (0: fresh start)
     resume_changes: dict = field(default_factory=dict)  # setting -> {"checkpoint": old, "now": new}
+    probes: list = field(default_factory=list)  # [step, {name: value}] per probe
 
 # Settings a resumed run may change (the curve then differs from an uninterrupted run: warned and recorded).
 RESUME_SETTINGS = ("seed", "lr", "batch", "schedule", "warmup")
@@ -135,7 +139,7 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
     net = DistributedDataParallel(module) if world.size > 1 else module
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
 
-    start, history, val, elapsed, changes = 0, [], [], 0.0, {}
+    start, history, val, probes, elapsed, changes = 0, [], [], [], 0.0, {}
     arch = _arch(task)
     if cfg.resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
@@ -148,6 +152,7 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
         module.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, history, val, elapsed = state["step"], state["history"], state["val"], state["elapsed"]
+        probes = state.get("probes", [])
         torch.set_rng_state(state["torch_rng"])
         if world.is_main:
             print(f"resumed from {ckpt_path} at step {start}")
@@ -155,15 +160,28 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
     def checkpoint(step: int) -> None:
         if world.is_main:
             save_checkpoint(ckpt_path, {"model": module.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                                        "history": history, "val": val, "elapsed": elapsed,
+                                        "history": history, "val": val, "elapsed": elapsed, "probes": probes,
                                         "torch_rng": torch.get_rng_state(), "config": asdict(cfg),
                                         "arch": arch, "resume_changes": changes})
             _write_csv(out / "train.csv", ["step", "loss"], history)
             _write_csv(out / "val.csv", ["step", "seconds", "psnr_y"], val)
+            if probes:
+                names = sorted({k for _, p in probes for k in p})
+                _write_csv(out / "probe.csv", ["step", *names], [[s, *(p.get(k) for k in names)] for s, p in probes])
         barrier(world)
+
+    def run_probe(step: int, lr_b, hr_b) -> None:
+        if task.probe is not None and world.is_main:
+            module.train()
+            result = task.probe(module, lr_b.to(world.device), hr_b.to(world.device), step, cfg.steps)
+            if result:
+                probes.append([step, result])
+                tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()))
 
     if validate is not None and world.is_main and start == 0 and not val:
         val.append([0, 0.0, validate(task.eval_model())])
+    if start == 0 and not probes:
+        run_probe(0, *batch_at(dataset, 0, cfg.batch, world))
 
     bar = tqdm(total=cfg.steps, initial=start, disable=not world.is_main, desc="train", unit="step",
                dynamic_ncols=True)
@@ -190,6 +208,8 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
         if validate is not None and world.is_main and (step % cfg.val_every == 0 or last):
             val.append([step, round(elapsed, 2), validate(task.eval_model())])
             bar.write(f"step {step}: validation PSNR-Y {val[-1][2]:.3f} dB ({elapsed:.0f} s)")
+        if step % cfg.val_every == 0 or last:
+            run_probe(step, lr_b, hr_b)
         if step % cfg.ckpt_every == 0 or last:
             checkpoint(step)
         if cfg.halt_after and step == cfg.halt_after:
@@ -203,4 +223,4 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
         (out / "ranks").mkdir(exist_ok=True)
         (out / "ranks" / f"rank{world.rank}.sha256").write_text(state_digest(module) + "\n")
     barrier(world)
-    return TrainResult(step, elapsed, history, val, resumed_from=start, resume_changes=changes)
+    return TrainResult(step, elapsed, history, val, resumed_from=start, resume_changes=changes, probes=probes)

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from ..method import models, student_init
-from ..method.convert import plain_features, teacher_to_plain
-from ..method.distill import DistillLoss, StudentWithBridges, random_bridges
+from ..method.convert import own_channels, plain_features, teacher_to_plain
+from ..method.distill import (DistillLoss, StudentWithBridges, random_bridges, reference_feature_scale,
+                              select_bridges)
 from ..errors import MemsrError
 from ..formats.model_file import ModelDescription
 from ..method.quant_aware import snapped, with_int8_weights
@@ -36,14 +37,25 @@ def large_plain_of(model: torch.nn.Module, desc: ModelDescription) -> models.Pla
     return model
 
 
+def teacher_feature_width(model: torch.nn.Module, desc: ModelDescription) -> int:
+    """The cap on student layer widths: the teacher's feature width (a plain model's widest layer)."""
+    return int(model.cfg.width) if desc.kind == "teacher" else max(int(w) for w in model.cfg.widths)
+
+
 def init_batch(dataset, n: int) -> torch.Tensor:
     return torch.stack([dataset[INIT_PATCH_OFFSET + i][0] for i in range(n)])
 
 
 def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init: str = "memsr",
                  distill: str = "aware", rank_eps: float = 0.05, width: int | None = None,
-                 init_patches: int = 16, lam0: float = 0.3, decay: float = 1e-5, shift_a: float = 3.0,
-                 seed: int = 0, log=print) -> Task:
+                 init_patches: int = 16, lam0: float = 0.3, decay: float = 1e-5, shift_a: float = 30.0,
+                 seed: int = 0, log=print, max_width: int | None = None, refit: str = "none",
+                 refit_tail: bool = True, feature_scale: float | None = None,
+                 grad_ratio: float = 0.9) -> Task:
+    """A plain student of ``teacher``. Widths: ``width`` for every layer, else the rank rule with no layer
+    wider than ``max_width`` (default: the teacher's feature width). ``feature_scale``: the weight k of the
+    feature MSE; None = calibrated on the init patches so that at step 0 the feature term's gradient on the
+    student is ``grad_ratio`` times the L1's (the reference's ratio is about 0.9). See docs/method.md."""
     if init not in ("memsr", "random"):
         raise MemsrError(f"--init must be memsr or random, got {init!r}")
     if distill not in ("aware", "feature", "none"):
@@ -52,29 +64,53 @@ def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init
         raise MemsrError("initialisation-aware distillation needs --init memsr (its bridges come from the init)")
     plain = large_plain_of(teacher, desc).eval()
     patches = init_batch(dataset, init_patches)
-    fit = student_init.init_student(plain, patches, eps=rank_eps, width=width, shift_a=shift_a, seed=seed)
+    cap = max_width if max_width is not None else teacher_feature_width(teacher, desc)
+    fit = student_init.init_student(plain, patches, eps=rank_eps, width=width, shift_a=shift_a, seed=seed,
+                                    max_width=cap, refit=refit, refit_tail=refit_tail)
     report = fit.report()
-    log(f"student widths: {report['widths']}")
-    log(f"rank errors:    {report['rank_errors']}")
-    log(f"feature errors: {report['feature_errors']}")
+    log(f"student init (width cap {cap}, shift a={shift_a}, refit {refit}{' + tail' if refit_tail else ''}):")
+    log(fit.table())
     student, bridges = fit.student, fit.bridges
     if init == "random":
         torch.manual_seed(seed)
         student = models.PlainSR(student.cfg)  # same layers and activations, standard initialisation
-    if distill == "feature":
-        torch.manual_seed(seed + 1)
-        bridges = random_bridges(student, plain)
-    module = StudentWithBridges(student, bridges if distill != "none" else None)
+    module = StudentWithBridges(student, None)
     targets = None
+    scale = feature_scale if feature_scale is not None else reference_feature_scale(plain.cfg.input.value_range)
+    calibrated = None
+    # distil the teacher's own channels only: the converted net's carries are copies plus constants
+    own = own_channels(teacher.cfg) if desc.kind == "teacher" else None
     if distill != "none":
         teacher.eval().requires_grad_(False)
         plain.requires_grad_(False)
-        targets = (lambda x: plain_features(teacher, x)) if desc.kind == "teacher" else plain.features
-    loss = DistillLoss(targets, lam0, decay)
+        full = (lambda x: plain_features(teacher, x)) if desc.kind == "teacher" else plain.features
+
+        def targets(x):
+            sr, feats = full(x)
+            return sr, feats if own is None else [f[:, idx] for f, idx in zip(feats, own)]
+
+        if distill == "feature":
+            torch.manual_seed(seed + 1)
+            with torch.no_grad():
+                bridges = random_bridges(student, targets(patches)[1])
+        else:
+            bridges = select_bridges(bridges, own)
+        module = StudentWithBridges(student, bridges)
+        if feature_scale is None:
+            # the ratio is linear in k: measure it at k = 1 on the init patches and solve for the target
+            hr = torch.stack([dataset[INIT_PATCH_OFFSET + i][1] for i in range(init_patches)])
+            calibrated = DistillLoss(targets, lam0, decay, 1.0).grad_ratio(module, patches, hr, 0, 1)["grad_ratio"]
+            scale = grad_ratio / max(calibrated, 1e-12)
+            log(f"feature scale k = {scale:.4g} (step-0 gradient ratio {calibrated:.4g} at k = 1, target {grad_ratio})")
+    loss = DistillLoss(targets, lam0, decay, scale)
     meta = {"kind": "student", "init": init, "distill": distill, "rank_eps": rank_eps, "width": width,
-            "init_report": report if init == "memsr" else {"widths": report["widths"]},
-            "lam0": lam0, "lam_decay": decay}
-    return Task(module, loss, lambda: module.student, meta=meta)
+            "max_width": cap, "init_report": report if init == "memsr" else {"widths": report["widths"]},
+            "lam0": lam0, "lam_decay": decay, "feature_scale": scale,
+            "feature_scale_rule": None if distill == "none" else f"calibrated: step-0 gradient ratio {grad_ratio}"
+            if calibrated is not None else "given",
+            "feature_targets": None if distill == "none" else "all channels" if own is None else
+            "the teacher's own channels (offset carries excluded)"}
+    return Task(module, loss, lambda: module.student, meta=meta, probe=loss.grad_ratio if targets else None)
 
 
 def int8_task(student: torch.nn.Module, desc: ModelDescription) -> Task:

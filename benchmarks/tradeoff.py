@@ -1,0 +1,164 @@
+"""Memory-quality table for phone developers: plain students of uniform width, x2 and x4.
+
+For each scale and each width (16, 24, 32 and the teacher's width when larger) a student is trained from the
+teacher (`memsr-train student --width W`, MemSR init + init-aware distillation, one run at a time), then scored:
+PSNR-Y on the evaluation photos, parameters, and the predicted peak activation memory (profiler liveness walk,
+fp32, ideal allocator) at 12 MP and 100 MP LR input, whole image and exact tiles. The teacher is listed for
+comparison. Writes RESULTS/tradeoff.md, tradeoff.json and tradeoff.png.
+
+  python -m memsr_bench.tradeoff --data data/photos/train --steps 4000
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from memsr_deploy.formats.tagged_json import dumps_strict
+
+RESOLUTIONS = ("12MP", "100MP")
+
+
+def train_cmd(args, teacher: str, width: int, out: Path) -> list[str]:
+    return [sys.executable, "-m", "memsr_deploy.cli.train", "student", "--teacher", teacher, "--data", args.data,
+            "--width", str(width), "--steps", str(args.steps), "--batch", str(args.batch), "--patch",
+            str(args.patch), "--lr", str(args.lr), "--holdout", str(args.holdout), "--val-every",
+            str(args.val_every), "--ckpt-every", str(args.val_every), "--threads", str(args.threads),
+            "--seed", str(args.seed), "--out", str(out), *args.student_args.split()]
+
+
+def peaks(model, tile: int) -> dict:
+    """Predicted peak bytes: {'12MP whole': ..., '12MP tiled': ..., ...}."""
+    from memsr_deploy.profiler.analytic import load_subject, predict
+    from memsr_deploy.profiler.report import parse_resolution
+    subject = load_subject(model)
+    out = {}
+    for res in RESOLUTIONS:
+        _, w, h = parse_resolution(res)
+        for mode in ("whole", "tiled"):
+            out[f"{res} {mode}"] = predict(subject, h, w, mode=mode, tile=tile).peak_bytes
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--teacher-x2", default="teacher-x2")
+    ap.add_argument("--teacher-x4", default="teacher-x4")
+    ap.add_argument("--scales", default="2,4")
+    ap.add_argument("--widths", default="16,24,32")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--holdout", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--patch", type=int, default=48)
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--val-every", type=int, default=500)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--student-args", default="", help="more memsr-train student flags for every run")
+    ap.add_argument("--tile", type=int, default=512, help="LR tile side for the tiled predictions")
+    ap.add_argument("--eval-crop", type=int, default=0, help="HR centre crop of each eval photo (0 = full)")
+    ap.add_argument("--out", default="runs/tradeoff")
+    ap.add_argument("--results", default="benchmarks/results")
+    args = ap.parse_args(argv)
+
+    from memsr_deploy.data.datasets import pair_from_hr
+    from memsr_deploy.data.eval_photos import load_eval_photos
+    from memsr_deploy.formats.model_file import load_model
+    from memsr_deploy.quality.evaluate import evaluate_model
+    from memsr_deploy.training.tasks import teacher_feature_width
+
+    photos = load_eval_photos()
+    rows = []
+    for scale in (int(s) for s in args.scales.split(",")):
+        tspec = getattr(args, f"teacher_x{scale}")
+        teacher, tdesc = load_model(tspec)
+        if tdesc.scale != scale:
+            sys.exit(f"--teacher-x{scale}: {tspec} is an x{tdesc.scale} model")
+        tw = teacher_feature_width(teacher, tdesc)
+        widths = sorted({int(w) for w in args.widths.split(",")} | ({tw} if tw > max(map(int, args.widths.split(",")))
+                                                                        else set()))
+        pairs = [pair_from_hr(n, hr, scale) for n, hr in photos]
+
+        def score(model):
+            return evaluate_model(model, pairs, scale, ssim=False, max_size=args.eval_crop or None).mean_psnr
+
+        bic = score("bicubic")
+        rows.append({"scale": scale, "model": f"teacher ({tdesc.params:,} params)", "width": tw,
+                     "psnr": score(teacher), "bicubic": bic, "params": tdesc.params, "peaks": peaks(teacher, args.tile)})
+        for w in widths:
+            out = Path(args.out) / f"x{scale}_w{w}"
+            if not (out / "model.json").exists():  # one run at a time
+                out.mkdir(parents=True, exist_ok=True)
+                cmd = train_cmd(args, str(tdesc.path or tspec), w, out)
+                print(f"[x{scale} w{w}] {' '.join(cmd[2:])}", flush=True)
+                with open(out / "log.txt", "w") as log:
+                    rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                        env={**os.environ, "OMP_NUM_THREADS": str(args.threads)}).returncode
+                if rc:
+                    sys.exit(f"training x{scale} width {w} failed (exit {rc}); see {out / 'log.txt'}")
+            student, sdesc = load_model(out / "model")
+            rows.append({"scale": scale, "model": f"student, width {w}", "width": w, "psnr": score(student),
+                         "bicubic": bic, "params": sdesc.params, "peaks": peaks(student, args.tile),
+                         "layers": len(student.cfg.widths), "steps": sdesc.provenance.get("steps_done")})
+            print(f"x{scale} width {w}: {rows[-1]['psnr']:.3f} dB", flush=True)
+
+    res = Path(args.results)
+    res.mkdir(parents=True, exist_ok=True)
+    (res / "tradeoff.json").write_text(dumps_strict(rows, indent=2) + "\n")
+    write_table(res / "tradeoff.md", rows, args, argv)
+    plot(res / "tradeoff.png", rows)
+    print((res / "tradeoff.md").read_text())
+    return 0
+
+
+def _size(b: int) -> str:
+    return f"{b / 2 ** 30:.2f} GiB" if b >= 2 ** 30 else f"{b / 2 ** 20:.1f} MiB"
+
+
+def write_table(path: Path, rows: list[dict], args, argv) -> None:
+    cmd = "python -m memsr_bench.tradeoff " + " ".join(argv if argv is not None else sys.argv[1:])
+    cols = [f"{r} {m}" for r in RESOLUTIONS for m in ("whole", "tiled")]
+    lines = ["# Memory against quality: plain students of uniform width", "",
+             f"Students: MemSR init + init-aware distillation from the teacher, every layer the same width, "
+             f"{args.steps} steps of {args.batch} LR patches {args.patch}x{args.patch} (validation on {args.holdout} "
+             "held-out training photos). PSNR-Y on the "
+             f"{'full ' if not args.eval_crop else f'{args.eval_crop}px centre crops of the '}evaluation photos. "
+             "Peak = predicted activation memory (liveness walk, fp32, ideal allocator) for a 12 MP (4000x3000) or "
+             f"100 MP (12240x8160) LR input, whole image or exact tiles of {args.tile} LR px.", "",
+             f"Regenerate: `{cmd}`", "",
+             "| scale | model | params | PSNR-Y | vs bicubic | " + " | ".join(f"peak {c}" for c in cols) + " |",
+             "|---|---|---|---|---|" + "---|" * len(cols)]
+    for r in rows:
+        lines.append(f"| x{r['scale']} | {r['model']} | {r['params']:,} | {r['psnr']:.3f} | "
+                     f"{r['psnr'] - r['bicubic']:+.3f} | " + " | ".join(_size(r['peaks'][c]) for c in cols) + " |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def plot(path: Path, rows: list[dict]) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    scales = sorted({r["scale"] for r in rows})
+    fig, axes = plt.subplots(1, len(scales), figsize=(6 * len(scales), 4.5), squeeze=False)
+    for ax, scale in zip(axes[0], scales):
+        rs = [r for r in rows if r["scale"] == scale]
+        for r in rs:
+            gib = r["peaks"]["12MP whole"] / 2 ** 30
+            ax.scatter(gib, r["psnr"], marker="s" if r["model"].startswith("teacher") else "o")
+            ax.annotate(r["model"].split(" (")[0], (gib, r["psnr"]), fontsize=8, xytext=(4, 4),
+                        textcoords="offset points")
+        ax.axhline(rs[0]["bicubic"], color="grey", ls=":", label="bicubic")
+        ax.set_xlabel("predicted peak activations, 12 MP LR input, whole image (GiB)")
+        ax.set_ylabel("PSNR-Y on the evaluation photos (dB)")
+        ax.set_title(f"x{scale}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
