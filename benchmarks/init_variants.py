@@ -55,7 +55,7 @@ def main(argv=None) -> int:
     import torch
     from memsr_deploy.data.datasets import TrainPatches, holdout_files, pair_from_hr
     from memsr_deploy.data.eval_photos import load_eval_photos
-    from memsr_deploy.data.images import read_image
+    from memsr_deploy.imageio import read_image
     from memsr_deploy.formats.model_file import load_model
     from memsr_deploy.method import student_init
     from memsr_deploy.quality.evaluate import evaluate_model

@@ -9,7 +9,7 @@ import torch
 
 from ..data.datasets import pair_from_hr
 from ..data.eval_photos import load_eval_photos
-from ..data.images import read_image
+from ..imageio import read_image
 from ..quality.evaluate import evaluate_model
 
 
