@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,9 @@ def convert(model, work: Path) -> tuple[Path, Path, object]:
         raise MemsrError("the ncnn reference expects an identity input spec", desc.path)
     work.mkdir(parents=True, exist_ok=True)
     pt, param, binf = work / "model.pt", work / "model.ncnn.param", work / "model.ncnn.bin"
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # pnnx reads TorchScript; torch's deprecation notice for jit.trace is not the user's concern here
+        warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.trace(net.eval(), torch.rand(1, 3, *TRACE_HW)).save(str(pt))
     # The binary directly, not pnnx.convert(): that ignores the converter's exit status and imports the Python
     # module it generates. fp16=0 keeps the weights float32 (pnnx stores fp16 by default).
