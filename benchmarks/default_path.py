@@ -9,7 +9,9 @@ backend and precision, and each backend's MAC rate as a fraction of this CPU's f
   MAC/s (the plain net's 9 * Cin * Cout per LR pixel per conv) and the fraction of the GEMM peak.
 * GEMM peak: numpy float32 matmul (n = 2048, best of 5) in a subprocess with ``OPENBLAS_CORETYPE`` and
   ``OPENBLAS_L2_SIZE`` unset (for that measurement only), at 1 thread and at the run's thread count.
-* ncnn (fp32/int8) is a reference row only where the ``ncnn`` package is installed; otherwise the row says so.
+* ncnn fp32 is a reference row (``ncnn_reference.py``: pnnx conversion into a temporary folder, ncnn's Python
+  binding, Winograd on) at 1 thread and the run's thread count, where the ``ncnn`` and ``pnnx`` packages are
+  installed (``pip install memsr[bench]``); otherwise the row says so. ncnn int8 says why it is not measured.
 """
 from __future__ import annotations
 
@@ -50,7 +52,7 @@ def macs_per_lr_pixel(desc) -> int:
 def compute_rows(model, img: np.ndarray, threads: int, peak: dict) -> list[dict]:
     """Throughput of each backend / precision on the decoded photo, against the fp32 default."""
     from memsr_deploy.errors import MemsrError
-    from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
+    from memsr_deploy.runtime import open_backend
     cases = [("onnxruntime", "fp32", threads, "default"), ("torch", "fp32", 1, ""), ("torch", "fp32", threads, ""),
              ("litert", "fp32", threads, ""), ("litert", "int8", threads, "--precision int8"),
              ("onnxruntime", "int8", threads, "")]
@@ -62,39 +64,75 @@ def compute_rows(model, img: np.ndarray, threads: int, peak: dict) -> list[dict]
         except MemsrError as e:
             rows.append({"backend": backend, "precision": precision, "threads": n, "error": str(e)})
             continue
-        up = Upscaler(b, RunOptions())
-        up.upscale_array(img[:64, :64])   # session set-up and first-call costs out of the timing
-        t0 = time.perf_counter()
-        out = up.upscale_array(img)
-        secs = time.perf_counter() - t0
-        s = b.caps.scale
-        macs = macs_per_lr_pixel(b.desc) * img.shape[0] * img.shape[1] / secs
-        diff = None
+        row, out = _timed_row(b, img, peak, ref, backend=backend, precision=precision, threads=n, note=note)
+        rows.append(row)
         if ref is None:
             ref = out
-        else:
-            diff = int(np.abs(out.astype(np.int16) - ref.astype(np.int16)).max())
-        rows.append({"backend": backend, "precision": precision, "threads": n, "note": note,
-                     "seconds": round(secs, 3), "out_mp_per_s": round(img.shape[0] * img.shape[1] * s * s / 1e6 / secs, 3),
-                     "gmac_per_s": round(macs / 1e9, 2), "fraction_of_gemm_peak": round(macs / peak[n], 3),
-                     "max_diff_vs_default_8bit": diff})
         del out
+    rows += ncnn_rows(model, img, sorted({1, threads}), peak, ref)
     fp32 = next((r for r in rows if r.get("note") == "default"), None)
     for r in rows:
         if fp32 and "seconds" in r:
             r["speed_vs_default"] = round(fp32["seconds"] / r["seconds"], 2)
-    rows.append(_ncnn_row())
     return rows
 
 
-def _ncnn_row() -> dict:
-    try:
-        import ncnn  # noqa: F401
-    except ImportError:
-        return {"backend": "ncnn", "precision": "fp32/int8", "error": "not measured: the ncnn package is not "
-                "installed (pip install ncnn pnnx to add the reference row)"}
-    return {"backend": "ncnn", "precision": "fp32/int8", "error": "not measured: the pnnx conversion of the "
-            "student is not automated here yet"}
+def _timed_row(b, img: np.ndarray, peak: dict, ref, **row) -> tuple[dict, np.ndarray]:
+    """One compute row: ``Upscaler.upscale_array`` of the whole photo on backend ``b`` (after a small warm-up
+    call), its throughput and its largest 8-bit difference from ``ref`` (the default's output)."""
+    from memsr_deploy.runtime import RunOptions, Upscaler
+    up = Upscaler(b, RunOptions())
+    up.upscale_array(img[:64, :64])   # session set-up and first-call costs out of the timing
+    t0 = time.perf_counter()
+    out = up.upscale_array(img)
+    secs = time.perf_counter() - t0
+    s = b.caps.scale
+    macs = macs_per_lr_pixel(b.desc) * img.shape[0] * img.shape[1] / secs
+    diff = None if ref is None else int(np.abs(out.astype(np.int16) - ref.astype(np.int16)).max())
+    row.update({"seconds": round(secs, 3), "out_mp_per_s": round(img.shape[0] * img.shape[1] * s * s / 1e6 / secs, 3),
+                "gmac_per_s": round(macs / 1e9, 2), "fraction_of_gemm_peak": round(macs / peak[row["threads"]], 3),
+                "max_diff_vs_default_8bit": diff})
+    return row, out
+
+
+def ncnn_rows(model, img: np.ndarray, thread_counts: list[int], peak: dict, ref) -> list[dict]:
+    """ncnn fp32 (pnnx conversion in a temporary folder, Winograd on) at each thread count, timed as the other
+    rows; each row carries the conversion check (largest float difference from PyTorch fp32). ncnn int8: the
+    reason it is not measured."""
+    import tempfile
+
+    from memsr_bench import ncnn_reference
+    from memsr_deploy.errors import MemsrError
+    int8 = {"backend": "ncnn", "precision": "int8", "error": "not measured: " + ncnn_reference.int8_missing()}
+    why = ncnn_reference.missing()
+    if why:
+        return [{"backend": "ncnn", "precision": "fp32", "error": "not measured: " + why},
+                {**int8, "error": "not measured: " + why}]
+    if model is None:
+        from memsr_deploy.formats.registry import default_model
+        model = default_model(2)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="memsr_ncnn_") as work:
+        try:
+            param, binf, desc = ncnn_reference.convert(model, Path(work))
+        except MemsrError as e:
+            return [{"backend": "ncnn", "precision": "fp32", "error": f"not measured: {e}"}, int8]
+        for n in thread_counts:
+            print(f"compute: ncnn fp32 {n} threads ...", file=sys.stderr, flush=True)
+            b = ncnn_reference.NcnnBackend(param, binf, desc, threads=n)
+            try:
+                check = ncnn_reference.max_abs_diff_vs_torch(model, b)
+                row, out = _timed_row(b, img, peak, ref, backend="ncnn", precision="fp32", threads=n,
+                                      note="reference: pnnx, Winograd")
+            except MemsrError as e:
+                rows.append({"backend": "ncnn", "precision": "fp32", "threads": n, "error": str(e)})
+                continue
+            finally:
+                b.close()
+            row["max_abs_diff_vs_torch_fp32"] = float(f"{check:.3g}")
+            rows.append(row)
+            del out
+    return rows + [int8]
 
 
 def end_to_end_rows(model, jpeg: Path, work: Path, peak_rss) -> list[dict]:
@@ -159,7 +197,10 @@ def markdown(section: dict) -> list[str]:
         if "error" in r:
             L.append(f"| {r['backend']} | {r['precision']} | {r.get('threads', '')} | {r['error']} | | | | | |")
             continue
-        L.append(f"| {r['backend']}{' (default)' if r['note'] == 'default' else ''} | {r['precision']} | "
+        label = r["backend"] + (" (default)" if r["note"] == "default" else "")
+        if "max_abs_diff_vs_torch_fp32" in r:
+            label += f" ({r['note']}; max abs diff vs PyTorch fp32 {r['max_abs_diff_vs_torch_fp32']:.1e})"
+        L.append(f"| {label} | {r['precision']} | "
                  f"{r['threads']} | {r['seconds']} | {r['out_mp_per_s']} | {r['gmac_per_s']} | "
                  f"{100 * r['fraction_of_gemm_peak']:.0f} % | {r.get('speed_vs_default', '')}x | "
                  f"{'' if r['max_diff_vs_default_8bit'] is None else r['max_diff_vs_default_8bit']} |")
