@@ -41,8 +41,23 @@ def conv3x3(cin: int, cout: int) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 3, padding=1)
 
 
+class _Config:
+    """A network's constructor config, stored in the model JSON as ``arch``."""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input"] = self.input.to_dict()
+        return d
+
+
+def _with_input_spec(d: dict) -> dict:
+    d = dict(d)
+    d["input"] = InputSpec.from_dict(d.get("input", {}))
+    return d
+
+
 @dataclass
-class TeacherConfig:
+class TeacherConfig(_Config):
     scale: int = 2
     width: int = 64
     blocks: int = 16
@@ -50,16 +65,9 @@ class TeacherConfig:
     anchor: bool = False
     input: InputSpec = field(default_factory=InputSpec)
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["input"] = self.input.to_dict()
-        return d
-
     @classmethod
     def from_dict(cls, d: dict) -> "TeacherConfig":
-        d = dict(d)
-        d["input"] = InputSpec.from_dict(d.get("input", {}))
-        return cls(**d)
+        return cls(**_with_input_spec(d))
 
 
 class ResBlock(nn.Module):
@@ -110,7 +118,7 @@ class ResidualSR(nn.Module):
 
 
 @dataclass
-class PlainConfig:
+class PlainConfig(_Config):
     scale: int = 2
     widths: list[int] = field(default_factory=lambda: [32] * 8)
     acts: list[str] = field(default_factory=lambda: ["relu"] * 8)
@@ -138,15 +146,9 @@ class PlainConfig:
         """Channel count of every feature map in order: input, each body layer, tail output."""
         return [3, *[int(w) for w in self.widths], 3 * self.scale ** 2]
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["input"] = self.input.to_dict()
-        return d
-
     @classmethod
     def from_dict(cls, d: dict) -> "PlainConfig":
-        d = dict(d)
-        d["input"] = InputSpec.from_dict(d.get("input", {}))
+        d = _with_input_spec(d)
         d["widths"] = [int(w) for w in d["widths"]]
         d["acts"] = list(d["acts"])
         return cls(**d)
@@ -207,11 +209,3 @@ def build(kind: str, arch: dict) -> nn.Module:
     if kind in ("plain", "student"):
         return PlainSR(PlainConfig.from_dict(arch))
     raise ValueError(f"unknown model kind {kind!r}")
-
-
-def config_of(model: nn.Module):
-    return model.cfg
-
-
-def kind_of(model: nn.Module) -> str:
-    return "teacher" if isinstance(model, ResidualSR) else "plain"
