@@ -22,7 +22,7 @@ from memsr_deploy.formats.vocabulary import TARGET_PRECISIONS, TARGETS
 from memsr_deploy.formats.sidecar import Sidecar, file_sha256, read_sidecar, sidecar_text, write_sidecar
 
 from . import shapes, tflite_export
-from .quiet import quiet
+from memsr_deploy.runtime.backends.quiet import quiet
 from .source import Source, load_source
 from .verify import LIMITS, finish, verify as run_verification
 

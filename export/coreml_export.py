@@ -19,7 +19,7 @@ from memsr_deploy.errors import MemsrError
 from memsr_deploy.formats.vocabulary import TARGET_PRECISIONS
 
 from .coreml_package import import_coremltools
-from .quiet import quiet
+from memsr_deploy.runtime.backends.quiet import quiet
 from .shapes import MAX_SIDE
 from .source import Source
 

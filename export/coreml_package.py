@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .quiet import quiet
+from memsr_deploy.runtime.backends.quiet import quiet
 
 
 def import_coremltools():

@@ -14,7 +14,7 @@ import onnx
 from memsr_deploy.errors import MemsrError
 from memsr_deploy.formats.onnx_graph import OPSET, model_to_onnx
 
-from .quiet import quiet
+from memsr_deploy.runtime.backends.quiet import quiet
 from .source import Source
 
 __all__ = ["OPSET", "build_onnx", "op_counts", "external_tensors", "structure_failures"]

@@ -29,7 +29,7 @@ from memsr_deploy.errors import MemsrError
 from memsr_deploy.formats.vocabulary import TARGET_PRECISIONS
 
 from .equalize import ALPHA, balance_weights, equalize, layer_ranges
-from .quiet import quiet
+from memsr_deploy.runtime.backends.quiet import quiet
 from .source import Layer, Source
 from .verify import Runner
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from ...errors import MemsrError
 from .artefact import Artefact
+from .quiet import quiet
 from .base import Backend, Capabilities, runtime_failure
 
 
@@ -17,8 +18,9 @@ def _interpreter(threads: int | None, source, **model):
     except ImportError:
         raise MemsrError("LiteRT is not installed (pip install ai-edge-litert)") from None
     try:
-        interp = Interpreter(**model, num_threads=int(threads) if threads else (os.cpu_count() or 1))
-        interp.allocate_tensors()
+        with quiet():  # the delegate's banner would land in the middle of the CLI's own output
+            interp = Interpreter(**model, num_threads=int(threads) if threads else (os.cpu_count() or 1))
+            interp.allocate_tensors()
     except (ValueError, RuntimeError) as e:
         raise MemsrError(f"LiteRT cannot load the model ({str(e).splitlines()[0]})", source) from None
     return interp

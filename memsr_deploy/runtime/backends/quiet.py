@@ -1,5 +1,7 @@
-"""Silence the converters' chatter (C++ banners on the raw file descriptors, version warnings via logging) so
-that the CLI prints its own progress and table only. Errors still surface as Python exceptions."""
+"""Silence the runtimes' and converters' chatter (C++ banners on the raw file descriptors, such as LiteRT's
+"Created TensorFlow Lite XNNPACK delegate", and version warnings via logging) so that the CLIs print their own
+progress and results only. Errors still surface as Python exceptions. The descriptors are process-wide: use it
+only while no other thread writes (loading a model, converting), never around the pipeline's threads."""
 from __future__ import annotations
 
 import contextlib
