@@ -72,6 +72,17 @@ def test_batch_never_writes_over_another_input(tmp_path, tiny_plain_path, capsys
     assert digest(d) == before  # refused before any work: not even a_x2_x2.png
 
 
+def test_an_output_hard_linked_to_the_input_is_refused_even_with_overwrite(tmp_path, tiny_plain_path, capsys):
+    import os
+    a = png(tmp_path / "a.png")
+    os.link(a, tmp_path / "b.png")  # another name of the same file
+    before = digest(tmp_path)
+    rc, err = upscale(capsys, a, "-o", tmp_path / "b.png", "--model", tiny_plain_path, "--overwrite")
+    assert rc == 2
+    one_line(err, "b.png", "input")
+    assert digest(tmp_path) == before
+
+
 def test_folder_run_skips_outputs_that_are_inputs_or_exist(tmp_path, tiny_plain_path, capsys):
     d = tmp_path / "in"
     d.mkdir()

@@ -20,8 +20,13 @@ from ..errors import MemsrError
 
 
 def _key(path) -> str:
-    """One spelling per file: symlinks, '..' and relative paths resolved."""
-    return os.path.normcase(os.path.realpath(path))
+    """One spelling per file: an existing file by its identity (symlinks, '..', relative paths and hard links
+    all meet), a file still to be made by its resolved path."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return os.path.normcase(os.path.realpath(path))
+    return f"inode {st.st_dev}:{st.st_ino}"
 
 
 def check_folder(folder, what: str = "output folder") -> Path:

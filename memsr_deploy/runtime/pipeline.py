@@ -21,6 +21,7 @@ from ..imageio import (DEFAULT_MAX_PIXELS, NO_ALPHA, Picture, RowWindows, open_i
                        storage_dtype, write_bands)
 from ..imageio.ahead import ahead
 from ..imageio.decode import CHUNK_BYTES
+from ..outputs.plan import check_outputs
 from . import memory
 from .bands import Band, Converter, assemble, upscale_alpha
 from .stream import StreamRunner
@@ -161,11 +162,9 @@ class Upscaler:
 
 
 def check_writable(dst: Path, src: Path | None = None) -> None:
-    """Fail before the work, not after it."""
-    if dst.is_dir():
-        raise MemsrError("output is a folder; give a file name (or use -o DIR with several inputs)", dst)
-    if src is not None and dst.exists() and src.exists() and os.path.samefile(src, dst):
-        raise MemsrError("output would overwrite the input", dst)
+    """Fail before the work, not after it: the output plan's rules (not a folder, not the input; an existing
+    output is replaced, as library callers ask for it), and a folder that can be written."""
+    check_outputs([dst], [src] if src is not None else [], overwrite=True)
     parent = dst.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
