@@ -123,6 +123,8 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     from ..runtime import RunOptions, Upscaler, open_backend
+    from ..runtime.heap import settle_heap
+    settle_heap()  # before the first large buffer: see runtime/heap.py
 
     def log(msg: str) -> None:
         tqdm.write(f"warning: {msg}", file=sys.stderr)

@@ -53,7 +53,10 @@ def from_float(a: np.ndarray, dtype) -> np.ndarray:
     if dtype == np.float32:
         return np.clip(a, 0.0, 1.0).astype(np.float32)
     top = 255.0 if dtype == np.uint8 else 65535.0
-    return np.clip(np.rint(a * np.float32(top)), 0, top).astype(dtype)
+    scaled = a * np.float32(top)   # one temporary, rounded and clipped in place: this runs on every tile
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 0, top, out=scaled)
+    return scaled.astype(dtype)
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:

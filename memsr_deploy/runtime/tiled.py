@@ -83,8 +83,10 @@ class TiledRunner:
         ys = slice(ry.in_start, ry.in_start + ry.win)
         for i in range(0, len(cols), self.batch):
             group = cols[i:i + self.batch]
-            x = np.stack([picture.colour(ys, slice(c.in_start, c.in_start + c.win)) for c in group])
-            y = self.backend.run(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+            x = np.empty((len(group), 3, ry.win, group[0].win), np.float32)  # NCHW, filled window by window
+            for j, c in enumerate(group):
+                x[j] = picture.colour(ys, slice(c.in_start, c.in_start + c.win)).transpose(2, 0, 1)
+            y = self.backend.run(x)
             for c, yi in zip(group, y):
                 oy, ox = (ry.core_start - ry.in_start) * s, c.offset * s
                 core = yi[:, oy:oy + ry.core * s, ox:ox + c.core * s].transpose(1, 2, 0)
