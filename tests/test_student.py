@@ -163,3 +163,16 @@ def test_feature_scale_and_gradient_ratio(setup):
     assert r1["grad_ratio"] > 0
     assert r255["grad_ratio"] == pytest.approx(255 * r1["grad_ratio"], rel=1e-4)
     assert DistillLoss(None).grad_ratio(module, x, hr, 0, 100) == {}
+
+
+def test_rank_widths_round_up_to_the_kernel_block(setup):
+    """The rank rule's widths are rounded up to a multiple (CPU kernels pad channels to blocks anyway), never past
+    the cap; the body widths the rule left alone stay exact with a multiple of 1."""
+    t, plain, patches = setup
+    exact = si.init_student(plain, patches, eps=0.3, max_width=t.cfg.width)   # widths 10 and 11 among 12s
+    blocked = si.init_student(plain, patches, eps=0.3, max_width=t.cfg.width, width_multiple=8)
+    body = zip(exact.student.cfg.widths[:-1], blocked.student.cfg.widths[:-1])
+    assert any(e % 8 for e, _ in body)  # there is something to round in this setup
+    for e, b in zip(exact.student.cfg.widths[:-1], blocked.student.cfg.widths[:-1]):
+        assert b == min(-(-e // 8) * 8, t.cfg.width), (exact.student.cfg.widths, blocked.student.cfg.widths)
+    assert blocked.report()["width_multiple"] == 8

@@ -84,6 +84,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--width", type=types.positive_int, default=None, help="uniform width: every student layer this wide")
     s.add_argument("--max-width", type=types.positive_int, default=None,
                    help="rank rule's cap on layer widths (default: the teacher's feature width)")
+    s.add_argument("--width-multiple", type=types.positive_int, default=16,
+                   help="round the rank rule's widths up to a multiple of this (default 16: CPU kernels pad "
+                        "channels to blocks of 8 or 16, so odd widths cost time without adding capacity); "
+                        "1 = the rank itself")
     s.add_argument("--refit", default="none", choices=["none", "linear", "relu"],
                    help="least-squares refit of each layer on the student's own inputs after the analytic init")
     s.add_argument("--refit-tail", action=argparse.BooleanOptionalAction, default=True,
@@ -184,7 +188,8 @@ def main(argv=None) -> int:
                             rank_eps=args.rank_eps, width=args.width, init_patches=args.init_patches,
                             lam0=args.lam, decay=args.lam_decay, shift_a=args.shift, seed=args.seed, log=log,
                             max_width=args.max_width, refit=args.refit, refit_tail=args.refit_tail,
-                            feature_scale=args.feature_scale, grad_ratio=args.grad_ratio)
+                            feature_scale=args.feature_scale, grad_ratio=args.grad_ratio,
+                            width_multiple=args.width_multiple)
         provenance["teacher"] = {"path": str(args.teacher), "kind": tdesc.kind,
                                  "weights_sha256": tdesc.weights_sha256}
     log(f"training {task.meta['kind']} x{scale}: {sum(p.numel() for p in task.eval_model().parameters()):,} "

@@ -26,6 +26,9 @@ def session(model, threads: int | None, source, arena: bool = True):
     opts.inter_op_num_threads = 1
     opts.enable_cpu_mem_arena = arena
     opts.enable_mem_pattern = False
+    # idle pool threads sleep instead of spinning: between calls the tile loop, the decoder and the encoder need
+    # the cores (measured, 12 MP x2 JPEG -> PNG on 2 cores: 2% less wall time, 6% less CPU time)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # ORT raises its own exception types for unparsable models
