@@ -135,6 +135,37 @@ def ncnn_rows(model, img: np.ndarray, thread_counts: list[int], peak: dict, ref)
     return rows + [int8]
 
 
+def width_rows(model, img: np.ndarray, threads: int, peak: dict) -> list[dict]:
+    """The default backend's MAC rate against the layer widths: the model itself and plain nets of its depth at
+    uniform widths 16, 32 and 48 (random weights: speed does not depend on their values), on a 1536 x 1536 crop.
+    CPU conv kernels pad channels to blocks of 16, so odd widths pay for channels they do not have."""
+    import tempfile
+
+    import torch
+
+    from memsr_deploy.formats.model_file import save_model
+    from memsr_deploy.method.models import PlainConfig, PlainSR
+    from memsr_deploy.runtime import open_backend
+    desc = open_backend(model=model, threads=threads).desc
+    crop = img[:1536, :1536]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="memsr_widths_") as work:
+        nets = [("the model's", model)]
+        for w in (16, 32, 48):
+            torch.manual_seed(0)
+            cfg = PlainConfig(scale=desc.scale, widths=[w] * (len(desc.layer_widths) - 1),
+                              acts=list(desc.layer_acts[:-1]))
+            save_model(PlainSR(cfg).eval(), Path(work) / f"uniform{w}", kind="student")
+            nets.append((f"uniform {w}", Path(work) / f"uniform{w}"))
+        for label, path in nets:
+            print(f"widths: {label} ...", file=sys.stderr, flush=True)
+            b = open_backend(model=path, threads=threads)
+            row, _ = _timed_row(b, crop, peak, None, backend="onnxruntime", precision="fp32", threads=threads,
+                                note="")
+            rows.append({"widths": label, "layer_widths": list(b.desc.layer_widths), **row})
+    return rows
+
+
 def end_to_end_rows(model, jpeg: Path, work: Path, peak_rss) -> list[dict]:
     """memsr-upscale with no flags vs --backend torch --threads 1, and vips resize, JPEG -> PNG."""
     from PIL import Image
@@ -204,6 +235,11 @@ def markdown(section: dict) -> list[str]:
                  f"{r['threads']} | {r['seconds']} | {r['out_mp_per_s']} | {r['gmac_per_s']} | "
                  f"{100 * r['fraction_of_gemm_peak']:.0f} % | {r.get('speed_vs_default', '')}x | "
                  f"{'' if r['max_diff_vs_default_8bit'] is None else r['max_diff_vs_default_8bit']} |")
+    L += ["", "Layer widths (ONNX Runtime fp32, default settings, 1536x1536 crop; same depth, random weights for "
+          "the uniform nets):", "", "| widths | layer widths | GMAC/s | of fp32 GEMM peak |", "|---|---|---|---|"]
+    for r in section.get("widths", []):
+        L.append(f"| {r['widths']} | {r['layer_widths']} | {r['gmac_per_s']} | "
+                 f"{100 * r['fraction_of_gemm_peak']:.0f} % |")
     L.append("")
     return L
 
@@ -212,6 +248,7 @@ def run(model, img: np.ndarray, jpeg: Path, work: Path, threads: int, peak_rss) 
     peak = {1: gemm_peak_macs(1), threads: gemm_peak_macs(threads)}
     section = {"gemm_peak": {str(k): v for k, v in peak.items()},
                "end_to_end": end_to_end_rows(model, jpeg, work, peak_rss),
-               "compute": compute_rows(model, img, threads, peak)}
+               "compute": compute_rows(model, img, threads, peak),
+               "widths": width_rows(model, img, threads, peak)}
     json.dumps(section)   # fail here, not after the run, if anything is not JSON
     return section
