@@ -3,7 +3,9 @@
 * ``ideal``: ops that can run in place do (ReLU, residual adds, scaling), no workspace. This is the rule in
   ``budget.py`` and what deployment runtimes achieve: ONNX Runtime on CPU (arena and mem-pattern off, default
   graph optimisations) measured within 0.1% of it on plain and residual nets.
-* ``onnxruntime``: same walk as ``ideal`` (measured, see above).
+* ``onnxruntime``: same walk as ``ideal`` (measured, see above) for one call with the arena off, at widths that
+  are multiples of 16. The runtime's own session (arena on, and odd widths padded or run outside the blocked
+  layout) holds more: its budget uses ``ort_runtime_bytes_per_pixel``, a measured bound.
 * ``torch``: PyTorch eager on CPU. Nothing runs in place (``F.relu``, ``x + y`` and ``res_scale * y`` each make a
   new tensor), and every fp32 conv goes through oneDNN (mkldnn), which works in a blocked channel layout
   (``aBcd16b`` on AVX-512, ``aBcd8b`` on AVX2): found with ``ONEDNN_VERBOSE=1`` and checked by measurement.
@@ -26,6 +28,13 @@ import math
 from .liveness import IDEAL, Graph, Node
 
 BACKENDS = ("ideal", "onnxruntime", "torch")
+
+# What the runtime's ONNX Runtime session holds per LR pixel, against the padded walk of
+# ``ort_runtime_bytes_per_pixel`` (RSS growth of repeated calls, arena on, 2 AVX-512 cores): the bundled x2
+# student (widths 14..49) 1.12x on 446 px windows and 1.58x whole at 12 MP (the arena grows in powers of two);
+# uniform 48 0.82x, uniform 32 0.91x, uniform 16 0.56x. The budget takes the largest.
+ORT_RUNTIME_MARGIN = 1.6
+ORT_CHANNEL_BLOCK = 16
 
 
 @functools.lru_cache(maxsize=1)
@@ -68,8 +77,9 @@ def window_bytes_per_pixel(desc, runtime: str, dtype_bytes: int = 4, module=None
     budget divides by. Every map of these nets has a size proportional to the window's pixels, so one walk
     at a small size gives the exact per-pixel figure.
 
-    * ``onnxruntime``, ``coreml`` and ``ideal``: the budget rule (``budget.per_pixel_channels``), measured
-      within 0.1% on ONNX Runtime.
+    * ``onnxruntime``: the runtime's session (arena on) on a plain net: see ``ort_runtime_bytes_per_pixel``.
+    * ``coreml``, ``ideal`` and teachers on ONNX Runtime: the budget rule (``budget.per_pixel_channels``), which
+      one ONNX Runtime call with the arena off follows within 0.1% at widths that are multiples of 16.
     * ``torch``: the PyTorch eager walk (no in-place ops, oneDNN layout copies) of ``module``'s traced graph.
     * ``litert``: not modelled by a walk (see above), so bounded from above: every feature map alive at once
       (the interpreter plans tensors for the whole graph; measured 2.2-2.7x the ideal walk on plain nets, this
@@ -82,7 +92,23 @@ def window_bytes_per_pixel(desc, runtime: str, dtype_bytes: int = 4, module=None
         side = 16
         w = walk(trace(module, side, side, 1), dtype_bytes, keep_inputs=False, **walk_settings("torch"))
         return -(-w.peak_bytes // (side * side))
+    if runtime == "onnxruntime" and desc.is_plain:
+        return ort_runtime_bytes_per_pixel(desc, dtype_bytes)
     if runtime == "litert" and desc.is_plain:
         c = budget.channels(desc)
         return (sum(c) + c[-1]) * dtype_bytes + (3 + c[-1]) * 4
     return budget.per_pixel_channels(desc) * dtype_bytes
+
+
+def ort_runtime_bytes_per_pixel(desc, dtype_bytes: int = 4) -> int:
+    """Bytes per LR window pixel that the runtime's ONNX Runtime session holds for a plain net.
+
+    ORT's x86 convs work on channel blocks: widths that are multiples of 16 run in the blocked (NCHWc) layout,
+    others as plain convs with reorders between the two layouts, so every map is counted at its padded width;
+    plus the graph's input and its output with the output's reorder copy. The arena keeps what a call
+    allocated, rounded up, for the next call. The walk is therefore scaled by the largest measured ratio
+    (``ORT_RUNTIME_MARGIN``): a bound, conservative by up to 3x for narrow aligned nets."""
+    pad = lambda c: -(-int(c) // ORT_CHANNEL_BLOCK) * ORT_CHANNEL_BLOCK  # noqa: E731
+    c = [3, *(pad(w) for w in desc.layer_widths)]
+    pair = max(max(c[i] + c[i + 1] for i in range(len(c) - 1)), 2 * c[-1])
+    return math.ceil((pair + 3 + 2 * desc.layer_widths[-1]) * dtype_bytes * ORT_RUNTIME_MARGIN)

@@ -1,6 +1,6 @@
 """Turning a memory budget into a tile size or strip height, with the profiler's model of the backend that runs
-(``profiler.backends.window_bytes_per_pixel``: the budget rule shared with the Java core for ONNX Runtime, the
-eager walk for PyTorch, an upper bound for LiteRT), plus how many windows to batch per call, and the guard that
+(``profiler.backends.window_bytes_per_pixel``: a measured bound of its session for ONNX Runtime, the eager
+walk for PyTorch, an upper bound for LiteRT), plus how many windows to batch per call, and the guard that
 keeps a window from outgrowing the machine (LiteRT on a whole photo would be OOM-killed, not fail cleanly)."""
 from __future__ import annotations
 
