@@ -174,6 +174,9 @@ def sidecar_texts() -> list[tuple[str, str]]:
     variant("negative_halo", lambda d: d.update(halo=-1))
     variant("zero_tile", lambda d: d.update(tile=0))
     variant("extra_fields_ok", lambda d: d.update(future_field={"a": [1, 2, None]}))
+    variant("whole_float_radius_ok", lambda d: d.update(halo=12.0, receptive_radius=12.0))
+    for name, edit in field_faults():
+        variant(name, edit)
     cases.append(("not_json", '{"format": "memsr-artefact", "version": 1,'))
     cases.append(("array_not_object", "[1, 2, 3]"))
     cases.append(("trailing_text", dump(good) + " x"))
@@ -181,6 +184,70 @@ def sidecar_texts() -> list[tuple[str, str]]:
     cases.append(("infinity", json.dumps(_sidecar().to_json(), indent=2)))
     cases.append(("nan_in_array", dump(good).replace('"range": [\n      0.0,', '"range": [\n      NaN,', 1)))
     return cases
+
+
+def field_faults() -> list[tuple[str, object]]:
+    """Edits of the good x2 sidecar that validate_sidecar refuses field by field: one per check, plus the edge
+    of each (a whole float where an integer is due, a bool where a number is, a missing member)."""
+    def io(side, **kw):
+        return lambda d: d[side].update(kw)
+
+    def pop(*keys):
+        def edit(d):
+            o = d
+            for k in keys[:-1]:
+                o = o[k]
+            o.pop(keys[-1])
+        return edit
+
+    def put(**kw):
+        return lambda d: d.update(kw)
+
+    return [
+        ("missing_sha", pop("file_sha256")),
+        ("file_in_folder", put(file="models/m.tflite")),
+        ("file_dotdot", put(file="..")),
+        ("file_empty", put(file="")),
+        ("file_not_string", put(file=3)),
+        ("sha_uppercase", put(file_sha256="AB" * 32)),
+        ("sha_short", put(file_sha256="ab" * 31)),
+        ("sha_null", put(file_sha256=None)),
+        ("radius_mismatch", put(receptive_radius=11)),
+        ("radius_bool", put(receptive_radius=True)),
+        ("radius_null", put(receptive_radius=None)),
+        ("layout_bad_output", lambda d: d["layout"].update(output="CHW")),
+        ("layout_missing_input", pop("layout", "input")),
+        ("layout_string", put(layout="NHWC")),
+        ("input_null", put(input=None)),
+        ("output_dtype_float64", io("output", dtype="float64")),
+        ("input_dtype_missing", pop("input", "dtype")),
+        ("input_range_reversed", io("input", range=[1.0, 0.0])),
+        ("input_range_equal", io("input", range=[1, 1])),
+        ("input_range_bool", io("input", range=[False, 1.0])),
+        ("output_range_three", io("output", range=[0.0, 0.5, 1.0])),
+        ("output_range_missing", pop("output", "range")),
+        ("output_range_string", io("output", range=["0", "1"])),
+        ("quant_zero_scale", io("output", quant={"scale": 0.0, "zero_point": 0})),
+        ("quant_tiny_scale_string_zp", io("output", quant={"scale": 1e-05, "zero_point": "0"})),
+        ("quant_whole_float_zero_point", io("input", quant={"scale": 0.5, "zero_point": 0.0})),
+        ("quant_missing_scale", io("input", quant={"zero_point": 0})),
+        ("quant_list", io("input", quant=[0.5, 0])),
+        ("uint8_without_quant", io("input", dtype="uint8")),
+        ("int8_without_quant", io("output", dtype="int8", range=[-1.0, 1.0])),
+        ("input_shape_float", put(input_shape=[146.0, 146])),
+        ("input_shape_zero", put(input_shape=[0, 64])),
+        ("input_shape_three", put(input_shape=[1, 64, 64])),
+        ("input_shape_object", put(input_shape={"h": 64, "w": 64})),
+        ("shape_range_min_over_max", put(shape_range={"min": [8, 8], "max": [4, 4096]})),
+        ("shape_range_missing_max", put(shape_range={"min": [1, 1]})),
+        ("shape_range_list", put(shape_range=[[1, 1], [64, 64]])),
+        ("source_model_string", put(source_model="memsr-x2")),
+        ("source_model_radius_mismatch", lambda d: d["source_model"].update(receptive_radius=9)),
+        ("source_model_radius_float", lambda d: d["source_model"].update(receptive_radius=12.5)),
+        # two faults: both readers must report the first in validate_sidecar's order
+        ("file_and_layout", put(file="a/b", layout={})),
+        ("output_before_shape", lambda d: (d["output"].update(dtype="bool"), d.update(input_shape=[0, 0]))),
+    ]
 
 
 def sidecar_cases() -> list[dict]:

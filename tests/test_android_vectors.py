@@ -73,6 +73,13 @@ def test_vectors_cover_the_required_cases(tmp_path):
     assert {c["ok"] for c in v["sidecars"]} == {True, False}
     by_name = {c["name"]: c for c in v["sidecars"]}
     assert not any(by_name[k]["ok"] for k in ("infinity", "nan_in_array", "trailing_text"))
+    # every field check of validate_sidecar has a fault case, refused by Python (Java must refuse it alike)
+    faults = [by_name[n] for n in ("missing_sha", "file_in_folder", "sha_uppercase", "radius_mismatch",
+                                 "layout_bad_output", "input_null", "output_dtype_float64", "input_range_reversed",
+                                 "quant_whole_float_zero_point", "uint8_without_quant", "input_shape_float",
+                                 "shape_range_min_over_max", "source_model_string", "source_model_radius_mismatch")]
+    assert not any(c["ok"] for c in faults)
+    assert by_name["whole_float_radius_ok"]["ok"]
     exact = json.loads(by_name["good_x2_fp32"]["text"], parse_constant=not_json)  # an exact verification
     assert by_name["good_x2_fp32"]["ok"] and exact["verification"]["psnr_y_vs_torch"] is None
     # a 12 MP photo at tile 256: equal cores, the last moved back, windows inside the image

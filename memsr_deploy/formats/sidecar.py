@@ -129,7 +129,8 @@ def read_sidecar(path, check_file: bool = True) -> Sidecar:
 
 
 # Checked in this order, with the same messages as the Android core's Sidecar.parse (android_demo/core), which
-# tests/test_android_vectors.py holds to this code; the checks after these are Python's alone for now.
+# tests/test_android_vectors.py holds to this code: a new check here needs its Java twin and a fault case in
+# android_demo/make_test_vectors.py (field_faults).
 REQUIRED = ("target", "file", "precision", "scale", "halo", "tile", "layout", "input", "output", "source_model",
             "file_sha256")
 DTYPES = ("float32", "float16", "uint8", "int8")

@@ -1,6 +1,8 @@
 package org.memsr.core;
 
+import java.math.BigDecimal;
 import java.util.ArrayList;
+import java.util.Iterator;
 import java.util.List;
 import org.json.JSONArray;
 import org.json.JSONObject;
@@ -11,7 +13,8 @@ import org.json.JSONObject;
  *
  * <p>{@link #parse} accepts and rejects what {@code read_sidecar(..., check_file=False)} does, with the same
  * messages (for malformed text: the same first words; see {@link JsonValues} for what org.json still lets
- * through); the nested parts the app needs (tensor specs, layout, layer widths) are checked when asked for.
+ * through). Every field Python validates is checked there, so the accessors can trust them; the layer widths,
+ * which Python leaves unchecked, are checked when asked for.
  * Sidecars are strict JSON: a verification PSNR of identical outputs is null, and NaN / Infinity are refused.
  */
 public final class Sidecar {
@@ -19,9 +22,11 @@ public final class Sidecar {
     public static final int VERSION = 1;
     static final String[] TARGETS = {"onnx", "tflite", "coreml"};
     static final String[] PRECISIONS = {"fp32", "fp16", "dynamic", "int8", "int8-uint8io"};
-    // The dataclass fields without defaults, in declaration order (Python reports the missing ones).
+    // sidecar.py's REQUIRED, in its order (Python reports the missing ones in this order).
     static final String[] REQUIRED = {"target", "file", "precision", "scale", "halo", "tile", "layout", "input",
-        "output", "source_model"};
+        "output", "source_model", "file_sha256"};
+    static final String[] DTYPES = {"float32", "float16", "uint8", "int8"};
+    static final String[] LAYOUTS = {"NCHW", "NHWC"};
 
     /** dtype, value range and optional affine quantisation of a model input or output tensor. */
     public static final class TensorSpec {
@@ -108,7 +113,139 @@ public final class Sidecar {
             throw new MemsrException("bad scale/halo/tile (" + pyStr(d.opt("scale")) + "/" + pyStr(d.opt("halo"))
                     + "/" + pyStr(d.opt("tile")) + ")", source);
         }
+        try {
+            checkFields(d, halo);
+        } catch (MemsrException e) {
+            throw new MemsrException(e.reason(), source);
+        }
         return new Sidecar(source, d);
+    }
+
+    /** The rest of sidecar.py's validate_sidecar, in its order, so the first failure is the one Python reports. */
+    private static void checkFields(JSONObject d, long halo) {
+        Object f = d.opt("file");
+        // "/" is the one separator Python's Path(f).name strips on the platforms memsr writes sidecars from.
+        if (!(f instanceof String) || ((String) f).isEmpty() || ((String) f).indexOf('/') >= 0 || ".".equals(f)
+                || "..".equals(f)) {
+            throw bad("file", "must be a file name beside the sidecar, got " + pyRepr(f));
+        }
+        Object sha = d.opt("file_sha256");
+        if (!(sha instanceof String) || !((String) sha).matches("[0-9a-f]{64}")) {
+            throw bad("file_sha256", "must be the artefact's SHA-256 hex digest");
+        }
+        checkRadius(d, "receptive_radius", halo, " (they are one number)");
+        Object layout = d.opt("layout");
+        if (!(layout instanceof JSONObject) || !oneOf(((JSONObject) layout).opt("input"), LAYOUTS)
+                || !oneOf(((JSONObject) layout).opt("output"), LAYOUTS)) {
+            throw bad("layout", "must give input and output as NCHW or NHWC, got " + pyRepr(layout));
+        }
+        checkTensor(d, "input");
+        checkTensor(d, "output");
+        Object shape = JsonValues.get(d, "input_shape");
+        if (shape != null && !isHw(shape)) {
+            throw bad("input_shape", "must be null or [H, W] of positive integers, got " + pyRepr(shape));
+        }
+        Object sr = JsonValues.get(d, "shape_range");
+        if (sr != null && !isShapeRange(sr)) {
+            throw bad("shape_range", "must be null or {min: [h, w], max: [h, w]} with min <= max, got "
+                    + pyRepr(sr));
+        }
+        if (!(d.opt("source_model") instanceof JSONObject)) {
+            throw bad("source_model", "must be an object");
+        }
+        checkRadius((JSONObject) d.opt("source_model"), "source_model.receptive_radius", halo, "");
+    }
+
+    /** An optional receptive_radius (its last dotted part names the member of {@code o}) must equal halo. */
+    private static void checkRadius(JSONObject o, String field, long halo, String note) {
+        String key = field.substring(field.lastIndexOf('.') + 1);
+        if (o.has(key) && !isNumber(o.opt(key), halo)) {
+            throw bad(field, "is " + pyRepr(o.opt(key)) + " but halo is " + halo + note);
+        }
+    }
+
+    private static void checkTensor(JSONObject d, String side) {
+        if (!(d.opt(side) instanceof JSONObject)) {
+            throw bad(side, "must be an object");
+        }
+        JSONObject io = (JSONObject) d.opt(side);
+        Object dtype = JsonValues.get(io, "dtype");
+        if (!oneOf(dtype, DTYPES)) {
+            throw bad(side + ".dtype", "is " + pyRepr(dtype) + "; expected one of " + String.join(", ", DTYPES));
+        }
+        Object r = JsonValues.get(io, "range");
+        if (!isRange(r)) {
+            throw bad(side + ".range", "must be [lo, hi] with finite lo < hi, got " + pyRepr(r));
+        }
+        Object q = JsonValues.get(io, "quant");
+        if (q != null && !isQuant(q)) {
+            throw bad(side + ".quant", "must be null or {scale > 0, integer zero_point}, got " + pyRepr(q));
+        }
+        if (q == null && ("uint8".equals(dtype) || "int8".equals(dtype))) {
+            throw bad(side + ".quant", "is null but " + side + ".dtype is " + dtype + " (no way to map pixels)");
+        }
+    }
+
+    private static MemsrException bad(String field, String why) {
+        return new MemsrException("sidecar field '" + field + "' " + why);
+    }
+
+    /** A JSON integer (Python's int, which a whole float like 1.0 is not). */
+    private static boolean isInt(Object v) {
+        return v instanceof Integer || v instanceof Long;
+    }
+
+    /** A JSON number; JsonValues.parse has already refused NaN and Infinity. */
+    private static boolean isNum(Object v) {
+        return isInt(v) || v instanceof Double;
+    }
+
+    private static boolean isRange(Object v) {
+        if (!(v instanceof JSONArray) || ((JSONArray) v).length() != 2) {
+            return false;
+        }
+        Object lo = ((JSONArray) v).opt(0);
+        Object hi = ((JSONArray) v).opt(1);
+        return isNum(lo) && isNum(hi) && ((Number) lo).doubleValue() < ((Number) hi).doubleValue();
+    }
+
+    private static boolean isQuant(Object v) {
+        if (!(v instanceof JSONObject)) {
+            return false;
+        }
+        Object scale = ((JSONObject) v).opt("scale");
+        // zero_point must be a JSON integer: Python refuses a whole float (0.0) here, unlike for scale/halo/tile.
+        return isNum(scale) && ((Number) scale).doubleValue() > 0 && isInt(((JSONObject) v).opt("zero_point"));
+    }
+
+    private static boolean isHw(Object v) {
+        if (!(v instanceof JSONArray) || ((JSONArray) v).length() != 2) {
+            return false;
+        }
+        for (int i = 0; i < 2; i++) {
+            Object x = ((JSONArray) v).opt(i);
+            if (!isInt(x) || ((Number) x).longValue() < 1) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static boolean isShapeRange(Object v) {
+        if (!(v instanceof JSONObject)) {
+            return false;
+        }
+        Object lo = ((JSONObject) v).opt("min");
+        Object hi = ((JSONObject) v).opt("max");
+        if (!isHw(lo) || !isHw(hi)) {
+            return false;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (((JSONArray) lo).optLong(i) > ((JSONArray) hi).optLong(i)) {
+                return false;
+            }
+        }
+        return true;
     }
 
     public String fileSha256() {
@@ -122,11 +259,7 @@ public final class Sidecar {
         if (v == null) {
             return null;
         }
-        int[] hw = JsonValues.asIntArray(v, "input_shape");
-        if (hw.length != 2 || hw[0] < 1 || hw[1] < 1) {
-            throw new MemsrException("input_shape must be [H, W] of positive sizes", source);
-        }
-        return hw;
+        return JsonValues.asIntArray(v, "input_shape");
     }
 
     public String layoutInput() {
@@ -156,35 +289,13 @@ public final class Sidecar {
     }
 
     private TensorSpec tensorSpec(String which) {
-        try {
-            JSONObject t = JsonValues.asObject(raw.opt(which), which);
-            String dtype = JsonValues.asString(t.opt("dtype"), which + ".dtype");
-            double[] range = {0.0, 1.0};
-            if (JsonValues.get(t, "range") != null) {
-                JSONArray r = JsonValues.asArray(t.opt("range"), which + ".range");
-                if (r.length() != 2) {
-                    throw new MemsrException(which + ".range must be [lo, hi]");
-                }
-                range[0] = JsonValues.asDouble(r.opt(0), which + ".range[0]");
-                range[1] = JsonValues.asDouble(r.opt(1), which + ".range[1]");
-                if (!(range[1] > range[0])) {
-                    throw new MemsrException(which + ".range must have lo < hi");
-                }
-            }
-            Object q = JsonValues.get(t, "quant");
-            if (q == null) {
-                return new TensorSpec(dtype, range[0], range[1], false, 0.0, 0);
-            }
-            JSONObject qm = JsonValues.asObject(q, which + ".quant");
-            double qs = JsonValues.asDouble(qm.opt("scale"), which + ".quant.scale");
-            long zp = JsonValues.asLong(qm.opt("zero_point"), which + ".quant.zero_point");
-            if (!(qs > 0)) {
-                throw new MemsrException(which + ".quant.scale must be positive");
-            }
-            return new TensorSpec(dtype, range[0], range[1], true, qs, zp);
-        } catch (MemsrException e) {
-            throw new MemsrException(e.reason(), source);
-        }
+        JSONObject t = raw.optJSONObject(which);  // parse() has checked it (checkTensor)
+        String dtype = t.optString("dtype");
+        JSONArray r = t.optJSONArray("range");
+        JSONObject q = t.optJSONObject("quant");
+        return q == null ? new TensorSpec(dtype, r.optDouble(0), r.optDouble(1), false, 0.0, 0)
+                : new TensorSpec(dtype, r.optDouble(0), r.optDouble(1), true, q.optDouble("scale"),
+                        q.optLong("zero_point"));
     }
 
     /** Every conv's output channels (tail last) of the source model, or null when the sidecar lacks them. */
@@ -232,13 +343,10 @@ public final class Sidecar {
     }
 
     private void checkIo(TensorSpec t, String which) {
-        boolean isInt = "uint8".equals(t.dtype) || "int8".equals(t.dtype);
-        if (!"float32".equals(t.dtype) && !isInt) {
+        // parse() has already refused 8-bit I/O without quant parameters, as Python does.
+        if (!oneOf(t.dtype, new String[] {"float32", "uint8", "int8"})) {
             throw new MemsrException(which + " dtype " + t.dtype + " is not supported (float32, uint8, int8)",
                     source);
-        }
-        if (isInt && !t.quantized) {
-            throw new MemsrException(which + " is " + t.dtype + " but the sidecar has no quant parameters", source);
         }
     }
 
@@ -255,10 +363,26 @@ public final class Sidecar {
         return false;
     }
 
-    /** Python's repr() for the JSON scalars a message may quote. */
+    /** Python's repr() of a parsed JSON value, for messages (strings are quoted as Python does plain ASCII). */
     static String pyRepr(Object v) {
         if (v instanceof String) {
             return "'" + v + "'";
+        }
+        StringBuilder b = new StringBuilder();
+        if (v instanceof JSONArray) {
+            JSONArray a = (JSONArray) v;
+            for (int i = 0; i < a.length(); i++) {
+                b.append(i == 0 ? "" : ", ").append(pyRepr(a.opt(i)));
+            }
+            return "[" + b + "]";
+        }
+        if (v instanceof JSONObject) {
+            JSONObject o = (JSONObject) v;
+            for (Iterator<String> it = o.keys(); it.hasNext(); ) {
+                String k = it.next();
+                b.append(b.length() == 0 ? "" : ", ").append(pyRepr(k)).append(": ").append(pyRepr(o.opt(k)));
+            }
+            return "{" + b + "}";
         }
         return pyStr(v);
     }
@@ -271,6 +395,25 @@ public final class Sidecar {
         if (v instanceof Boolean) {
             return (Boolean) v ? "True" : "False";
         }
+        if (v instanceof Double) {
+            return pyFloat((Double) v);
+        }
         return String.valueOf(v);
+    }
+
+    /** Python's repr() of a finite float: shortest digits, exponent form below 1e-4 and from 1e16 (1e-05, 1e+16). */
+    private static String pyFloat(double v) {
+        if (v == Math.rint(v) && Math.abs(v) < 1e16) {
+            return (v == 0 && 1 / v < 0 ? "-" : "") + (long) v + ".0";
+        }
+        BigDecimal d = new BigDecimal(Double.toString(v)).stripTrailingZeros();
+        int exp = d.precision() - d.scale() - 1;
+        if (exp >= -4 && exp < 16) {
+            return d.toPlainString();
+        }
+        String digits = d.unscaledValue().abs().toString();
+        String mantissa = digits.length() == 1 ? digits : digits.charAt(0) + "." + digits.substring(1);
+        return (v < 0 ? "-" : "") + mantissa + "e" + (exp < 0 ? "-" : "+") + (Math.abs(exp) < 10 ? "0" : "")
+                + Math.abs(exp);
     }
 }

@@ -11,10 +11,11 @@ import org.junit.Test;
 public class PixelCodecVectorsTest {
 
     private static Sidecar.TensorSpec spec(JSONObject s) {
-        // Go through the sidecar parser, as the app does.
+        // Go through the sidecar parser, as the app does; the spec stands for both sides of a valid sidecar.
         String text = "{\"format\":\"memsr-artefact\",\"version\":1,\"target\":\"tflite\",\"file\":\"m.tflite\","
-                + "\"precision\":\"fp32\",\"scale\":2,\"halo\":1,\"tile\":8,\"layout\":{},\"output\":{},"
-                + "\"source_model\":{},\"input\":" + s + "}";
+                + "\"precision\":\"fp32\",\"scale\":2,\"halo\":1,\"tile\":8,"
+                + "\"layout\":{\"input\":\"NHWC\",\"output\":\"NHWC\"},\"source_model\":{},"
+                + "\"file_sha256\":\"" + "ab".repeat(32) + "\",\"input\":" + s + ",\"output\":" + s + "}";
         return Sidecar.parse(text, "spec").inputSpec();
     }
 

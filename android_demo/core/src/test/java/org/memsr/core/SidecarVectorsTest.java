@@ -42,7 +42,8 @@ public class SidecarVectorsTest {
                 }
             }
         }
-        assertTrue(ok >= 4 && bad >= 10);
+        // make_test_vectors.py's field_faults: one case per check of validate_sidecar, not just the header ones
+        assertTrue(ok + " accepted, " + bad + " refused", ok >= 6 && bad >= 50);
     }
 
     private static String before(String s, String sep) {
@@ -122,10 +123,10 @@ public class SidecarVectorsTest {
         }
         String unquant = int8.replaceFirst("\"quant\": \\{[^}]*\\}", "\"quant\": null");
         try {
-            Sidecar.parse(unquant, "u.json").requireRunnableTflite();
-            fail("uint8 without quant passed");
+            Sidecar.parse(unquant, "u.json");
+            fail("uint8 without quant parsed");
         } catch (MemsrException e) {
-            assertTrue(e.getMessage(), e.getMessage().contains("no quant parameters"));
+            assertTrue(e.getMessage(), e.getMessage().contains("no way to map pixels"));
         }
         assertFalse(good.equals(fp16io));
     }
