@@ -175,7 +175,8 @@ def init_student(plain: models.PlainSR, lr_patches: torch.Tensor, eps: float | N
     layer's own width). CPU kernels compute in channel blocks (ONNX Runtime's x86 convs in 16s, XNNPACK's in
     8s or 16s) and pad a layer to the next block, so an odd width costs the time and memory of the rounded one
     without its capacity: measured on ONNX Runtime (2 AVX-512 cores), the bundled x2 student's widths
-    ([14, 23, 23, 36, ...]) ran at 49% of the fp32 GEMM peak, the same depth at uniform 32 or 48 at 79-81%.
+    ([14, 23, 23, 36, ...]) ran at 44% of the fp32 GEMM peak, the same depth at uniform 32 or 48 at 81-82%
+    (layer-widths table of benchmarks/results/runtime.md).
     ``refit``: after the analytic init (the paper's), refit each layer by least squares on the student's own
     previous-layer outputs against the pseudo features M_l^T (F_l - b_l), so errors do not compound:
     "linear" fits the pre-activation, "relu" is ReLU-aware (see ``_refit_layer``). ``refit_tail``: refit the
