@@ -186,3 +186,32 @@ def test_litert_whole_photo_is_predicted_and_tiled_instead_of_oom_killed():
     tile = memory.fit_to_memory(lite, 0, 3000, 4000, said.append, available=avail)
     assert tile > 0 and "litert" in said[-1]
     assert memory.bytes_per_pixel(lite) * (tile + 2 * lite.caps.halo) ** 2 <= 0.7 * avail
+
+
+_ORT_GROWTH = """
+import sys, numpy as np
+from memsr_deploy.runtime import open_backend, memory
+b = open_backend(model="memsr-x2", threads=1)
+b.run(np.zeros((1, 3, 32, 32), np.float32))   # one-time costs (kernels, thread pool) before the baseline
+win = int(sys.argv[1])
+x = np.random.rand(1, 3, win, win).astype(np.float32)
+kb = lambda k: int([l for l in open("/proc/self/status") if l.startswith(k)][0].split()[1])
+base = kb("VmRSS")
+for _ in range(3):
+    b.run(x)
+print((kb("VmHWM") - base) * 1024, memory.bytes_per_pixel(b) * win * win)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_onnxruntime_budget_bounds_what_the_session_holds():
+    """--max-memory prices a window by the session's measured bound: the process really grows by less (and by
+    more than the ideal two-map rule, which is why the bound exists)."""
+    from memsr_deploy.formats.model_file import read_description
+    from memsr_deploy.formats.registry import resolve
+    from memsr_deploy.profiler import budget
+    win = 300
+    out = subprocess.run([sys.executable, "-c", _ORT_GROWTH, str(win)], capture_output=True, text=True, check=True)
+    grown, priced = (int(v) for v in out.stdout.split())
+    ideal = budget.per_pixel_channels(read_description(resolve("memsr-x2"))) * 4 * win * win
+    assert ideal < grown <= priced, (ideal, grown, priced)
