@@ -145,17 +145,19 @@ def _vips_write(tmp: Path, fmt: str, bands, height: int, width: int, channels: i
             failure.append(e)
 
     worker = threading.Thread(target=encode, name="memsr-encode", daemon=True)
-    worker.start()
     try:
+        worker.start()  # inside the try: a signal right after it must still stop the encoder
         while worker.is_alive():
             worker.join(0.1)
     except BaseException:
         # Interrupted: the encoder stops at its next read, the compute thread after its current band. Wait for
-        # both, so that no thread is inside a native library when the interpreter exits.
+        # both, so that no thread is inside a native library (or still writing the file) when the temporary
+        # file is removed and the interpreter exits.
         feed.aborted = True
         if hasattr(bands, "stop"):
             bands.stop()
-        worker.join()
+        if worker.ident is not None:
+            worker.join()
         raise
     feed.check()  # the real cause, when the bands failed
     if failure:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import re
 import tempfile
 from pathlib import Path
@@ -28,8 +29,10 @@ def atomic_path(path, suffix: str | None = None):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{TEMP_MARKER}.", suffix=suffix or path.suffix, dir=path.parent)
-    os.close(fd)
+    with _signals_held():  # a SIGTERM between creating the file and knowing its name would leave it behind
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{TEMP_MARKER}.", suffix=suffix or path.suffix,
+                                   dir=path.parent)
+        os.close(fd)
     try:
         yield Path(tmp)
         if os.path.isfile(tmp):  # mkstemp makes 0600; give the result the permissions a plain open() would
@@ -39,6 +42,21 @@ def atomic_path(path, suffix: str | None = None):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def _signals_held():
+    """Hold SIGTERM and SIGINT for the block (this thread; no-op where signal masks do not exist): a signal
+    arriving meanwhile is delivered, as the usual exception, right after it."""
+    block = getattr(signal, "pthread_sigmask", None)
+    if block is None:
+        yield
+        return
+    old = block(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    try:
+        yield
+    finally:
+        block(signal.SIG_SETMASK, old)
 
 
 def _umask() -> int:
