@@ -37,6 +37,11 @@ ORT_RUNTIME_MARGIN = 1.6
 ORT_CHANNEL_BLOCK = 16
 
 
+def round_up(channels: int, block: int) -> int:
+    """A channel count padded to the kernel's channel block."""
+    return -(-int(channels) // block) * block
+
+
 @functools.lru_cache(maxsize=1)
 def onednn_block() -> int:
     """oneDNN's channel block for fp32 convs on this CPU: 16 with AVX-512, else 8."""
@@ -57,9 +62,8 @@ def torch_cpu_conv_workspace(node: Node, graph: Graph) -> int:
     cin, cout = inp[1], out[1]
     n_in = inp[0] * math.prod(inp[2:])
     n_out = out[0] * math.prod(out[2:])
-    pad = lambda c: -(-c // block) * block  # noqa: E731
-    in_b = pad(cin) * n_in if cin >= block else 0
-    out_b = pad(cout) * n_out
+    in_b = round_up(cin, block) * n_in if cin >= block else 0
+    out_b = round_up(cout, block) * n_out
     return max(in_b + out_b, out_b + cout * n_out) - cout * n_out
 
 
@@ -108,7 +112,6 @@ def ort_runtime_bytes_per_pixel(desc, dtype_bytes: int = 4) -> int:
     plus the graph's input and its output with the output's reorder copy. The arena keeps what a call
     allocated, rounded up, for the next call. The walk is therefore scaled by the largest measured ratio
     (``ORT_RUNTIME_MARGIN``): a bound, conservative by up to 3x for narrow aligned nets."""
-    pad = lambda c: -(-int(c) // ORT_CHANNEL_BLOCK) * ORT_CHANNEL_BLOCK  # noqa: E731
-    c = [3, *(pad(w) for w in desc.layer_widths)]
-    pair = max(max(c[i] + c[i + 1] for i in range(len(c) - 1)), 2 * c[-1])
+    from .budget import peak_pair
+    pair = peak_pair([3, *(round_up(w, ORT_CHANNEL_BLOCK) for w in desc.layer_widths)])
     return math.ceil((pair + 3 + 2 * desc.layer_widths[-1]) * dtype_bytes * ORT_RUNTIME_MARGIN)

@@ -92,7 +92,12 @@ def per_pixel_channels(desc) -> int:
     if not desc.is_plain:
         from .skip_rule import teacher_per_pixel_channels
         return teacher_per_pixel_channels(desc)
-    c = channels(desc)
+    return peak_pair(channels(desc))
+
+
+def peak_pair(c: list[int]) -> int:
+    """Channels alive at the peak of a conv chain with map channels ``c``: a conv's input and output, or the
+    tail output and its pixel-shuffled copy."""
     return max(max(c[i] + c[i + 1] for i in range(len(c) - 1)), 2 * c[-1])
 
 

@@ -6,8 +6,8 @@ come from the per-thread heaps, where blocks of a dozen sizes freed in another o
 holes that are never given back. Measured on the bundled x2 student, 12 MP JPEG -> PNG: 336 MB peak RSS; at
 the end glibc held 257 MB of heap, 26 MB of it in use. A fixed threshold sends those buffers back to the
 system when freed; ONNX Runtime's activations, which would otherwise pay a page fault per page on every call,
-stay in its own arena (``onnx_backend.session``). Together, with the tile loop's fewer temporaries: 232 MB at the same speed
-(``benchmarks/results/runtime.md``, default-path section).
+stay in its own arena (``onnx_backend.session``). Together, with the tile loop's fewer temporaries: 232 MB
+at the same speed (``benchmarks/results/runtime.md``, default-path section).
 """
 from __future__ import annotations
 
