@@ -101,7 +101,8 @@ def _open_model(model, threads, scale, backend: str, precision: str) -> Backend:
 def installed_artefact_targets() -> list[str]:
     """Artefact targets whose runtime can run here (for tests and benchmarks)."""
     from importlib.util import find_spec
-    out = [t for t, pkg in (("onnx", "onnxruntime"), ("tflite", "ai_edge_litert")) if find_spec(pkg) is not None]
+    out = [t for t, pkg in (("onnx", "onnxruntime"), ("tflite", "ai_edge_litert"), ("ncnn", "ncnn"))
+           if find_spec(pkg) is not None]
     if sys.platform == "darwin" and find_spec("coremltools") is not None:
         out.append("coreml")
     return out
