@@ -154,7 +154,11 @@ def sidecar_texts() -> list[tuple[str, str]]:
                        input_shape=[146, 146]).to_json()
     x3_onnx = _sidecar(target="onnx", file="m.onnx", layout={"input": "NCHW", "output": "NCHW"}, scale=3,
                        shape_range={"min": [1, 1], "max": [4096, 4096]}).to_json()
+    # a two-file artefact: the .param is `file`, the .bin `data_file`, each with its checksum
+    ncnn = _sidecar(target="ncnn", file="m_ncnn_int8.param", precision="int8", data_file="m_ncnn_int8.bin",
+                    data_sha256="cd" * 32, layout={"input": "NCHW", "output": "NCHW"}).to_json()
     cases = [("good_x2_fp32", dump(good)), ("good_x4_int8_fixed", dump(x4_int8)), ("good_x3_onnx", dump(x3_onnx)),
+             ("good_x2_ncnn", dump(ncnn)),
              ("compact_unicode", json.dumps({**good, "created": "2025-01-01T00:00:00Z \u00e9\u6f22"},
                                             separators=(",", ":"), ensure_ascii=True))]
 
@@ -212,6 +216,14 @@ def field_faults() -> list[tuple[str, object]]:
         ("sha_uppercase", put(file_sha256="AB" * 32)),
         ("sha_short", put(file_sha256="ab" * 31)),
         ("sha_null", put(file_sha256=None)),
+        ("data_file_on_tflite", put(data_file="m.bin", data_sha256="cd" * 32)),
+        ("data_sha_without_data_file", put(data_sha256="cd" * 32)),
+        ("data_file_null_ok", put(data_file=None, data_sha256=None)),
+        ("ncnn_without_data_file", put(target="ncnn")),
+        ("ncnn_data_file_in_folder", put(target="ncnn", data_file="w/m.bin", data_sha256="cd" * 32)),
+        ("ncnn_data_file_is_file", lambda d: d.update(target="ncnn", data_file=d["file"], data_sha256="cd" * 32)),
+        ("ncnn_data_sha_missing", put(target="ncnn", data_file="m.bin")),
+        ("ncnn_data_sha_uppercase", put(target="ncnn", data_file="m.bin", data_sha256="CD" * 32)),
         ("radius_mismatch", put(receptive_radius=11)),
         ("radius_bool", put(receptive_radius=True)),
         ("radius_null", put(receptive_radius=None)),
@@ -268,6 +280,7 @@ def sidecar_cases() -> list[dict]:
                 case["expect"] = {"target": sc.target, "file": sc.file, "precision": sc.precision,
                                   "scale": sc.scale, "halo": sc.halo, "tile": sc.tile,
                                   "file_sha256": sc.file_sha256, "input_shape": sc.input_shape,
+                                  "data_file": sc.data_file, "data_sha256": sc.data_sha256,
                                   "layout": sc.layout, "input": sc.input, "output": sc.output,
                                   "layer_widths": sm.get("layer_widths")}
             out.append(case)

@@ -9,9 +9,10 @@ backend and precision, and each backend's MAC rate as a fraction of this CPU's f
   MAC/s (the plain net's 9 * Cin * Cout per LR pixel per conv) and the fraction of the GEMM peak.
 * GEMM peak: numpy float32 matmul (n = 2048, best of 5) in a subprocess with ``OPENBLAS_CORETYPE`` and
   ``OPENBLAS_L2_SIZE`` unset (for that measurement only), at 1 thread and at the run's thread count.
-* ncnn fp32 is a reference row (``ncnn_reference.py``: pnnx conversion into a temporary folder, ncnn's Python
-  binding, Winograd on) at 1 thread and the run's thread count, where the ``ncnn`` and ``pnnx`` packages are
-  installed (``pip install memsr[bench]``); otherwise the row says so. ncnn int8 says why it is not measured.
+* ncnn fp32 and int8 are reference rows (``ncnn_reference.py``: the .param/.bin pair written from the description,
+  as ``memsr-export --target ncnn`` writes it, on the runtime's ncnn backend; Winograd on, int8 also off) at 1
+  thread and the run's thread count, where the ``ncnn`` package is installed (``pip install memsr[bench]``); otherwise the rows
+  say so.
 """
 from __future__ import annotations
 
@@ -96,43 +97,48 @@ def _timed_row(b, img: np.ndarray, peak: dict, ref, **row) -> tuple[dict, np.nda
 
 
 def ncnn_rows(model, img: np.ndarray, thread_counts: list[int], peak: dict, ref) -> list[dict]:
-    """ncnn fp32 (pnnx conversion in a temporary folder, Winograd on) at each thread count, timed as the other
-    rows; each row carries the conversion check (largest float difference from PyTorch fp32). ncnn int8: the
-    reason it is not measured."""
-    import tempfile
-
+    """ncnn fp32 and int8 (the pair written from the description) at each thread count, timed as the other rows;
+    each row carries the conversion check (largest float difference from PyTorch fp32). Winograd is ncnn's default;
+    int8 is timed without it too (same output: on this x86 host ncnn's int8 Winograd kernels were 2.2x slower than
+    its direct int8 ones for the bundled x2 student, 768 px, 1 thread)."""
     from memsr_bench import ncnn_reference
     from memsr_deploy.errors import MemsrError
-    int8 = {"backend": "ncnn", "precision": "int8", "error": "not measured: " + ncnn_reference.int8_missing()}
+    from memsr_deploy.formats.model_file import read_description
+    from memsr_deploy.formats.registry import default_model, names, resolve
     why = ncnn_reference.missing()
     if why:
-        return [{"backend": "ncnn", "precision": "fp32", "error": "not measured: " + why},
-                {**int8, "error": "not measured: " + why}]
+        return [{"backend": "ncnn", "precision": p, "error": "not measured: " + why} for p in ("fp32", "int8")]
     if model is None:
-        from memsr_deploy.formats.registry import default_model
         model = default_model(2)
+    desc = read_description(resolve(str(model)) if str(model) in names() else model)
     rows = []
-    with tempfile.TemporaryDirectory(prefix="memsr_ncnn_") as work:
-        try:
-            param, binf, desc = ncnn_reference.convert(model, Path(work))
-        except MemsrError as e:
-            return [{"backend": "ncnn", "precision": "fp32", "error": f"not measured: {e}"}, int8]
+    for precision, winograd in (("fp32", True), ("int8", True), ("int8", False)):
+        why = ncnn_reference.precision_missing(desc, precision)
+        if why:
+            if winograd:
+                rows.append({"backend": "ncnn", "precision": precision, "error": "not measured: " + why})
+            continue
+        note = "reference: written from the description, " + ("Winograd" if winograd else "Winograd off")
         for n in thread_counts:
-            print(f"compute: ncnn fp32 {n} threads ...", file=sys.stderr, flush=True)
-            b = ncnn_reference.NcnnBackend(param, binf, desc, threads=n)
+            print(f"compute: ncnn {precision} {n} threads{'' if winograd else ', Winograd off'} ...",
+                  file=sys.stderr, flush=True)
+            try:
+                b = ncnn_reference.open_ncnn(model, precision, threads=n, winograd=winograd)
+            except MemsrError as e:
+                rows.append({"backend": "ncnn", "precision": precision, "threads": n, "error": str(e)})
+                continue
             try:
                 check = ncnn_reference.max_abs_diff_vs_torch(model, b)
-                row, out = _timed_row(b, img, peak, ref, backend="ncnn", precision="fp32", threads=n,
-                                      note="reference: pnnx, Winograd")
+                row, out = _timed_row(b, img, peak, ref, backend="ncnn", precision=precision, threads=n, note=note)
             except MemsrError as e:
-                rows.append({"backend": "ncnn", "precision": "fp32", "threads": n, "error": str(e)})
+                rows.append({"backend": "ncnn", "precision": precision, "threads": n, "error": str(e)})
                 continue
             finally:
                 b.close()
             row["max_abs_diff_vs_torch_fp32"] = float(f"{check:.3g}")
             rows.append(row)
             del out
-    return rows + [int8]
+    return rows
 
 
 def width_rows(model, img: np.ndarray, threads: int, peak: dict) -> list[dict]:

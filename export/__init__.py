@@ -1,4 +1,4 @@
-"""Exporters: a memsr model to ONNX, TFLite and Core ML, each artefact verified against PyTorch.
+"""Exporters: a memsr model to ONNX, TFLite, Core ML and ncnn, each artefact verified against PyTorch.
 
 ``export_model(model, target, precision, out_dir, ...)`` is the API; ``memsr-export`` (memsr_export.cli) the CLI.
 """

@@ -26,12 +26,13 @@ from memsr_deploy.runtime.backends.quiet import quiet
 from .source import Source, load_source
 from .verify import LIMITS, finish, verify as run_verification
 
-EXTENSIONS = {"onnx": "onnx", "tflite": "tflite", "coreml": "mlpackage"}
+EXTENSIONS = {"onnx": "onnx", "tflite": "tflite", "coreml": "mlpackage", "ncnn": "param"}
 PRECISIONS = TARGET_PRECISIONS
 D2S_MODES = tflite_export.D2S_MODES
 TOOLS = {"onnx": ("onnx", "onnxruntime", "onnxsim", "onnxscript"),
          "tflite": ("tensorflow-cpu", "tensorflow", "ai-edge-litert"),
-         "coreml": ("coremltools",)}
+         "coreml": ("coremltools",),
+         "ncnn": ("ncnn",)}
 
 
 def supported(source: Source, target: str, precision: str) -> str | None:
@@ -42,6 +43,9 @@ def supported(source: Source, target: str, precision: str) -> str | None:
         return f"{target} supports precisions {', '.join(PRECISIONS[target])}, not {precision!r}"
     if target != "onnx" and not source.is_plain:
         return f"{source.desc.kind} models export to ONNX only; convert to a plain net first (memsr-convert)"
+    if target == "ncnn":
+        from .ncnn_export import unsupported
+        return unsupported(source, precision)
     return None
 
 
@@ -60,6 +64,14 @@ def output_names(source: Source, target: str, precision: str, input_size=None, n
     """(artefact file name, sidecar file name) that export_model writes in its output folder."""
     stem = (name or default_name(source, target, input_size, d2s)).replace(".", "_")
     return f"{stem}_{precision}.{EXTENSIONS[target]}", f"{stem}_{precision}.json"
+
+
+def data_output_name(target: str, file: str) -> str | None:
+    """The second file a two-file artefact writes beside ``file`` (ncnn: the .bin), or None."""
+    if target != "ncnn":
+        return None
+    from .ncnn_export import data_name
+    return data_name(file)
 
 
 STAGING_MARK = ".staging-"
@@ -111,6 +123,9 @@ def _build(source: Source, target: str, precision: str, path: Path, input_size, 
             from .calibration import calibration_samples
             calibration = calibration_samples(source.scale, calib_dir, input_size, value_range=source.value_range)
         return build_tflite(source, path, precision, input_size, calibration, d2s)
+    if target == "ncnn":
+        from .ncnn_export import build_ncnn
+        return build_ncnn(source, path, precision, input_size)
     from .coreml_export import build_coreml
     build_coreml(source, path, precision, input_size, tiles)
     return {}
@@ -128,6 +143,10 @@ def _checks(source: Source, target: str, precision: str, path: Path, d2s: str):
         from .tflite_export import io_details, structure_failures
         ops, failures = structure_failures(path, source, precision, d2s)
         return io_details(path), {"ops": ops}, failures
+    if target == "ncnn":
+        from .ncnn_export import structure_failures
+        ops, failures = structure_failures(path, source, precision)
+        return (float_io, float_io), {"ops": ops}, failures
     from .coreml_mil import op_counts
     return (float_io, float_io), {"ops": op_counts(path)}, []
 
@@ -150,7 +169,7 @@ def _runner(sidecar: Path, target: str, source: Source):
 
 
 def _runtime_version(target: str) -> str:
-    pkg = {"onnx": "onnxruntime", "tflite": "ai-edge-litert", "coreml": "coremltools"}[target]
+    pkg = {"onnx": "onnxruntime", "tflite": "ai-edge-litert", "coreml": "coremltools", "ncnn": "ncnn"}[target]
     try:
         return f"{pkg} {version(pkg)}"
     except PackageNotFoundError:
@@ -183,7 +202,8 @@ def _install(staged: Path, dest: Path) -> None:
 def export_model(model, target: str, precision: str = "fp32", out_dir=".", input_size=None, calib_dir=None,
                  name: str | None = None, d2s: str = "depth_to_space", verify: bool = True, *,
                  coreml_tiles=None, max_photos: int | None = None, progress: bool = True) -> Path:
-    """Export, verify, and write ``{name}_{precision}.{onnx|tflite|mlpackage}`` + ``{name}_{precision}.json``.
+    """Export, verify, and write ``{name}_{precision}.{onnx|tflite|mlpackage|param}`` + ``{name}_{precision}.json``
+    (ncnn: the .param's ``.bin`` too).
 
     ``model``: model path/stem or bundled name (or an already loaded ``Source``). ``input_size``: None for
     dynamic height/width, else (H, W) or "1x3xHxW"/"HxW": the fixed LR input, halo included.
@@ -210,6 +230,7 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     file, sidecar_name = output_names(source, target, precision, input_size, name, d2s)
+    data = data_output_name(target, file)
     _remove_stale_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{Path(sidecar_name).stem}{STAGING_MARK}{os.getpid()}.", dir=out_dir))
     try:
@@ -228,6 +249,7 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
                 layout={"input": layout, "output": layout},
                 input={**io_in, "range": vrange}, output={**io_out, "range": vrange},
                 source_model=source.summary(), file_sha256=file_sha256(staged), input_shape=input_shape,
+                data_file=data, data_sha256=file_sha256(staging / data) if data else None,
                 shape_range=shape_range, verification=report, tools=tool_versions(target),
                 created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
         t1 = time.perf_counter()
@@ -248,6 +270,8 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
         sidecar = sidecar_with(report)
         sidecar_path = out_dir / sidecar_name
         sidecar_text(sidecar, sidecar_path)  # a figure JSON cannot hold is refused before anything is installed
+        if data:
+            _install(staging / data, out_dir / data)
         _install(staged, out_dir / file)
         return write_sidecar(sidecar, sidecar_path)
     finally:

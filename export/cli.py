@@ -1,4 +1,4 @@
-"""memsr-export: export a model to ONNX / TFLite / Core ML, verify each artefact, print a summary table.
+"""memsr-export: export a model to ONNX / TFLite / Core ML / ncnn, verify each artefact, print a summary table.
 
   memsr-export                                   # bundled x2 student, every target, fp32
   memsr-export runs/student_x4 --target tflite --precision all -o out/
@@ -19,7 +19,7 @@ from memsr_deploy.formats import vocabulary
 from memsr_deploy.formats.sidecar import read_sidecar
 from memsr_deploy.outputs.plan import OutputPlan, check_folder, model_pair_inputs
 
-from .api import D2S_MODES, PRECISIONS, TARGETS, export_model, output_names, supported
+from .api import D2S_MODES, PRECISIONS, TARGETS, data_output_name, export_model, output_names, supported
 from .shapes import default_tile, parse_input_size, parse_tiles
 from .source import load_source
 
@@ -36,7 +36,7 @@ def build_parser() -> types.Parser:
     p.add_argument("--target", choices=(*TARGETS, "all"), default="all")
     p.add_argument("--precision", choices=(*vocabulary.PRECISIONS, "all"), default="fp32",
                    help="all = every precision each target supports (onnx: fp32; tflite: all five; "
-                        "coreml: fp32, fp16)")
+                        "coreml: fp32, fp16; ncnn: fp32, int8)")
     p.add_argument("-o", "--out", default=".", help="output folder (default: current folder)")
     p.add_argument("--input-size", help="fixed LR input incl. halo: 1x3xHxW, HxW or one side (default: dynamic)")
     p.add_argument("--calib", help="folder of images to calibrate int8 on (default: scikit-image photos)")
@@ -72,8 +72,9 @@ def plan(source, target: str, precision: str) -> tuple[list[tuple[str, str]], li
     return jobs, notes
 
 
-def _size(path: Path) -> str:
-    n = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+def _size(*paths: Path) -> str:
+    n = sum(sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+            for p in paths)
     return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
 
 
@@ -84,7 +85,8 @@ def _row(target: str, precision: str, sidecar_path: Path) -> list[str]:
     # a null PSNR in a sidecar means identical outputs (infinite PSNR; JSON has no infinity)
     fmt = (lambda key, f: ("inf" if v[key] is None else f.format(v[key])) if verified and key in v else "-")
     secs = v.get("seconds", {})
-    return [target, precision, sc.file, _size(sc.artefact_path()), fmt("max_abs_diff", "{:.2e}"),
+    files = [sc.artefact_path(), *filter(None, [sc.data_path()])]  # ncnn: .param + .bin
+    return [target, precision, sc.file, _size(*files), fmt("max_abs_diff", "{:.2e}"),
             fmt("psnr_y_vs_torch", "{:.2f}"), fmt("psnr_y_drop", "{:+.3f}") if precision in QUANTISED else "-",
             f"{secs.get('build', 0) + secs.get('verify', 0):.1f}"]
 
@@ -123,6 +125,7 @@ def main(argv=None) -> int:
     for (target, precision), name in names.items():
         files = output_names(source, target, precision, input_size, name,
                              args.d2s if target == "tflite" else "depth_to_space")
+        files = (*files, *filter(None, [data_output_name(target, files[0])]))
         out_plan.add(f"{target} {precision}", *(Path(args.out) / f for f in files))
     out_plan.check()
     rows, failed = [], 0

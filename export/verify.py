@@ -37,7 +37,13 @@ class Limits:
     goal_drop: float | None = None   # dB; reported as drop_goal_met
 
 
-# One table for every target: the precision decides how close the artefact must be.
+# One table for every target: the precision decides how close the artefact must be. ncnn fits it as it is
+# (measured on the bundled students, 8 evaluation photos + patches): fp32 with ncnn's Winograd kernels 3.5e-6 (x2) /
+# 5.1e-6 (x4) max abs diff, worst PSNR-Y 88.9 / 91.8 dB, so the fp32 row holds with a 20x margin that leaves room
+# for other CPUs' kernels. int8 worst PSNR-Y 44.1 / 44.0 dB, drop 0.29 / 0.11 dB: inside the int8 row's max_drop,
+# but x2 misses goal_drop (reported as drop_goal_met false) because ncnn's int8 activations are symmetric (half
+# the codes of LiteRT's asymmetric int8 on ReLU outputs; LiteRT: 47.1 dB, 0.16 dB drop on x2). Loosening the goal
+# for ncnn would hide that, so the row is shared.
 LIMITS = {
     "fp32": Limits(max_abs_diff=1e-4, min_psnr_vs_torch=60.0, max_drop=0.01),
     "fp16": Limits(max_abs_diff=2e-2, min_psnr_vs_torch=40.0, max_drop=0.05),

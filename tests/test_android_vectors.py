@@ -77,9 +77,12 @@ def test_vectors_cover_the_required_cases(tmp_path):
     faults = [by_name[n] for n in ("missing_sha", "file_in_folder", "sha_uppercase", "radius_mismatch",
                                  "layout_bad_output", "input_null", "output_dtype_float64", "input_range_reversed",
                                  "quant_whole_float_zero_point", "uint8_without_quant", "input_shape_float",
-                                 "shape_range_min_over_max", "source_model_string", "source_model_radius_mismatch")]
+                                 "shape_range_min_over_max", "source_model_string", "source_model_radius_mismatch",
+                                 "data_file_on_tflite", "ncnn_without_data_file", "ncnn_data_file_is_file",
+                                 "ncnn_data_sha_missing")]
     assert not any(c["ok"] for c in faults)
-    assert by_name["whole_float_radius_ok"]["ok"]
+    assert by_name["whole_float_radius_ok"]["ok"] and by_name["data_file_null_ok"]["ok"]
+    assert by_name["good_x2_ncnn"]["ok"] and by_name["good_x2_ncnn"]["expect"]["data_file"] == "m_ncnn_int8.bin"
     exact = json.loads(by_name["good_x2_fp32"]["text"], parse_constant=not_json)  # an exact verification
     assert by_name["good_x2_fp32"]["ok"] and exact["verification"]["psnr_y_vs_torch"] is None
     # a 12 MP photo at tile 256: equal cores, the last moved back, windows inside the image

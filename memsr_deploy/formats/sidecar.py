@@ -6,9 +6,12 @@ input and output, fixed shape or range, precision, verification figures, checksu
 
 Fields (version 1):
   format "memsr-artefact", version 1
-  target        "onnx" | "tflite" | "coreml"
-  file          artefact file name, relative to the sidecar
+  target        "onnx" | "tflite" | "coreml" | "ncnn"
+  file          artefact file name, relative to the sidecar (ncnn: the .param)
   file_sha256   checksum of the artefact
+  data_file     the second file of a two-file artefact, relative to the sidecar (ncnn: the .bin, required there);
+                absent for one-file artefacts
+  data_sha256   its checksum (present exactly when data_file is)
   precision     "fp32" | "fp16" | "dynamic" | "int8" | "int8-uint8io"
   scale         2 | 3 | 4
   halo          LR pixels of context per side that exact tiling needs (= receptive_radius)
@@ -56,6 +59,8 @@ class Sidecar:
     output: dict
     source_model: dict
     file_sha256: str = ""
+    data_file: str | None = None
+    data_sha256: str | None = None
     input_shape: list[int] | None = None
     shape_range: dict | None = None
     channel_order: str = "RGB"
@@ -76,14 +81,23 @@ class Sidecar:
         base = Path(self.path).parent if self.path else Path(".")
         return base / self.file
 
+    def data_path(self) -> Path | None:
+        """The second file of a two-file artefact (ncnn's .bin), or None."""
+        if self.data_file is None:
+            return None
+        return self.artefact_path().with_name(self.data_file)
+
     def to_json(self) -> dict:
         d = asdict(self)
         d.pop("path")
+        if self.data_file is None:  # one-file artefacts keep the fields older readers know
+            d.pop("data_file")
+            d.pop("data_sha256")
         return {"format": FORMAT, "version": VERSION, **d, "receptive_radius": self.halo}
 
 
 def sidecar_path(artefact) -> Path:
-    """ARTEFACT.json for ARTEFACT.tflite / .onnx / .mlpackage."""
+    """ARTEFACT.json for ARTEFACT.tflite / .onnx / .mlpackage / .param (or its .bin)."""
     p = Path(artefact)
     return p.with_name(p.name.split(".")[0] + ".json") if p.suffix != ".json" else p
 
@@ -125,6 +139,12 @@ def read_sidecar(path, check_file: bool = True) -> Sidecar:
         if file_sha256(art) != sc.file_sha256:
             raise MemsrError(f"artefact does not match the checksum in field 'file_sha256' of its sidecar "
                              f"{path.name}", art)
+        data = sc.data_path()
+        if data is not None and not data.exists():
+            raise MemsrError(f"artefact file {sc.data_file} named by field 'data_file' is missing", path)
+        if data is not None and file_sha256(data) != sc.data_sha256:
+            raise MemsrError(f"artefact file does not match the checksum in field 'data_sha256' of its sidecar "
+                             f"{path.name}", data)
     return sc
 
 
@@ -135,6 +155,7 @@ REQUIRED = ("target", "file", "precision", "scale", "halo", "tile", "layout", "i
             "file_sha256")
 DTYPES = ("float32", "float16", "uint8", "int8")
 LAYOUTS = ("NCHW", "NHWC")
+TWO_FILE_TARGETS = ("ncnn",)   # artefacts of these targets are file + data_file
 
 
 def _int(v) -> bool:
@@ -152,6 +173,11 @@ def _num(v) -> bool:
 
 def _hw(v) -> bool:
     return isinstance(v, list) and len(v) == 2 and all(_int(x) and x >= 1 for x in v)
+
+
+def _file_name(f) -> bool:
+    """A plain file name (no folder part), as ``file`` and ``data_file`` must be."""
+    return isinstance(f, str) and bool(f) and Path(f).name == f and f not in (".", "..")
 
 
 def _py(v) -> str:
@@ -178,10 +204,21 @@ def validate_sidecar(d: dict, path) -> None:
         raise MemsrError(f"bad scale/halo/tile ({_py(d['scale'])}/{_py(d['halo'])}/{_py(d['tile'])})", path)
     d["scale"], d["halo"], d["tile"] = int(d["scale"]), int(d["halo"]), int(d["tile"])
     f = d["file"]
-    if not isinstance(f, str) or not f or Path(f).name != f or f in (".", ".."):
+    if not _file_name(f):
         bad("file", f"must be a file name beside the sidecar, got {f!r}")
     if not isinstance(d["file_sha256"], str) or not re.fullmatch(r"[0-9a-f]{64}", d["file_sha256"]):
         bad("file_sha256", "must be the artefact's SHA-256 hex digest")
+    data, two_files = d.get("data_file"), d["target"] in TWO_FILE_TARGETS
+    if data is not None and not two_files:
+        bad("data_file", f"is given but {d['target']} artefacts are one file")
+    if two_files:
+        if not _file_name(data) or data == f:
+            bad("data_file", f"must be a file name beside the sidecar other than 'file' ({d['target']} artefacts "
+                             f"are two files), got {data!r}")
+        if not isinstance(d.get("data_sha256"), str) or not re.fullmatch(r"[0-9a-f]{64}", d["data_sha256"]):
+            bad("data_sha256", "must be the SHA-256 hex digest of data_file")
+    elif d.get("data_sha256") is not None:
+        bad("data_sha256", "is given but data_file is not")
     if "receptive_radius" in d and d["receptive_radius"] != d["halo"]:
         bad("receptive_radius", f"is {d['receptive_radius']!r} but halo is {d['halo']!r} (they are one number)")
     layout = d["layout"]

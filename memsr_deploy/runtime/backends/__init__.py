@@ -14,7 +14,7 @@ __all__ = ["BACKENDS", "PRECISIONS", "Backend", "Capabilities", "default_backend
 
 BACKENDS, PRECISIONS = RUNTIME_BACKENDS, RUNTIME_PRECISIONS
 # which runtime runs each artefact target
-_TARGET_RUNTIME = {"onnx": "onnxruntime", "tflite": "litert", "coreml": "coreml"}
+_TARGET_RUNTIME = {"onnx": "onnxruntime", "tflite": "litert", "coreml": "coreml", "ncnn": "ncnn"}
 
 
 def default_backend() -> str:
@@ -62,6 +62,8 @@ def _open_artefact(artefact, threads, backend: str, precision: str) -> Backend:
         from .onnx_backend import OnnxBackend as cls
     elif sc.target == "tflite":
         from .litert_backend import LiteRTBackend as cls
+    elif sc.target == "ncnn":
+        from .ncnn_backend import NcnnBackend as cls
     else:
         from .coreml_backend import CoreMLBackend as cls
     return cls(sidecar_path(artefact), threads)
@@ -99,7 +101,8 @@ def _open_model(model, threads, scale, backend: str, precision: str) -> Backend:
 def installed_artefact_targets() -> list[str]:
     """Artefact targets whose runtime can run here (for tests and benchmarks)."""
     from importlib.util import find_spec
-    out = [t for t, pkg in (("onnx", "onnxruntime"), ("tflite", "ai_edge_litert")) if find_spec(pkg) is not None]
+    out = [t for t, pkg in (("onnx", "onnxruntime"), ("tflite", "ai_edge_litert"), ("ncnn", "ncnn"))
+           if find_spec(pkg) is not None]
     if sys.platform == "darwin" and find_spec("coremltools") is not None:
         out.append("coreml")
     return out

@@ -20,7 +20,9 @@ import org.json.JSONObject;
 public final class Sidecar {
     public static final String FORMAT = "memsr-artefact";
     public static final int VERSION = 1;
-    static final String[] TARGETS = {"onnx", "tflite", "coreml"};
+    static final String[] TARGETS = {"onnx", "tflite", "coreml", "ncnn"};
+    // sidecar.py's TWO_FILE_TARGETS: their artefact is file + data_file (ncnn: .param + .bin)
+    static final String[] TWO_FILE_TARGETS = {"ncnn"};
     static final String[] PRECISIONS = {"fp32", "fp16", "dynamic", "int8", "int8-uint8io"};
     // sidecar.py's REQUIRED, in its order (Python reports the missing ones in this order).
     static final String[] REQUIRED = {"target", "file", "precision", "scale", "halo", "tile", "layout", "input",
@@ -124,15 +126,14 @@ public final class Sidecar {
     /** The rest of sidecar.py's validate_sidecar, in its order, so the first failure is the one Python reports. */
     private static void checkFields(JSONObject d, long halo) {
         Object f = d.opt("file");
-        // "/" is the one separator Python's Path(f).name strips on the platforms memsr writes sidecars from.
-        if (!(f instanceof String) || ((String) f).isEmpty() || ((String) f).indexOf('/') >= 0 || ".".equals(f)
-                || "..".equals(f)) {
+        if (!isFileName(f)) {
             throw bad("file", "must be a file name beside the sidecar, got " + pyRepr(f));
         }
         Object sha = d.opt("file_sha256");
-        if (!(sha instanceof String) || !((String) sha).matches("[0-9a-f]{64}")) {
+        if (!isSha256(sha)) {
             throw bad("file_sha256", "must be the artefact's SHA-256 hex digest");
         }
+        checkDataFile(d, (String) f);
         checkRadius(d, "receptive_radius", halo, " (they are one number)");
         Object layout = d.opt("layout");
         if (!(layout instanceof JSONObject) || !oneOf(((JSONObject) layout).opt("input"), LAYOUTS)
@@ -154,6 +155,38 @@ public final class Sidecar {
             throw bad("source_model", "must be an object");
         }
         checkRadius((JSONObject) d.opt("source_model"), "source_model.receptive_radius", halo, "");
+    }
+
+    /** The second file of a two-file artefact: required for those targets, refused for the others. */
+    private static void checkDataFile(JSONObject d, String file) {
+        Object data = JsonValues.get(d, "data_file");
+        String target = (String) d.opt("target");
+        boolean twoFiles = oneOf(target, TWO_FILE_TARGETS);
+        if (data != null && !twoFiles) {
+            throw bad("data_file", "is given but " + target + " artefacts are one file");
+        }
+        if (twoFiles) {
+            if (!isFileName(data) || data.equals(file)) {
+                throw bad("data_file", "must be a file name beside the sidecar other than 'file' (" + target
+                        + " artefacts are two files), got " + pyRepr(data));
+            }
+            if (!isSha256(JsonValues.get(d, "data_sha256"))) {
+                throw bad("data_sha256", "must be the SHA-256 hex digest of data_file");
+            }
+        } else if (JsonValues.get(d, "data_sha256") != null) {
+            throw bad("data_sha256", "is given but data_file is not");
+        }
+    }
+
+    /** A file name with no folder part; "/" is the one separator Python's Path(f).name strips on the platforms
+     * memsr writes sidecars from. */
+    private static boolean isFileName(Object f) {
+        return f instanceof String && !((String) f).isEmpty() && ((String) f).indexOf('/') < 0 && !".".equals(f)
+                && !"..".equals(f);
+    }
+
+    private static boolean isSha256(Object v) {
+        return v instanceof String && ((String) v).matches("[0-9a-f]{64}");
     }
 
     /** An optional receptive_radius (its last dotted part names the member of {@code o}) must equal halo. */
@@ -251,6 +284,18 @@ public final class Sidecar {
     public String fileSha256() {
         Object v = raw.opt("file_sha256");
         return v instanceof String ? (String) v : "";
+    }
+
+    /** The second file of a two-file artefact (ncnn's .bin), or null for one-file artefacts. */
+    public String dataFile() {
+        Object v = JsonValues.get(raw, "data_file");
+        return v instanceof String ? (String) v : null;
+    }
+
+    /** The checksum of {@link #dataFile()}, or null for one-file artefacts. */
+    public String dataSha256() {
+        Object v = JsonValues.get(raw, "data_sha256");
+        return v instanceof String ? (String) v : null;
     }
 
     /** [H, W] of a fixed-shape artefact (LR, halo included), or null when the artefact takes any size. */

@@ -59,6 +59,8 @@ public class SidecarVectorsTest {
         assertEquals(name, Vectors.i(e, "halo"), sc.halo);
         assertEquals(name, Vectors.i(e, "tile"), sc.tile);
         assertEquals(name, e.opt("file_sha256"), sc.fileSha256());
+        assertEquals(name, JsonValues.get(e, "data_file"), sc.dataFile());
+        assertEquals(name, JsonValues.get(e, "data_sha256"), sc.dataSha256());
         if (JsonValues.get(e, "input_shape") == null) {
             assertNull(name, sc.inputShape());
         } else {

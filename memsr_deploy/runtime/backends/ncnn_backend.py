@@ -1,0 +1,144 @@
+"""ncnn backend (CPU, the ``ncnn`` Python binding): an exported .param/.bin pair (its sidecar says how to feed it),
+or a plain model file whose pair is written from its description (``formats.ncnn_graph``; fp32, or int8 with the
+description's ranges). ncnn is optional (``pip install 'memsr[ncnn]'``); ``memsr-export --target ncnn`` verifies
+through this backend and the runtime benchmark times it.
+
+ncnn Mats have no batch axis: a batch of windows runs one extraction per window.
+"""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import MemsrError
+from .artefact import Artefact
+from .base import Backend, Capabilities, runtime_failure
+from .quiet import quiet
+
+PACKAGE = "ncnn==1.0.20261020"
+
+
+def missing() -> str | None:
+    """Why ncnn cannot run here (its package is absent), or None."""
+    from importlib.util import find_spec
+    if find_spec("ncnn") is None:
+        return f"the ncnn package is not installed (pip install 'memsr[ncnn]' or {PACKAGE})"
+    return None
+
+
+def _net(param: Path, binf: Path, threads: int | None, int8: bool, winograd: bool):
+    why = missing()
+    if why:
+        raise MemsrError(why)
+    import ncnn
+    net = ncnn.Net()
+    opt = net.opt
+    opt.num_threads = int(threads) if threads else (ncnn.get_cpu_count() or 1)
+    opt.use_winograd_convolution = winograd
+    # ncnn stores weights and activations as fp16 / bf16 by default where the CPU has them: that would round the
+    # fp32 model (and the int8 model's float parts) far beyond fp32 precision
+    opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = False
+    opt.use_bf16_storage = opt.use_bf16_packed = False
+    opt.use_int8_inference = int8
+    with quiet():  # ncnn prints its own reasons on stderr; ours follow as one line
+        if net.load_param(str(param)) != 0:
+            raise MemsrError("ncnn cannot read this .param file", param)
+        if net.load_model(str(binf)) != 0:
+            raise MemsrError("ncnn cannot read this .bin file (truncated, or the weights of another .param)", binf)
+    return net
+
+
+def _layers(text: str, source):
+    from ...formats.ncnn_graph import io_blobs, read_param
+    try:
+        layers = read_param(text)
+        return layers, io_blobs(layers)
+    except ValueError as e:
+        raise MemsrError(f"not a memsr ncnn model: {e}", source) from None
+
+
+class _Extractor:
+    """One ncnn net: float32 (N, 3, H, W) -> (N, 3, sH, sW), one window at a time."""
+
+    def __init__(self, net, blobs: tuple[str, str], source):
+        self.net, (self.input, self.output), self.source = net, blobs, source
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        import ncnn
+        outs = []
+        for window in x:
+            # a copy ncnn owns: a Mat over numpy's buffer crashes the in-place input normalisation (Scale)
+            mat = ncnn.Mat(np.ascontiguousarray(window, dtype=np.float32)).clone()
+            ex = self.net.create_extractor()
+            try:
+                ex.input(self.input, mat)
+                rc, y = ex.extract(self.output)
+            except Exception as e:  # the binding's own exception types
+                raise runtime_failure(e, "ncnn", self.source) from None
+            if rc != 0:
+                raise MemsrError(f"ncnn failed to run the model (extract returned {rc})", self.source)
+            outs.append(np.array(y, dtype=np.float32))
+        return np.stack(outs)
+
+
+class NcnnBackend(Backend):
+    """An exported ncnn artefact: ``file`` (.param) and ``data_file`` (.bin) of its sidecar, both checksummed."""
+    name = "ncnn"
+
+    def __init__(self, sidecar, threads: int | None = None, winograd: bool = True):
+        self.art = Artefact(sidecar, "ncnn")   # reads the sidecar and checks both files against their checksums
+        self.desc, self.source = self.art.desc, self.art.path
+        sc = self.art.sc
+        param, binf = sc.artefact_path(), sc.data_path()
+        layers, blobs = _layers(param.read_text(errors="replace"), param)
+        quantised = any("8" in ly.params for ly in layers if ly.kind == "Convolution")
+        if quantised != (sc.precision == "int8"):
+            raise MemsrError(f"the .param {'has' if quantised else 'has no'} int8 convolutions but the sidecar "
+                             f"says {sc.precision} (artefact and sidecar do not match)", param)
+        if self.art.input.layout != "NCHW" or self.art.output.layout != "NCHW":
+            raise MemsrError("an ncnn artefact is NCHW in and out; the sidecar says otherwise", self.source)
+        self.run_windows = _Extractor(_net(param, binf, threads, quantised, winograd), blobs, str(param))
+        self.caps = self.art.capabilities(max_batch=None)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        y = self.run_windows(self.art.input.encode(x))
+        return self.check_output(x, self.art.output.decode(y))
+
+    def close(self) -> None:
+        self.run_windows.net.clear()
+
+
+class NcnnModelBackend(Backend):
+    """A plain model file on ncnn, its pair written from the description (no export step, no torch, no pnnx).
+    ``winograd``: ncnn's Winograd 3x3 kernels (its default; off for the direct / im2col ones)."""
+    name = "ncnn"
+
+    def __init__(self, model=None, threads: int | None = None, precision: str = "fp32", winograd: bool = True,
+                 arrays=None):
+        from ...formats.ncnn_graph import build
+        if arrays is None:
+            from ...formats.model_file import load_plain_arrays
+            arrays = load_plain_arrays(model)
+        self.desc, convs = arrays
+        self.source = str(self.desc.path)
+        self.precision = precision
+        pair = build(self.desc, convs, precision)
+        # ncnn reads weights from a file path (its in-memory loader may keep pointers into the buffer)
+        with tempfile.TemporaryDirectory(prefix="memsr_ncnn_") as work:
+            param, binf = Path(work) / "model.param", Path(work) / "model.bin"
+            param.write_text(pair.param)
+            binf.write_bytes(pair.bin)
+            _, blobs = _layers(pair.param, self.source)
+            net = _net(param, binf, threads, precision == "int8", winograd)
+        self.run_windows = _Extractor(net, blobs, self.source)
+        # between the int8 convs activations are int8
+        self.caps = Capabilities(scale=self.desc.scale, halo=self.desc.receptive_radius,
+                                 dtype_bytes=1 if precision == "int8" else 4)
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.check_output(x, self.run_windows(x))
+
+    def close(self) -> None:
+        self.run_windows.net.clear()
