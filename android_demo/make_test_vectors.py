@@ -401,7 +401,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="JSON file to write")
     ap.add_argument("--export-dir", type=Path, help="also export a tiny student to TFLite here and include its "
-                    "sidecars (needs the exporter's TensorFlow; adds ~20 s)")
+                    "sidecars (adds a few seconds)")
     args = ap.parse_args(argv)
     vectors = build(args.export_dir)
     args.out.parent.mkdir(parents=True, exist_ok=True)

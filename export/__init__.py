@@ -4,7 +4,8 @@
 """
 import os
 
-# TensorFlow (imported by the TFLite exporter and by coremltools) logs C++ banners at import; keep CLIs quiet.
+# coremltools imports TensorFlow whenever it is installed (memsr itself never does), and TensorFlow logs C++
+# banners at import; keep CLIs quiet.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 

@@ -30,7 +30,7 @@ EXTENSIONS = {"onnx": "onnx", "tflite": "tflite", "coreml": "mlpackage", "ncnn":
 PRECISIONS = TARGET_PRECISIONS
 D2S_MODES = tflite_export.D2S_MODES
 TOOLS = {"onnx": ("onnx", "onnxruntime", "onnxsim", "onnxscript"),
-         "tflite": ("tensorflow-cpu", "tensorflow", "ai-edge-litert"),
+         "tflite": ("ai-edge-litert", "flatbuffers"),
          "coreml": ("coremltools",),
          "ncnn": ("ncnn",)}
 

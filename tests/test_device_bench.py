@@ -15,45 +15,16 @@ from pathlib import Path
 import pytest
 
 from memsr_bench.device_bench import main
+from memsr_export import export_model
 from conftest import make_plain
 from memsr_deploy.formats.model_file import save_model
-from memsr_deploy.formats.sidecar import Sidecar, file_sha256, read_sidecar, write_sidecar
+from memsr_deploy.formats.sidecar import read_sidecar
 
 FAKE = Path(__file__).parent / "fake_adb"
 FAKE_BM = FAKE / "benchmark_model"
 
 
-def _tflite_with_tf(out_dir: Path, fixed: tuple[int, int] | None) -> Path:
-    """Last resort when the exporter is not importable: the same kind of graph (conv, ReLU, conv,
-    depth_to_space) built with TF directly, with a sidecar written by hand."""
-    import numpy as np
-    import tensorflow as tf
-
-    rng = np.random.default_rng(0)
-    k1 = tf.constant(rng.normal(size=(3, 3, 3, 8)).astype("float32"))
-    k2 = tf.constant(rng.normal(size=(3, 3, 8, 12)).astype("float32"))
-
-    @tf.function(input_signature=[tf.TensorSpec([1, *(fixed or (None, None)), 3], tf.float32, name="input")])
-    def f(x):
-        return tf.nn.depth_to_space(tf.nn.conv2d(tf.nn.relu(tf.nn.conv2d(x, k1, 1, "SAME")), k2, 1, "SAME"), 2)
-
-    name = f"tiny{'_fixed' if fixed else ''}_fp32"
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([f.get_concrete_function()], f)
-    (out_dir / f"{name}.tflite").write_bytes(conv.convert())
-    float_io = {"dtype": "float32", "range": [0.0, 1.0], "quant": None}
-    sc = Sidecar(target="tflite", file=f"{name}.tflite", precision="fp32", scale=2, halo=2, tile=60,
-                 layout={"input": "NHWC", "output": "NHWC"}, input=float_io, output=float_io,
-                 source_model={"name": "tiny", "kind": "student", "receptive_radius": 2},
-                 file_sha256=file_sha256(out_dir / f"{name}.tflite"), input_shape=list(fixed) if fixed else None,
-                 shape_range=None if fixed else {"min": [5, 5], "max": [4096, 4096]})
-    return write_sidecar(sc, out_dir / f"{name}.json")
-
-
 def _export(out_dir: Path, fixed: tuple[int, int] | None) -> Path:
-    try:
-        from memsr_export import export_model
-    except ImportError:
-        return _tflite_with_tf(out_dir, fixed)
     stem = out_dir / "tiny_x2"
     if not stem.with_suffix(".json").exists():
         save_model(make_plain(), stem, kind="student")

@@ -9,8 +9,8 @@ from memsr_export import verify as V
 from memsr_export.coreml_mil import _depth_to_space
 from memsr_export.shapes import default_tile, parse_input_size, parse_tiles
 from memsr_export.source import Source
-from memsr_export.tflite_export import crd_to_dcr, d2s_filter
 from memsr_deploy.errors import MemsrError
+from memsr_deploy.formats.tflite_graph import crd_to_dcr, d2s_filter
 from memsr_deploy.formats.model_file import describe
 
 
@@ -52,7 +52,7 @@ def test_tail_permutation_turns_pixel_shuffle_into_depth_to_space(scale):
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_d2s_filter_is_depth_to_space(scale):
     """The TRANSPOSE_CONV weights: out[y*s+i, x*s+j, c] = in[y, x, (i*s+j)*3+c]."""
-    f = torch.from_numpy(d2s_filter(scale)).permute(3, 2, 0, 1)  # [s,s,out,in] -> torch [in,out,s,s]
+    f = torch.from_numpy(d2s_filter(scale)).permute(3, 0, 1, 2)  # TFLite [out,s,s,in] -> torch [in,out,s,s]
     y = torch.randn(1, 3 * scale * scale, 4, 6)
     assert torch.allclose(F.conv_transpose2d(y, f, stride=scale), _depth_to_space(y, scale))
 
@@ -149,3 +149,28 @@ def test_weight_balancing_is_exact_and_evens_out_weight_ranges():
         _, feats = src.model.features(h)
     for a, f in zip(layer_ranges(layers, src.desc.input, [x]), feats):
         np.testing.assert_allclose(a, f.abs().amax(dim=(0, 2, 3)).numpy(), rtol=1e-5)
+
+
+def test_calibrated_int8_ranges_are_each_tensors_extremes():
+    """tensor_ranges: the normalised input and every conv output after its activation, in model units, smallest
+    and largest over all samples (PyTorch's own forward is the reference); the ramp pins the input range."""
+    from memsr_export.calibration import ramp, tensor_ranges
+    from memsr_deploy.method.models import InputSpec
+    spec = InputSpec(255.0, (100.0, 120.0, 140.0), 64.0)   # model units 0..255, normalisation in front
+    src = tiny_source(widths=(8, 8), acts=("relu", "none"), seed=7, input_spec=spec)
+    rng = np.random.default_rng(3)
+    samples = [rng.random((1, 9, 13, 3), np.float32) * 255 for _ in range(3)] + [ramp(9, 13)[None] * 255]
+    inp, ranges = tensor_ranges(src, src.plain_layers(), samples)
+    tensors = [[] for _ in range(4)]
+    for s in samples:
+        with torch.no_grad():
+            h = src.model.normalize(torch.from_numpy(np.ascontiguousarray(s.transpose(0, 3, 1, 2))))
+            tensors[0].append(h)
+            for k, (conv, act) in enumerate(zip(src.model.convs(), [*src.model.acts, "none"])):
+                h = conv(h)
+                h = torch.relu(h) if act == "relu" else h
+                tensors[k + 1].append(h)
+    want = [(min(float(t.min()) for t in ts), max(float(t.max()) for t in ts)) for ts in tensors]
+    np.testing.assert_allclose([inp, *ranges], want, rtol=1e-5, atol=1e-5)
+    assert ranges[0][0] == 0.0 and ranges[1][0] < 0    # ReLU output starts at 0, the tail's does not
+    assert inp == pytest.approx([(0 - 140) / 64, (255 - 100) / 64])   # the ramp spans the image range

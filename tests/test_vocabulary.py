@@ -1,5 +1,5 @@
 """Targets, precisions, backends and bytes per activation are one table each, shared by every reader."""
-from memsr_deploy.formats import sidecar, vocabulary
+from memsr_deploy.formats import sidecar, tflite_graph, vocabulary
 from memsr_deploy.profiler import budget
 from memsr_deploy.profiler import measure
 from memsr_deploy.runtime import backends
@@ -10,7 +10,7 @@ def test_every_module_reads_the_one_table():
     assert sidecar.TARGETS is vocabulary.TARGETS is api.TARGETS
     assert sidecar.PRECISIONS is vocabulary.PRECISIONS
     assert api.PRECISIONS is vocabulary.TARGET_PRECISIONS
-    assert tflite_export.PRECISIONS is vocabulary.TARGET_PRECISIONS["tflite"]
+    assert tflite_export.PRECISIONS is tflite_graph.PRECISIONS is vocabulary.TARGET_PRECISIONS["tflite"]
     assert coreml_export.PRECISIONS is vocabulary.TARGET_PRECISIONS["coreml"]
     assert backends.BACKENDS is vocabulary.RUNTIME_BACKENDS and backends.PRECISIONS is vocabulary.RUNTIME_PRECISIONS
     assert set(measure.BACKENDS) == set(vocabulary.RUNTIME_BACKENDS) - {"auto"}
