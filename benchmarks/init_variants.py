@@ -24,6 +24,9 @@ VARIANTS = {  # name -> init_student keyword arguments (width cap: the teacher's
     "a=10": dict(shift_a=10.0),
     "a=30": dict(shift_a=30.0),
     "a=30 + tail refit": dict(shift_a=30.0, refit_tail=True),
+    "a=30 + tail refit + bridge refit (default)": dict(shift_a=30.0, refit_tail=True, refit_bridges=True),
+    "a=10 + tail refit": dict(shift_a=10.0, refit_tail=True),
+    "a=100 + tail refit": dict(shift_a=100.0, refit_tail=True),
     "a=30 + linear refit + tail refit": dict(shift_a=30.0, refit="linear", refit_tail=True),
     "linear refit (a=3)": dict(shift_a=3.0, refit="linear"),
     "ReLU-aware refit (a=3)": dict(shift_a=3.0, refit="relu"),
@@ -36,6 +39,14 @@ VARIANTS = {  # name -> init_student keyword arguments (width cap: the teacher's
 }
 
 
+def teacher_saw(desc, held) -> str:
+    """Whether the teacher trained on the held-out photos (its provenance names the photos it held out)."""
+    its = set((desc.provenance.get("validation") or {}).get("held_out") or [])
+    if its and {p.name for p in held} <= its:
+        return "The teacher held the same photos out of its own training."
+    return "The teacher was trained on all training photos, these held-out ones included."
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--teacher", required=True, help="teacher model file or bundled name")
@@ -45,6 +56,8 @@ def main(argv=None) -> int:
     ap.add_argument("--patch", type=int, default=48)
     ap.add_argument("--max-columns", type=int, default=32768, help="pixels the fits see (subsampled)")
     ap.add_argument("--width", type=int, default=None, help="uniform student width (default: rank rule, capped)")
+    ap.add_argument("--width-multiple", type=int, default=16,
+                    help="round the rank rule's widths up to this multiple (memsr-train student's default: 16)")
     ap.add_argument("--val-crop", type=int, default=256)
     ap.add_argument("--variants", default=None, help="comma-separated subset of variant names")
     ap.add_argument("--no-eval-photos", action="store_true", help="skip the final report on the eval photos")
@@ -86,7 +99,8 @@ def main(argv=None) -> int:
         width = cap if kw.pop("uniform", False) else args.width
         t0 = time.perf_counter()
         fit = student_init.init_student(plain, patches, width=width, max_width=cap if capped else None,
-                                        max_columns=args.max_columns, **kw)
+                                        max_columns=args.max_columns,
+                                        width_multiple=args.width_multiple, **kw)
         secs = time.perf_counter() - t0
         student = fit.student
         rows.append({"variant": name, "val": score(student, val_pairs, args.val_crop),
@@ -106,8 +120,8 @@ def main(argv=None) -> int:
              f"of their pixels) from the training photos minus "
              f"{len(held)} held out ({', '.join(p.stem for p in held)}). 'held-out' = PSNR-Y on HR centre crops "
              f"of at most {args.val_crop} px of the held-out photos (used for choosing); 'eval' = PSNR-Y on the "
-             "full evaluation photos (reported only, never used to choose). The bundled teachers were trained on "
-             "all training photos, held-out ones included.", "", f"Regenerate: `{cmd}`", "",
+             "full evaluation photos (reported only, never used to choose). " + teacher_saw(desc, held)
+             + f" Rank-rule widths rounded up to multiples of {args.width_multiple}.", "", f"Regenerate: `{cmd}`", "",
              "| variant | held-out PSNR-Y | eval PSNR-Y | params | widths | mean init error | s |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:

@@ -135,6 +135,19 @@ def test_refits_lower_the_feature_error(setup):
         assert float((refit.student(patches) - ref).pow(2).mean()) < float((base.student(patches) - ref).pow(2).mean())
 
 
+def test_refitted_bridges_read_the_student_back_better_and_leave_it_alone(setup):
+    _, plain, patches = setup
+    kw = dict(width=6, shift_a=30.0, refit_tail=True)
+    base = si.init_student(plain, patches, **kw)
+    rb = si.init_student(plain, patches, refit_bridges=True, **kw)
+    # least squares per layer: never worse than the analytic bridge on the patches it was fitted on
+    assert all(r <= b + 1e-6 for r, b in zip(rb.feature_errors, base.feature_errors))
+    assert sum(rb.feature_errors) < sum(base.feature_errors)
+    for a, b in zip(base.student.parameters(), rb.student.parameters()):  # the student itself is untouched
+        assert torch.equal(a, b)
+    assert rb.report()["refit_bridges"] is True and base.report()["refit_bridges"] is False
+
+
 def test_own_channels_match_the_layout(setup):
     t, plain, patches = setup
     own = convert.own_channels(t.cfg)

@@ -93,6 +93,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--refit-tail", action=argparse.BooleanOptionalAction, default=True,
                    help="refit the tail by least squares against the teacher's output (default on; "
                         "--no-refit-tail --shift 3 is the paper's init)")
+    s.add_argument("--refit-bridges", action=argparse.BooleanOptionalAction, default=True,
+                   help="refit the distillation bridges by least squares on the initialised student's own "
+                        "features (default on; off = the decomposition's bridges, the paper's)")
     s.add_argument("--feature-scale", type=types.positive_float, default=None,
                    help="weight k of the feature MSE against the L1 (default: calibrated, see --grad-ratio; "
                         "255 = the reference's 0..255 loss scale for [0, 1] models)")
@@ -189,7 +192,7 @@ def main(argv=None) -> int:
                             lam0=args.lam, decay=args.lam_decay, shift_a=args.shift, seed=args.seed, log=log,
                             max_width=args.max_width, refit=args.refit, refit_tail=args.refit_tail,
                             feature_scale=args.feature_scale, grad_ratio=args.grad_ratio,
-                            width_multiple=args.width_multiple)
+                            width_multiple=args.width_multiple, refit_bridges=args.refit_bridges)
         provenance["teacher"] = {"path": str(args.teacher), "kind": tdesc.kind,
                                  "weights_sha256": tdesc.weights_sha256}
     log(f"training {task.meta['kind']} x{scale}: {sum(p.numel() for p in task.eval_model().parameters()):,} "

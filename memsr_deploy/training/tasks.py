@@ -51,7 +51,7 @@ def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init
                  init_patches: int = 16, lam0: float = 0.3, decay: float = 1e-5, shift_a: float = 30.0,
                  seed: int = 0, log=print, max_width: int | None = None, refit: str = "none",
                  refit_tail: bool = True, feature_scale: float | None = None,
-                 grad_ratio: float = 0.9, width_multiple: int = 16) -> Task:
+                 grad_ratio: float = 0.9, width_multiple: int = 16, refit_bridges: bool = True) -> Task:
     """A plain student of ``teacher``. Widths: ``width`` for every layer, else the rank rule rounded up to
     ``width_multiple`` with no layer wider than ``max_width`` (default: the teacher's feature width). ``feature_scale``: the weight k of the
     feature MSE; None = calibrated on the init patches so that at step 0 the feature term's gradient on the
@@ -67,9 +67,10 @@ def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init
     cap = max_width if max_width is not None else teacher_feature_width(teacher, desc)
     fit = student_init.init_student(plain, patches, eps=rank_eps, width=width, shift_a=shift_a, seed=seed,
                                     max_width=cap, refit=refit, refit_tail=refit_tail,
-                                    width_multiple=width_multiple)
+                                    width_multiple=width_multiple, refit_bridges=refit_bridges)
     report = fit.report()
-    log(f"student init (width cap {cap}, shift a={shift_a}, refit {refit}{' + tail' if refit_tail else ''}):")
+    log(f"student init (width cap {cap}, shift a={shift_a}, refit {refit}{' + tail' if refit_tail else ''}"
+        f"{', bridges refitted' if refit_bridges else ''}):")
     log(fit.table())
     student, bridges = fit.student, fit.bridges
     if init == "random":
