@@ -236,7 +236,7 @@ def init_student(plain: models.PlainSR, lr_patches: torch.Tensor, eps: float | N
 
     bridges = nn.ModuleList(_bridge(M, b) for M, b in zip(Ms, bs))
     if refit_bridges:
-        _refit_bridges(student, bridges, plain, lr_patches, max_columns, seed)
+        _refit_bridges(bridges, record_features(student, lr_patches, max_columns, seed), feats)
     settings = {"rank_eps": eps, "uniform_width": width if isinstance(width, int) else None,
                 "max_width": max_width, "width_multiple": width_multiple, "shift_a": shift_a, "refit": refit,
                 "refit_tail": refit_tail, "refit_bridges": refit_bridges}
@@ -263,27 +263,21 @@ def _refit(student, plain, lr_patches, feats, Ms, bs, refit, refit_tail, max_col
 
 
 @torch.no_grad()
-def _refit_bridges(student: models.PlainSR, bridges: nn.ModuleList, plain: models.PlainSR,
-                   lr_patches: torch.Tensor, max_columns: int, seed: int) -> None:
+def _refit_bridges(bridges: nn.ModuleList, student_feats: list[torch.Tensor], feats: list[torch.Tensor]) -> None:
     """The analytic bridge M_l, b_l reads the student's feature back exactly only while that feature is the
     projection M_l^T (F_l - b_l) itself. The shift's ReLU, the layer refits and the tail refit all move the
     student's features away from it, and through a deep teacher the gap grows layer by layer (measured on the
     48x8 x2 teacher: relative error 1.2-2.0 from layer 1 on, with the output still above 40 dB; refitted,
-    0.05-0.34). A feature loss
-    through those bridges then pulls every layer towards targets its own tail was not fitted to, and the first
-    few hundred steps undo the init (held-out PSNR 40.2 -> 37.3 dB at step 500, 34.4 at step 250 with warm-up).
-    Refitting each 1x1 bridge (weights and bias) on the student's actual features makes the feature term start
-    at its least-squares residual, so its gradient only asks for what the student can still learn."""
-    cols = pixel_columns(lr_patches, max_columns, seed)
-    _, fs = student.features(lr_patches)
-    _, ft = plain.features(lr_patches)
-    for s, t, bridge in zip(fs, ft, bridges):
-        S = s.double().permute(1, 0, 2, 3).reshape(s.shape[1], -1)[:, cols].T
-        T = t.double().permute(1, 0, 2, 3).reshape(t.shape[1], -1)[:, cols].T
+    0.05-0.34), and a feature loss through those bridges pulls every layer towards targets its own tail was not
+    fitted to. Refitting each 1x1 bridge (weights and bias) on the student's actual features makes the feature
+    term start at its least-squares residual, so its gradient only asks for what the student can still learn.
+    (It does not stop the early fall of held-out PSNR from this init: that happens with L1 alone too; see
+    docs/method.md.)"""
+    for S, F, bridge in zip(student_feats, feats, bridges):   # (r_l x P), (C_l x P): the same pixel columns
         # exact least squares: the features carry the shift's large constants, so _LeastSquares' ridge, scaled
         # by the Gram diagonal, would be large for the small-variance directions that matter here
-        A = torch.cat([S, torch.ones(S.shape[0], 1, dtype=S.dtype)], 1)
-        X = torch.linalg.lstsq(A, T, driver="gelsd").solution
+        A = torch.cat([S.T, torch.ones(S.shape[1], 1, dtype=S.dtype)], 1)
+        X = torch.linalg.lstsq(A, F.T, driver="gelsd").solution
         bridge.weight.copy_(X[:-1].T[:, :, None, None].float())
         bridge.bias.copy_(X[-1].float())
 
