@@ -10,6 +10,7 @@ checksum.
 """
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from memsr_deploy.errors import MemsrError
@@ -60,17 +61,14 @@ def structure_failures(path: Path, source: Source, precision: str) -> tuple[dict
         ncnn_graph.io_blobs(layers)
     except ValueError as e:
         return {}, [f"the .param does not parse ({e})"]
-    ops: dict[str, int] = {}
-    for ly in layers:
-        ops[ly.kind] = ops.get(ly.kind, 0) + 1
+    ops = dict(Counter(ly.kind for ly in layers))
     failures = []
     extra = sorted(set(ops) - ALLOWED_LAYERS)
     if extra:
         failures.append(f"unexpected ncnn layers {extra}")
-    convs = [ly for ly in layers if ly.kind == "Convolution"]
-    if len(convs) != len(source.desc.layer_widths):
-        failures.append(f"{len(convs)} Convolution layers for {len(source.desc.layer_widths)} convs")
-    quantised = sum("8" in ly.params for ly in convs)
-    if quantised != (len(convs) if precision == "int8" else 0):
-        failures.append(f"{quantised} of {len(convs)} convolutions are int8 in a {precision} export")
+    quantised, convs = ncnn_graph.int8_convolutions(layers)
+    if convs != len(source.desc.layer_widths):
+        failures.append(f"{convs} Convolution layers for {len(source.desc.layer_widths)} convs")
+    if quantised != (convs if precision == "int8" else 0):
+        failures.append(f"{quantised} of {convs} convolutions are int8 in a {precision} export")
     return ops, failures

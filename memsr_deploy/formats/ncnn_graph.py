@@ -157,6 +157,12 @@ def read_param(text: str) -> list[ParamLayer]:
     return layers
 
 
+def int8_convolutions(layers: list[ParamLayer]) -> tuple[int, int]:
+    """(int8 Convolution layers, all Convolution layers): a conv is int8 when it sets int8_scale_term (key 8)."""
+    convs = [ly for ly in layers if ly.kind == "Convolution"]
+    return sum("8" in ly.params for ly in convs), len(convs)
+
+
 def io_blobs(layers: list[ParamLayer]) -> tuple[str, str]:
     """(input blob, output blob) of a single-input chain: the Input layer's top and the last layer's top."""
     inputs = [ly for ly in layers if ly.kind == "Input"]

@@ -93,7 +93,8 @@ class NcnnBackend(Backend):
         sc = self.art.sc
         param, binf = sc.artefact_path(), sc.data_path()
         layers, blobs = _layers(param.read_text(errors="replace"), param)
-        quantised = any("8" in ly.params for ly in layers if ly.kind == "Convolution")
+        from ...formats.ncnn_graph import int8_convolutions
+        quantised = int8_convolutions(layers)[0] > 0
         if quantised != (sc.precision == "int8"):
             raise MemsrError(f"the .param {'has' if quantised else 'has no'} int8 convolutions but the sidecar "
                              f"says {sc.precision} (artefact and sidecar do not match)", param)
