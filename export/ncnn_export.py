@@ -19,6 +19,7 @@ from memsr_deploy.formats.onnx_graph import INT8_RANGES_KEY
 from memsr_deploy.formats.vocabulary import TARGET_PRECISIONS
 from memsr_deploy.runtime.backends.ncnn_backend import missing
 
+from .census import census_failures
 from .source import Source
 
 PRECISIONS = TARGET_PRECISIONS["ncnn"]
@@ -62,13 +63,8 @@ def structure_failures(path: Path, source: Source, precision: str) -> tuple[dict
     except ValueError as e:
         return {}, [f"the .param does not parse ({e})"]
     ops = dict(Counter(ly.kind for ly in layers))
-    failures = []
-    extra = sorted(set(ops) - ALLOWED_LAYERS)
-    if extra:
-        failures.append(f"unexpected ncnn layers {extra}")
+    failures = census_failures(ops, ALLOWED_LAYERS, "Convolution", source, "ncnn layers")
     quantised, convs = ncnn_graph.int8_convolutions(layers)
-    if convs != len(source.desc.layer_widths):
-        failures.append(f"{convs} Convolution layers for {len(source.desc.layer_widths)} convs")
     if quantised != (convs if precision == "int8" else 0):
         failures.append(f"{quantised} of {convs} convolutions are int8 in a {precision} export")
     return ops, failures

@@ -30,6 +30,7 @@ from memsr_deploy.formats.onnx_graph import INT8_RANGES_KEY, activation_ranges
 from memsr_deploy.runtime.backends.quiet import quiet
 
 from .calibration import tensor_ranges
+from .census import census_failures
 from .equalize import ALPHA, balance_weights, equalize, layer_ranges
 from .source import Layer, Source
 from .verify import Runner
@@ -186,10 +187,4 @@ def io_details(path: Path) -> tuple[dict, dict]:
 
 def structure_failures(path: Path, source: Source, precision: str, d2s: str) -> tuple[dict, list[str]]:
     ops = op_counts(path)
-    failures = []
-    extra = sorted(set(ops) - allowed_ops(source, precision, d2s))
-    if extra:
-        failures.append(f"unexpected TFLite ops {extra}")
-    if ops.get("CONV_2D", 0) != len(source.desc.layer_widths):
-        failures.append(f"{ops.get('CONV_2D', 0)} CONV_2D ops for {len(source.desc.layer_widths)} convs")
-    return ops, failures
+    return ops, census_failures(ops, allowed_ops(source, precision, d2s), "CONV_2D", source, "TFLite ops")

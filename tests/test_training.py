@@ -135,3 +135,41 @@ def test_edsr_baseline_student_has_34_layers():
     from memsr_deploy.method import convert, models
     t = models.ResidualSR(models.TeacherConfig(scale=2, **models.TEACHER_PRESETS["edsr-baseline"]))
     assert len(convert.teacher_to_plain(t).cfg.widths) == 34
+
+
+def test_weight_average_is_what_is_saved_and_resumes_exactly(photo_dir, tmp_path):
+    args = lambda out, extra=(): teacher_args(photo_dir, out, extra=["--ema", "0.5", *extra])  # noqa: E731
+    assert train_cli.main(args(tmp_path / "straight")) == 0
+    killed = run_cli(args(tmp_path / "killed", ["--halt-after", "3"]))
+    assert killed.returncode == 3, killed.stderr[-500:]
+    assert train_cli.main(args(tmp_path / "killed")) == 0
+    a, da = load_model(tmp_path / "straight" / "model")
+    b, _ = load_model(tmp_path / "killed" / "model")
+    for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert (va == vb).all(), k
+    assert da.provenance["ema"] == 0.5
+    # the saved weights are the average, not the last step's: they differ from the raw weights in the checkpoint
+    raw = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    assert any(not torch.equal(raw["model"][k], v) for k, v in a.state_dict().items())
+    assert all(torch.equal(raw["ema"]["weights"][k], v) for k, v in a.state_dict().items())
+
+
+def test_weight_average_follows_its_recurrence():
+    from memsr_deploy.training.weight_average import WeightAverage
+    net = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        net.weight.fill_(0.0)
+    avg = WeightAverage(net, 0.75)
+    for value in (4.0, 8.0):
+        with torch.no_grad():
+            net.weight.fill_(value)
+        avg.update(net)
+    # decay ramps as t / (9 + t): 0.1 after one update (0.75 would keep 75% of the init), then 2 / 11
+    after_one = 0.1 * 0 + 0.9 * 4
+    assert torch.allclose(avg.shadow["weight"], torch.full((1, 2), 2 / 11 * after_one + 9 / 11 * 8))
+    for _ in range(200):
+        avg.update(net)
+    assert avg.updates == 202 and min(avg.decay, 202 / 211) == 0.75
+    with avg.applied(net):
+        assert torch.equal(net.weight, avg.shadow["weight"])
+    assert (net.weight == 8.0).all()  # the module's own weights come back after the block

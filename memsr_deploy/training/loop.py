@@ -27,6 +27,7 @@ from ..outputs.atomic import atomic_path
 from .checkpoint import load_checkpoint, save_checkpoint
 from .distributed import World, barrier
 from .schedule import lr_at
+from .weight_average import WeightAverage
 
 
 @dataclass
@@ -43,6 +44,7 @@ class TrainConfig:
     resume: bool = True
     halt_after: int = 0             # testing aid: exit abruptly after this step's checkpoint, like a kill
     max_seconds: float = 0.0        # stop early (with a checkpoint) after this much training time; 0 = no limit
+    ema: float = 0.0                # decay of the weight average that is validated and saved; 0 = the raw weights
 
 
 @dataclass
@@ -68,7 +70,7 @@ class TrainResult:
     probes: list = field(default_factory=list)  # [step, {name: value}] per probe
 
 # Settings a resumed run may change (the curve then differs from an uninterrupted run: warned and recorded).
-RESUME_SETTINGS = ("seed", "lr", "batch", "schedule", "warmup")
+RESUME_SETTINGS = ("seed", "lr", "batch", "schedule", "warmup", "ema")
 
 
 def batch_at(dataset, step: int, batch: int, world: World):
@@ -141,6 +143,7 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
 
     start, history, val, probes, elapsed, changes = 0, [], [], [], 0.0, {}
     arch = _arch(task)
+    average = None
     if cfg.resume and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         _check_resume(state, task, module, ckpt_path)
@@ -154,15 +157,28 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
         start, history, val, elapsed = state["step"], state["history"], state["val"], state["elapsed"]
         probes = state.get("probes", [])
         torch.set_rng_state(state["torch_rng"])
+        if cfg.ema and "ema" in state:
+            average = WeightAverage(module, cfg.ema)
+            average.load_state_dict(state["ema"])
         if world.is_main:
             print(f"resumed from {ckpt_path} at step {start}")
+
+    if cfg.ema and average is None:  # a fresh run, or one resumed from a checkpoint made without an average
+        average = WeightAverage(module, cfg.ema)
+
+    def validated() -> float:
+        if average is None:
+            return validate(task.eval_model())
+        with average.applied(module):
+            return validate(task.eval_model())
 
     def checkpoint(step: int) -> None:
         if world.is_main:
             save_checkpoint(ckpt_path, {"model": module.state_dict(), "optimizer": opt.state_dict(), "step": step,
                                         "history": history, "val": val, "elapsed": elapsed, "probes": probes,
                                         "torch_rng": torch.get_rng_state(), "config": asdict(cfg),
-                                        "arch": arch, "resume_changes": changes})
+                                        "arch": arch, "resume_changes": changes,
+                                        **({"ema": average.state_dict()} if average is not None else {})})
             _write_csv(out / "train.csv", ["step", "loss"], history)
             _write_csv(out / "val.csv", ["step", "seconds", "psnr_y"], val)
             if probes:
@@ -170,16 +186,17 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
                 _write_csv(out / "probe.csv", ["step", *names], [[s, *(p.get(k) for k in names)] for s, p in probes])
         barrier(world)
 
-    def run_probe(step: int, lr_b, hr_b) -> None:
+    def run_probe(step: int, lr_b, hr_b, measured: dict | None = None) -> None:
+        result = dict(measured or {})
         if task.probe is not None and world.is_main:
             module.train()
-            result = task.probe(module, lr_b.to(world.device), hr_b.to(world.device), step, cfg.steps)
-            if result:
-                probes.append([step, result])
-                tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()))
+            result.update(task.probe(module, lr_b.to(world.device), hr_b.to(world.device), step, cfg.steps) or {})
+        if result:
+            probes.append([step, result])
+            tqdm.write(f"step {step}: " + ", ".join(f"{k} {v:.4g}" for k, v in result.items()))
 
     if validate is not None and world.is_main and start == 0 and not val:
-        val.append([0, 0.0, validate(task.eval_model())])
+        val.append([0, 0.0, validate(task.eval_model())])  # the average starts at the init
     if start == 0 and not probes:
         run_probe(0, *batch_at(dataset, 0, cfg.batch, world))
 
@@ -196,6 +213,8 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if average is not None:
+            average.update(module)
         step += 1
         dt = time.perf_counter() - t0
         elapsed += dt
@@ -205,11 +224,15 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
         bar.update(1)
         timed_out = cfg.max_seconds and elapsed >= cfg.max_seconds
         last = step == cfg.steps or timed_out
+        measured = {}
         if validate is not None and world.is_main and (step % cfg.val_every == 0 or last):
-            val.append([step, round(elapsed, 2), validate(task.eval_model())])
-            bar.write(f"step {step}: validation PSNR-Y {val[-1][2]:.3f} dB ({elapsed:.0f} s)")
+            val.append([step, round(elapsed, 2), validated()])
+            if average is not None:  # the raw weights too, so the average's effect is on record
+                measured["val_psnr_y_raw"] = validate(task.eval_model())
+            raw = f", raw weights {measured['val_psnr_y_raw']:.3f}" if measured else ""
+            bar.write(f"step {step}: validation PSNR-Y {val[-1][2]:.3f} dB{raw} ({elapsed:.0f} s)")
         if step % cfg.val_every == 0 or last:
-            run_probe(step, lr_b, hr_b)
+            run_probe(step, lr_b, hr_b, measured)
         if step % cfg.ckpt_every == 0 or last:
             checkpoint(step)
         if cfg.halt_after and step == cfg.halt_after:
@@ -218,6 +241,8 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
         if timed_out:
             break
     bar.close()
+    if average is not None:  # what the run saves is the average it validated
+        average.copy_to(module)
 
     if world.size > 1:  # each rank records what it ended with; all must agree
         (out / "ranks").mkdir(exist_ok=True)
