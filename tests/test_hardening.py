@@ -179,6 +179,33 @@ def test_signal_inside_atomic_write_removes_the_temp_file(tmp_path, capsys, sig,
     assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == handlers  # restored
 
 
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_while_the_temp_file_is_created_removes_it(tmp_path, monkeypatch, sig, code):
+    """The signal lands right after the file exists and before its name is returned (where a run that another
+    thread received the signal for used to leave the file behind): it is delivered once the name is known."""
+    import tempfile
+    real = tempfile.mkstemp
+    handlers = (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT))
+
+    def mkstemp_then_signal(*args, **kwargs):
+        made = real(*args, **kwargs)
+        os.kill(os.getpid(), sig)
+        time.sleep(0.05)  # a handler that raised would do so here, before the caller knows the name
+        return made
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp_then_signal)
+
+    @cli_errors
+    def main(argv=None):
+        with atomic_path(tmp_path / "out.png") as tmp:
+            tmp.write_bytes(b"never finished")
+        return 0
+
+    assert main([]) == code
+    assert list(tmp_path.iterdir()) == []
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == handlers
+
+
 def test_sigterm_during_a_real_run_leaves_nothing(tmp_path):
     model = tmp_path / "m"
     save_model(make_plain(widths=(16, 16, 16), acts=("relu", "relu", "none")), model, kind="student")

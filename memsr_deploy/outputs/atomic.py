@@ -6,6 +6,7 @@ import os
 import signal
 import re
 import tempfile
+import threading
 from pathlib import Path
 
 # Temporary names are hidden and carry a fixed marker, so that folder runs can recognise (and skip) the
@@ -29,34 +30,45 @@ def atomic_path(path, suffix: str | None = None):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _signals_held():  # a SIGTERM between creating the file and knowing its name would leave it behind
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{TEMP_MARKER}.", suffix=suffix or path.suffix,
-                                   dir=path.parent)
-        os.close(fd)
+    tmp = None
     try:
+        # a SIGTERM between creating the file and knowing its name would leave it behind: held until then
+        with _signals_held() as held:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{TEMP_MARKER}.", suffix=suffix or path.suffix,
+                                       dir=path.parent)
+            os.close(fd)
+        for signum in held:  # delivered here, where the cleanup below knows the name
+            signal.raise_signal(signum)
         yield Path(tmp)
         if os.path.isfile(tmp):  # mkstemp makes 0600; give the result the permissions a plain open() would
             os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
 
 
 @contextlib.contextmanager
 def _signals_held():
-    """Hold SIGTERM and SIGINT for the block (this thread; no-op where signal masks do not exist): a signal
-    arriving meanwhile is delivered, as the usual exception, right after it."""
-    block = getattr(signal, "pthread_sigmask", None)
-    if block is None:
-        yield
+    """Record SIGTERM and SIGINT instead of handling them for the block; yields the list of those that arrived,
+    for the caller to deliver again. Python runs signal handlers in the main thread only, whichever thread
+    the kernel gave the signal to (a per-thread mask cannot hold them while other threads run), so elsewhere
+    there is nothing to hold."""
+    held: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield held
         return
-    old = block(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
+    previous = {}
     try:
-        yield
+        for s in (signal.SIGTERM, signal.SIGINT):
+            previous[s] = signal.signal(s, lambda signum, frame: held.append(signum))
+        yield held
     finally:
-        block(signal.SIG_SETMASK, old)
+        for s, handler in previous.items():
+            if handler is not None:  # None: a handler not set from Python, which signal() cannot put back
+                signal.signal(s, handler)
 
 
 def _umask() -> int:
