@@ -29,6 +29,15 @@ def train_cmd(args, teacher: str, width: int, out: Path) -> list[str]:
             "--seed", str(args.seed), "--out", str(out), *args.student_args.split()]
 
 
+def parse_widths(text: str, teacher_width: int) -> list[int]:
+    """'16,24,32,teacher' -> [16, 24, 32, 48] for a 48-wide teacher; 'teacher' adds nothing when not wider."""
+    tokens = [t.strip() for t in text.split(",") if t.strip()]
+    widths = {int(t) for t in tokens if t != "teacher"}
+    if "teacher" in tokens and (not widths or teacher_width > max(widths)):
+        widths.add(teacher_width)
+    return sorted(widths)
+
+
 def peaks(model, tile: int) -> dict:
     """Predicted peak bytes: {'12MP whole': ..., '12MP tiled': ..., ...}."""
     from memsr_deploy.profiler.analytic import load_subject, predict
@@ -47,7 +56,11 @@ def main(argv=None) -> int:
     ap.add_argument("--teacher-x2", default="teacher-x2")
     ap.add_argument("--teacher-x4", default="teacher-x4")
     ap.add_argument("--scales", default="2,4")
-    ap.add_argument("--widths", default="16,24,32")
+    ap.add_argument("--widths", default="16,24,32,teacher",
+                    help="uniform widths to train; 'teacher' = the teacher's feature width when wider than the rest")
+    ap.add_argument("--also", default="",
+                    help="comma-separated models already trained (e.g. the rank-rule students) listed as rows of "
+                         "their scale, with their own steps")
     ap.add_argument("--data", required=True)
     ap.add_argument("--holdout", type=int, default=5)
     ap.add_argument("--steps", type=int, default=4000)
@@ -78,16 +91,20 @@ def main(argv=None) -> int:
         if tdesc.scale != scale:
             sys.exit(f"--teacher-x{scale}: {tspec} is an x{tdesc.scale} model")
         tw = teacher_feature_width(teacher, tdesc)
-        widths = sorted({int(w) for w in args.widths.split(",")} | ({tw} if tw > max(map(int, args.widths.split(",")))
-                                                                        else set()))
+        widths = parse_widths(args.widths, tw)
         pairs = [pair_from_hr(n, hr, scale) for n, hr in photos]
 
         def score(model):
             return evaluate_model(model, pairs, scale, ssim=False, max_size=args.eval_crop or None).mean_psnr
 
         bic = score("bicubic")
-        rows.append({"scale": scale, "model": f"teacher ({tdesc.params:,} params)", "width": tw,
-                     "psnr": score(teacher), "bicubic": bic, "params": tdesc.params, "peaks": peaks(teacher, args.tile)})
+
+        def row(label, model, desc, width, layers=None):
+            return {"scale": scale, "model": label, "width": width, "psnr": score(model), "bicubic": bic,
+                    "params": desc.params, "peaks": peaks(model, args.tile), "layers": layers,
+                    "steps": desc.provenance.get("steps_done")}
+
+        rows.append(row(f"teacher, {tw} wide", teacher, tdesc, tw))
         for w in widths:
             out = Path(args.out) / f"x{scale}_w{w}"
             if not (out / "model.json").exists():  # one run at a time
@@ -100,10 +117,13 @@ def main(argv=None) -> int:
                 if rc:
                     sys.exit(f"training x{scale} width {w} failed (exit {rc}); see {out / 'log.txt'}")
             student, sdesc = load_model(out / "model")
-            rows.append({"scale": scale, "model": f"student, width {w}", "width": w, "psnr": score(student),
-                         "bicubic": bic, "params": sdesc.params, "peaks": peaks(student, args.tile),
-                         "layers": len(student.cfg.widths), "steps": sdesc.provenance.get("steps_done")})
+            rows.append(row(f"student, width {w}", student, sdesc, w, len(student.cfg.widths)))
             print(f"x{scale} width {w}: {rows[-1]['psnr']:.3f} dB", flush=True)
+        for spec in filter(None, args.also.split(",")):
+            model, desc = load_model(spec)
+            if desc.scale == scale:
+                body = model.cfg.widths[:-1]  # the last conv's width is the pixel-shuffle's 3 * scale ** 2
+                rows.append(row(f"{spec} (widths {min(body)}-{max(body)})", model, desc, max(body), len(body) + 1))
 
     res = Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
@@ -129,11 +149,13 @@ def write_table(path: Path, rows: list[dict], args, argv) -> None:
              "Peak = predicted activation memory (liveness walk, fp32, ideal allocator) for a 12 MP (4000x3000) or "
              f"100 MP (12240x8160) LR input, whole image or exact tiles of {args.tile} LR px.", "",
              f"Regenerate: `{cmd}`", "",
-             "| scale | model | params | PSNR-Y | vs bicubic | " + " | ".join(f"peak {c}" for c in cols) + " |",
-             "|---|---|---|---|---|" + "---|" * len(cols)]
+             "| scale | model | layers | steps | params | PSNR-Y | vs bicubic | "
+             + " | ".join(f"peak {c}" for c in cols) + " |",
+             "|---|---|---|---|---|---|---|" + "---|" * len(cols)]
     for r in rows:
-        lines.append(f"| x{r['scale']} | {r['model']} | {r['params']:,} | {r['psnr']:.3f} | "
-                     f"{r['psnr'] - r['bicubic']:+.3f} | " + " | ".join(_size(r['peaks'][c]) for c in cols) + " |")
+        lines.append(f"| x{r['scale']} | {r['model']} | {r['layers'] or ''} | {r.get('steps') or ''} | "
+                     f"{r['params']:,} | {r['psnr']:.3f} | {r['psnr'] - r['bicubic']:+.3f} | "
+                     + " | ".join(_size(r['peaks'][c]) for c in cols) + " |")
     path.write_text("\n".join(lines) + "\n")
 
 

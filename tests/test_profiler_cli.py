@@ -81,3 +81,25 @@ def test_default_model_missing_is_a_clean_error(capsys, monkeypatch, tmp_path):
     assert registry.available() == []
     rc, _, err = run(capsys, "--resolution", "12MP")
     assert rc == 2 and "memsr-x2" in err
+
+
+def test_models_with_one_file_name_are_told_apart_and_measured_apart(capsys, tmp_path):
+    """Runs keep their models as <run>/model.json: two of them get distinct names and distinct ONNX files
+    (one ONNX shared by name once measured the teacher's graph in place of the student's)."""
+    from conftest import make_plain
+    from memsr_deploy.cli.profile import _onnx_for
+    from memsr_deploy.formats.model_file import save_model
+    from memsr_deploy.profiler.analytic import load_subject
+
+    stems = []
+    for run_name, width in (("narrow", 4), ("wide", 16)):
+        (tmp_path / run_name).mkdir()
+        save_model(make_plain(widths=(width,) * 3), tmp_path / run_name / "model", kind="student")
+        stems.append(tmp_path / run_name / "model")
+    rc, out, _ = run(capsys, *stems, "--resolution", "64x48", "--mode", "whole", "--json")
+    assert rc == 0
+    assert [r["model"] for r in json.loads(out)["rows"]] == ["model", "wide/model"]
+    work = tmp_path / "onnx"
+    work.mkdir()
+    files = [_onnx_for(load_subject(s), work) for s in stems]
+    assert files[0] != files[1] and files[0].stat().st_size < files[1].stat().st_size

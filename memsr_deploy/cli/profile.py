@@ -1,6 +1,7 @@
 """memsr-profile: peak activation memory of SR models at phone-camera resolutions, predicted and measured."""
 from __future__ import annotations
 
+import hashlib
 import sys
 import tempfile
 from pathlib import Path
@@ -86,7 +87,9 @@ def _onnx_for(subject, workdir: Path) -> Path:
     import onnx
 
     from ..formats.onnx_graph import model_to_onnx
-    path = workdir / f"{Path(subject.name).stem}.onnx"
+    # Keyed by the model file, not the display name: two models called model.json must not share one ONNX.
+    key = subject.path or subject.name
+    path = workdir / f"{Path(subject.name).stem}-{hashlib.sha256(key.encode()).hexdigest()[:12]}.onnx"
     if not path.exists():
         plain_file = subject.path if subject.desc is not None and subject.desc.is_plain else None
         onnx.save_model(model_to_onnx(plain_file or subject.module), str(path))
@@ -160,6 +163,8 @@ def main(argv=None) -> int:
         sub = load_subject(spec)
         if args.halo is not None:
             sub.halo = args.halo
+        if sub.name in subjects and sub.path:  # model files are often all called model.json: name the folder
+            sub.name = f"{Path(sub.path).parent.name}/{sub.name}"
         while sub.name in subjects:
             sub.name += "'"
         subjects[sub.name] = sub

@@ -75,6 +75,11 @@ class Row:
         return d
 
 
+def _input_label(r: Row) -> str:
+    size = f"{r.width}x{r.height}"
+    return size if r.resolution == size else f"{r.resolution} {size}"
+
+
 def table(rows: list[Row], markdown: bool = False) -> str:
     measuring = any(r.measured is not None or r.measured_backend for r in rows)
     head = ["model", "mode", "input (LR)", "output", "predicted peak", "x teacher whole"]
@@ -83,7 +88,7 @@ def table(rows: list[Row], markdown: bool = False) -> str:
     head.append("notes")
     body = []
     for r in rows:
-        line = [r.model, r.mode, f"{r.resolution} {r.width}x{r.height}", f"{r.width * r.scale}x{r.height * r.scale}",
+        line = [r.model, r.mode, _input_label(r), f"{r.width * r.scale}x{r.height * r.scale}",
                 human(r.predicted), f"x{r.vs_teacher:.3f}" if r.vs_teacher is not None else "-"]
         if measuring:
             line += [human(r.expected_rss), human(r.measured), f"{r.ratio:.3f}" if r.ratio else "-"]
