@@ -148,6 +148,8 @@ def write_table(path: Path, rows: list[dict], args, argv) -> None:
              f"{'full ' if not args.eval_crop else f'{args.eval_crop}px centre crops of the '}evaluation photos. "
              "Peak = predicted activation memory (liveness walk, fp32, ideal allocator) for a 12 MP (4000x3000) or "
              f"100 MP (12240x8160) LR input, whole image or exact tiles of {args.tile} LR px.", "",
+             "Rows named by a path or a bundled name are models trained elsewhere (`--also`), listed for comparison: "
+             "their own teacher and recipe (see their model card); 'steps' is their last training stage's.", "",
              f"Regenerate: `{cmd}`", "",
              "| scale | model | layers | steps | params | PSNR-Y | vs bicubic | "
              + " | ".join(f"peak {c}" for c in cols) + " |",
