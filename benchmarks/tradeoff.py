@@ -84,6 +84,7 @@ def main(argv=None) -> int:
     from memsr_deploy.training.tasks import teacher_feature_width
 
     photos = load_eval_photos()
+    also = {spec: load_model(spec) for spec in filter(None, args.also.split(","))}
     rows = []
     for scale in (int(s) for s in args.scales.split(",")):
         tspec = getattr(args, f"teacher_x{scale}")
@@ -119,11 +120,11 @@ def main(argv=None) -> int:
             student, sdesc = load_model(out / "model")
             rows.append(row(f"student, width {w}", student, sdesc, w, len(student.cfg.widths)))
             print(f"x{scale} width {w}: {rows[-1]['psnr']:.3f} dB", flush=True)
-        for spec in filter(None, args.also.split(",")):
-            model, desc = load_model(spec)
+        for spec, (model, desc) in also.items():
             if desc.scale == scale:
                 body = model.cfg.widths[:-1]  # the last conv's width is the pixel-shuffle's 3 * scale ** 2
-                rows.append(row(f"{spec} (widths {min(body)}-{max(body)})", model, desc, max(body), len(body) + 1))
+                rows.append(row(f"{spec} (widths {min(body)}-{max(body)})", model, desc, max(body),
+                                len(model.cfg.widths)))
 
     res = Path(args.results)
     res.mkdir(parents=True, exist_ok=True)
