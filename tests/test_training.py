@@ -70,7 +70,7 @@ def test_ddp_two_processes_end_with_identical_weights(photo_dir, tmp_path):
                         "-m", "memsr_deploy.cli.train",
                         *teacher_args(photo_dir, out, steps=4)], env=ENV, capture_output=True, text=True,
                        timeout=300)
-    # The ranks' own messages come before torchrun's summary: keep both (one rank aborted once in ~20 CI runs).
+    # The ranks' own messages come before torchrun's summary: keep both (a rank aborted once, not reproduced since).
     assert r.returncode == 0, r.stderr[:3000] + "\n...\n" + r.stderr[-1500:]
     d0 = (out / "ranks" / "rank0.sha256").read_text()
     d1 = (out / "ranks" / "rank1.sha256").read_text()
