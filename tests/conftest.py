@@ -30,6 +30,20 @@ def make_teacher(scale=2, width=8, blocks=2, anchor=True, seed=0, input_spec=Non
     return models.ResidualSR(cfg).eval()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """``--backend auto`` remembers its measurements under XDG_CACHE_HOME: keep the suite's out of the user's
+    cache (and the user's out of the suite). Set in os.environ so CLI subprocesses inherit it."""
+    import os
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old
+
+
 @pytest.fixture
 def tiny_plain_path(tmp_path):
     """Stem of a saved x2 plain student (3 layers of width 8): load with model_file.load_model."""

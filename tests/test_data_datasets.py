@@ -1,6 +1,7 @@
 """Training patches (folders, DIV2K layout, bad files, determinism) and evaluation-set layouts."""
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import numpy as np
@@ -81,6 +82,19 @@ def test_augment_is_a_dihedral_transform(photo_dir):
         assert any(np.array_equal(l1, lv) and np.array_equal(h1, hv) for lv, hv in variants)
         changed += not np.array_equal(h0, h1)
     assert changed > 32
+
+
+def test_channel_shuffle_permutes_the_colours_of_the_same_patch(photo_dir):
+    aug = TrainPatches(photo_dir, 2, lr_patch=16, seed=1, length=64, progress=False)
+    shuf = TrainPatches(photo_dir, 2, lr_patch=16, seed=1, length=64, progress=False, channel_shuffle=True)
+    orders = set()
+    for i in range(64):
+        (l0, h0), (l1, h1) = aug.sample(i), shuf.sample(i)
+        match = [o for o in itertools.permutations(range(3))
+                 if np.array_equal(l1, l0[..., list(o)]) and np.array_equal(h1, h0[..., list(o)])]
+        assert match, f"patch {i} is not a channel permutation of the unshuffled one"
+        orders.add(match[0])
+    assert len(orders) >= 4   # not stuck on one order
 
 
 def test_flat_patches_are_redrawn(tmp_path):

@@ -242,16 +242,16 @@ def test_max_memory_picks_the_profilers_tile_and_strip(tmp_path, tiny_plain_path
     save_png(tmp_path / "in.png", 50, 60)
     halo = desc.receptive_radius
     for size, nbytes in (("300K", 300 * 1024), ("1M", 2 ** 20)):
-        # ONNX Runtime (the default): its session's measured bound, above the ideal rule
+        # ONNX Runtime: its session's measured bound, above the ideal rule
         per = window_bytes_per_pixel(desc, "onnxruntime")
         assert per > budget.per_pixel_channels(desc) * 4
-        up = Upscaler(open_backend(model=tiny_plain_path), RunOptions(max_memory=nbytes))
+        up = Upscaler(open_backend(model=tiny_plain_path, backend="onnxruntime"), RunOptions(max_memory=nbytes))
         up.upscale_file(tmp_path / "in.png", tmp_path / "t.png")
         tile = up.last["tile"]
         assert tile == math.isqrt(nbytes // per) - 2 * halo
         assert up.last["batch"] * (tile + 2 * halo) ** 2 * per <= nbytes
         # full-width strips with recomputed halo on ONNX Runtime
-        up = Upscaler(open_backend(model=tiny_plain_path), RunOptions(mode="stream", max_memory=nbytes))
+        up = Upscaler(open_backend(model=tiny_plain_path, backend="onnxruntime"), RunOptions(mode="stream", max_memory=nbytes))
         up.upscale_file(tmp_path / "in.png", tmp_path / "r.png")
         assert up.last["rows"] == nbytes // (per * 60) - 2 * halo
         assert (up.last["rows"] + 2 * halo) * 60 * per <= nbytes

@@ -40,6 +40,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=types.positive_float, default=None, help="(peak) learning rate")
     p.add_argument("--schedule", default=None, choices=["cosine", "onecycle", "step", "constant"])
     p.add_argument("--warmup", type=types.non_negative_int, default=0)
+    p.add_argument("--channel-shuffle", action="store_true",
+                   help="augment with random RGB channel permutations too (colours the photos lack, such as a "
+                        "saturated purple, are then seen in training)")
     p.add_argument("--val-every", type=types.positive_int, default=250)
     p.add_argument("--ckpt-every", type=types.positive_int, default=250)
     p.add_argument("--val-crop", type=types.positive_int, default=256,
@@ -116,6 +119,9 @@ def parser() -> argparse.ArgumentParser:
     _common(s)
     q = sub.add_parser("int8", help="fine-tune a plain student with int8-rounded weights (for int8 export)")
     q.add_argument("--model", required=True, help="plain student (model file or bundled name)")
+    q.add_argument("--activations", action="store_true",
+                   help="simulate the 8-bit rounding of every layer's output too, not only of the weights (for "
+                        "students whose int8 models lose more than 0.15 dB; see docs/method.md section 9)")
     _common(q)
     return ap
 
@@ -140,7 +146,7 @@ def _dataset(args, scale: int):
     args.holdout_files = holdout_files(args.data, scale, args.holdout)
     # indices grow with the step (see training.loop.batch_at), so the virtual length is unbounded
     return TrainPatches(args.data, scale, lr_patch=args.patch, augment=True, seed=args.seed, length=2 ** 62,
-                        exclude=args.holdout_files)
+                        exclude=args.holdout_files, channel_shuffle=args.channel_shuffle)
 
 
 def plan_outputs(args) -> None:
@@ -185,7 +191,7 @@ def main(argv=None) -> int:
         provenance["preset"] = args.preset
     elif args.what == "int8":
         dataset = _dataset(args, scale)
-        task = int8_task(source, sdesc)
+        task = int8_task(source, sdesc, activations=args.activations)
         provenance["source_model"] = {"path": str(args.model), "kind": sdesc.kind,
                                       "weights_sha256": sdesc.weights_sha256}
     else:
@@ -212,6 +218,7 @@ def main(argv=None) -> int:
     if ema >= 1.0:
         raise MemsrError(f"--ema must be below 1 (a decay), got {ema}")
     provenance["ema"] = ema
+    provenance["channel_shuffle"] = args.channel_shuffle
     cfg = TrainConfig(ema=ema, steps=args.steps, batch=args.batch, lr=args.lr, schedule=args.schedule, warmup=args.warmup,
                       val_every=args.val_every, ckpt_every=args.ckpt_every, seed=args.seed, out=args.out,
                       resume=not args.no_resume, halt_after=args.halt_after, max_seconds=args.max_minutes * 60)

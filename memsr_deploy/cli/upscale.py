@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=types.positive_int, choices=(2, 3, 4),
                    help="upscaling factor (picks the bundled model; checked against a given model)")
     p.add_argument("--backend", choices=RUNTIME_BACKENDS, default="auto",
-                   help="runtime for a model file: auto (default) = ONNX Runtime when installed (graph built in "
-                        "memory, no export step), else PyTorch; litert writes the model in memory too; an artefact "
+                   help="runtime for a model file: auto (default) = the faster of ONNX Runtime and LiteRT for "
+                        "this model's architecture here (timed on one window the first time, then remembered in "
+                        "~/.cache/memsr), both built in memory with no export step, else PyTorch; an artefact "
                         "runs on its own runtime")
     p.add_argument("--precision", choices=RUNTIME_PRECISIONS, default="fp32",
                    help="fp32 (default, exact) or int8 (the model's int8 version, on LiteRT by default: several "

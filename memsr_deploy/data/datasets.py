@@ -171,6 +171,8 @@ class TrainPatches(Dataset):
     - a patch whose HR standard deviation is below ``flat_threshold`` (sky, walls) is redrawn, up to
       ``max_tries`` times, keeping the busiest one seen; 0 disables the check;
     - ``augment``: random horizontal flip and rotation by a multiple of 90 degrees (the dihedral group);
+    - ``channel_shuffle``: also a random permutation of the RGB channels, so that colours the photos lack
+      (a saturated purple when the photos have saturated yellows) are seen in training;
     - ``exclude``: HR files left out (held out for validation, see ``holdout_files``);
     - ``length`` is the virtual epoch length; ``set_epoch(e)`` changes the draws of the next epoch while
       keeping ``(seed, epoch, index)`` -> patch deterministic.
@@ -178,10 +180,11 @@ class TrainPatches(Dataset):
 
     def __init__(self, source, scale: int, lr_patch: int = 48, augment: bool = True, seed: int = 0,
                  flat_threshold: float = 0.02, max_tries: int = 10, length: int = 10_000,
-                 progress: bool = True, exclude=()):
+                 progress: bool = True, exclude=(), channel_shuffle: bool = False):
         if scale < 1 or lr_patch < 1 or length < 1:
             raise ValueError("scale, lr_patch and length must be positive")
         self.scale, self.lr_patch, self.augment = int(scale), int(lr_patch), bool(augment)
+        self.channel_shuffle = bool(channel_shuffle)
         self.seed, self.epoch, self.length = int(seed), 0, int(length)
         self.flat_threshold, self.max_tries = float(flat_threshold), max(1, int(max_tries))
         self.images = load_training_images(source, self.scale, min_lr_side=self.lr_patch, progress=progress,
@@ -220,6 +223,9 @@ class TrainPatches(Dataset):
             lr, hr = np.rot90(lr, rot), np.rot90(hr, rot)
             if flip:
                 lr, hr = lr[:, ::-1], hr[:, ::-1]
+        if self.channel_shuffle:   # drawn last, so runs without it draw the same patches as before
+            order = rng.permutation(3)
+            lr, hr = lr[..., order], hr[..., order]
         return np.ascontiguousarray(lr), np.ascontiguousarray(hr)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,8 +5,10 @@ weights are exactly the ones that were trained and evaluated.
 
 Why a MemSR student needs it: its initialisation carries features through near-identity taps, so a few weights
 of about 1 share an output channel with many of 0.01, and per-channel rounding removes the small ones. Measured
-on the bundled x2 student by fake quantisation against its float output: int8 weights alone 31.3 dB, 8-bit
-per-tensor activations alone 46.1 dB; so only the weights are simulated here.
+on the 2026-11 bundled x2 student by fake quantisation against its float output: int8 weights alone 31.3 dB,
+8-bit per-tensor activations alone 46.1 dB. Students trained longer from the positivity-shifted init carry
+large constant parts in their ReLU features (ranges 0..9 against 0..2), and there the activations alone cost as
+much (37 dB): ``activations=True`` also simulates the 8-bit per-tensor rounding of every layer's output.
 """
 from __future__ import annotations
 
@@ -31,11 +33,45 @@ class _Int8Grid(nn.Module):
         return int8_weight(w)
 
 
-def with_int8_weights(model: PlainSR) -> PlainSR:
+class ActivationGrid(nn.Module):
+    """8-bit per-tensor (asymmetric) rounding of a layer's output, as the int8 runtimes do, gradient straight
+    through. The range follows the training batches' min and max (moving average); after a ReLU it starts at 0,
+    and the clamp at 0 is the ReLU itself."""
+
+    def __init__(self, relu: bool, momentum: float = 0.99):
+        super().__init__()
+        self.relu, self.momentum = relu, momentum
+        self.register_buffer("lo", torch.zeros(()))
+        self.register_buffer("hi", torch.zeros(()))
+        self.register_buffer("seen", torch.zeros((), dtype=torch.bool))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            lo, hi = x.detach().min().clamp_max(0), x.detach().max().clamp_min(0)
+            if not bool(self.seen):
+                self.lo.copy_(lo), self.hi.copy_(hi), self.seen.fill_(True)
+            else:
+                self.lo.lerp_(lo, 1 - self.momentum), self.hi.lerp_(hi, 1 - self.momentum)
+        elif not bool(self.seen):
+            return x   # no range yet (evaluated before any training batch)
+        lo = torch.zeros_like(self.lo) if self.relu else self.lo
+        step = ((self.hi - lo) / 255).clamp_min(1e-8)
+        zero = torch.round(-lo / step)
+        q = (torch.clamp(torch.round(x / step) + zero, 0, 255) - zero) * step
+        return x + (q - x).detach()
+
+
+def with_int8_weights(model: PlainSR, activations: bool = False) -> PlainSR:
     """``model`` itself, its convs now running with int8-rounded weights; the float weights (what the optimiser
-    moves) live on as ``conv.parametrizations.weight.original``."""
+    moves) live on as ``conv.parametrizations.weight.original``. ``activations``: every conv's output (the
+    ReLU applied) rounded to 8 bits too, by a forward hook on the conv (``model.activation_grids``)."""
     for conv in model.convs():
         parametrize.register_parametrization(conv, "weight", _Int8Grid())
+    if activations:
+        relus = [a == "relu" for a in model.acts] + [False]
+        model.activation_grids = nn.ModuleList(ActivationGrid(r) for r in relus)
+        for conv, grid in zip(model.convs(), model.activation_grids):
+            conv.register_forward_hook(lambda _m, _i, out, g=grid: g(out))
     return model
 
 

@@ -115,14 +115,15 @@ def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init
     return Task(module, loss, lambda: module.student, meta=meta, probe=loss.grad_ratio if targets else None)
 
 
-def int8_task(student: torch.nn.Module, desc: ModelDescription) -> Task:
-    """Fine-tune a plain student with int8-rounded weights. Loss: L1 to HR plus L1 to the student's own float
-    output, which keeps the fine-tuned net close to the model it replaces."""
+def int8_task(student: torch.nn.Module, desc: ModelDescription, activations: bool = False) -> Task:
+    """Fine-tune a plain student with int8-rounded weights (and, with ``activations``, 8-bit layer outputs).
+    Loss: L1 to HR plus L1 to the student's own float output, which keeps the fine-tuned net close to the model
+    it replaces."""
     if not isinstance(student, models.PlainSR):
         raise MemsrError("int8 fine-tuning needs a plain model (a trained student or a converted teacher)",
                          desc.path)
     reference = copy.deepcopy(student).eval().requires_grad_(False)
-    module = with_int8_weights(student)
+    module = with_int8_weights(student, activations)
 
     def loss(net, lr, hr, step, total):
         sr = net(lr)
@@ -131,4 +132,7 @@ def int8_task(student: torch.nn.Module, desc: ModelDescription) -> Task:
         l1, keep = F.l1_loss(sr, hr), F.l1_loss(sr, ref)
         return l1 + keep, {"l1": l1.item(), "to_float": keep.item()}
 
-    return Task(module, loss, lambda: snapped(module), meta={"kind": desc.kind, "int8_weights": "per-output-channel"})
+    meta = {"kind": desc.kind, "int8_weights": "per-output-channel"}
+    if activations:
+        meta["int8_activations"] = "per-tensor, simulated in training"
+    return Task(module, loss, lambda: snapped(module), meta=meta)

@@ -18,20 +18,22 @@ _TARGET_RUNTIME = {"onnx": "onnxruntime", "tflite": "litert", "coreml": "coreml"
 
 
 def default_backend() -> str:
-    """What ``auto`` means for a model description: ONNX Runtime (fastest exact backend here) when installed."""
+    """The exact fp32 runtime a plain model falls back to without measuring: ONNX Runtime when installed."""
     from importlib.util import find_spec
     return "onnxruntime" if find_spec("onnxruntime") is not None else "torch"
 
 
 def open_backend(model=None, artefact=None, threads: int | None = None, scale: int | None = None,
-                 backend: str = "auto", precision: str = "fp32") -> Backend:
+                 backend: str = "auto", precision: str = "fp32", log=None) -> Backend:
     """The one way to get a backend: the runtime, export verification and the profiler's measurements all call it.
 
     * ``artefact``: an exported file or its sidecar; it runs on the runtime its sidecar names (``backend`` must
       be ``auto`` or that runtime; its precision is the artefact's own).
     * ``model`` (path, stem or bundled name; default: the bundled student for ``scale``): a plain net runs on
-      ``backend`` (``auto``: ONNX Runtime when installed, its graph built in memory without torch, else PyTorch);
-      a teacher runs on PyTorch. ``backend="litert"`` writes the plain net's .tflite in memory.
+      ``backend`` (``auto``: the faster of ONNX Runtime and LiteRT for its architecture on this machine, measured
+      on one window the first time and remembered (``fastest.py``), both built in memory without torch; PyTorch
+      when neither is installed); a teacher runs on PyTorch. ``log`` receives the measurement's one line
+      (default: silent, so that a bad input still gets exactly one line).
       ``precision="int8"``: the int8 model (``auto``: on LiteRT, whose int8 kernels are the fast ones).
     * ``threads``: intra-op threads (default: every core).
     """
@@ -44,7 +46,7 @@ def open_backend(model=None, artefact=None, threads: int | None = None, scale: i
     if artefact is not None:
         opened = _open_artefact(artefact, threads, backend, precision)
     else:
-        opened = _open_model(model, threads, scale, backend, precision)
+        opened = _open_model(model, threads, scale, backend, precision, log)
     if scale is not None and opened.caps.scale != scale:
         raise MemsrError(f"model is x{opened.caps.scale}, but x{scale} was asked for", opened.source)
     return opened
@@ -69,7 +71,7 @@ def _open_artefact(artefact, threads, backend: str, precision: str) -> Backend:
     return cls(sidecar_path(artefact), threads)
 
 
-def _open_model(model, threads, scale, backend: str, precision: str) -> Backend:
+def _open_model(model, threads, scale, backend: str, precision: str, log=None) -> Backend:
     from ...formats.model_file import read_description
     from ...formats.registry import default_model, names, resolve
     if model is None:
@@ -83,6 +85,12 @@ def _open_model(model, threads, scale, backend: str, precision: str) -> Backend:
             # XNNPACK's int8 convs: several times fp32 here (ONNX Runtime's int8 convs are not)
             from importlib.util import find_spec
             backend = "litert" if find_spec("ai_edge_litert") is not None else "onnxruntime"
+        elif desc.is_plain:
+            from . import fastest
+            chosen = fastest.choose(desc, threads, lambda name: _open_model(model, threads, scale, name, precision),
+                                    log or (lambda msg: None))
+            if chosen is not None:
+                return chosen
     if precision == "int8" and backend not in ("litert", "onnxruntime"):
         raise MemsrError(f"--precision int8 runs on LiteRT or ONNX Runtime, not --backend {backend}", desc.path)
     if backend in ("onnxruntime", "litert") and not desc.is_plain:

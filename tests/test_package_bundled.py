@@ -1,0 +1,39 @@
+"""Packaging a bundled model: its evaluation tables (evaluation photos and held-out training photos) and the
+model card rendered from them."""
+import json
+
+import numpy as np
+
+from memsr_bench import package_bundled
+from conftest import make_plain, make_teacher
+
+
+def _photos(n=2, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(f"p{i}", np.kron(rng.random((12, 16, 3)), np.ones((4, 4, 1))).astype(np.float32)) for i in range(n)]
+
+
+def test_score_reports_gains_against_bicubic_and_teacher():
+    ev = package_bundled.score(make_plain(), make_teacher(), "tiny", _photos(), 2)
+    assert set(ev) >= {"bicubic", "teacher", "tiny", "gain_over_bicubic_db", "gap_to_teacher_db"}
+    # the gains come from unrounded means, the per-model means are rounded: equal to within the rounding
+    assert abs(ev["gain_over_bicubic_db"] - (ev["tiny"]["mean_psnr_y"] - ev["bicubic"]["mean_psnr_y"])) < 2e-3
+    assert abs(ev["gap_to_teacher_db"] - (ev["teacher"]["mean_psnr_y"] - ev["tiny"]["mean_psnr_y"])) < 2e-3
+    assert sorted(ev["tiny"]["images"]) == ["p0", "p1"]
+
+
+def test_model_card_shows_the_held_out_gains(tmp_path, monkeypatch):
+    def table(student, bicubic, teacher):
+        row = lambda v, ssim: {"mean_psnr_y": v, "mean_ssim_y": ssim, "images": {"a": v - 1, "b": v + 1}}
+        return {"bicubic": row(bicubic, 0.8), "teacher": row(teacher, 0.9), "memsr-x2": row(student, 0.85),
+                "gain_over_bicubic_db": round(student - bicubic, 3), "gap_to_teacher_db": round(teacher - student, 3)}
+    desc = {"params": 10, "layer_widths": [8, 12], "receptive_radius": 2, "recipe": ["memsr-train student ..."],
+            "evaluation": table(32.5, 30.8, 32.9), "evaluation_heldout": table(40.0, 38.5, 40.5)}
+    (tmp_path / "memsr_x2.json").write_text(json.dumps(desc))
+    monkeypatch.setattr(package_bundled, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(package_bundled, "MODELS", {"memsr-x2": ("memsr_x2", None)})
+    package_bundled.write_model_card()
+    card = (tmp_path / "README.md").read_text()
+    assert "| `memsr-x2` | 10 | [8, 12] | 2 | 32.50 | 0.8500 | +1.70 dB | -0.40 dB | 30.80 | +1.50 dB | -0.50 dB |" in card
+    assert "| `memsr-x2` | student | 39.00 | 41.00 |" in card   # the held-out photos one by one
+    assert "memsr-train student ..." in card
