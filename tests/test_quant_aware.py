@@ -72,3 +72,37 @@ def test_cli_writes_an_int8_ready_student(photo_dir, tmp_path):
     assert desc.kind == "student" and all(on_grid(c.weight) for c in model.convs())
     assert desc.provenance["source_model"]["path"] == str(tmp_path / "s")
     assert np.isfinite(desc.provenance["train_seconds"])
+
+
+def test_activation_grid_rounds_to_256_levels_and_passes_gradients():
+    from memsr_deploy.method.quant_aware import ActivationGrid
+    g = ActivationGrid(relu=False)
+    x = torch.linspace(-1.0, 3.0, 1001, requires_grad=True)
+    assert torch.equal(g.eval()(x), x)   # no range seen yet: left alone
+    y = g.train()(x)
+    step = 4.0 / 255
+    k = y.detach() / step   # the grid holds 0 exactly (an integer zero point), so values are multiples of step
+    assert torch.allclose(k, k.round(), atol=1e-4) and k.max() - k.min() <= 255
+    assert (y - x).abs()[(x > -0.99) & (x < 2.99)].max() <= step / 2 + 1e-6
+    y.sum().backward()
+    assert torch.equal(x.grad, torch.ones_like(x))   # straight through
+    r = ActivationGrid(relu=True).train()(torch.linspace(-1.0, 3.0, 9))
+    assert r.min() == 0 and torch.allclose(r[r > 0], torch.linspace(-1.0, 3.0, 9)[r > 0], atol=3 / 255)
+
+
+def test_activations_option_simulates_the_layer_outputs_and_saves_a_plain_net(photo_dir, tmp_path):
+    q = with_int8_weights(carry_model(), activations=True)
+    x = torch.rand(2, 3, 12, 12)
+    q.train()(x)   # one batch sets the ranges
+    plain = snapped(q)
+    with torch.no_grad():
+        coarse, exact = q.eval()(x), plain(x)
+    assert 0 < (coarse - exact).abs().max() < 0.1   # 8-bit layer outputs: close, not equal
+    assert not hasattr(plain, "activation_grids") and not plain.layers[0]._forward_hooks
+    save_model(carry_model(), tmp_path / "s", kind="student")
+    rc = train_cli.main(["int8", "--model", str(tmp_path / "s"), "--activations", "--data", str(photo_dir),
+                         "--steps", "2", "--batch", "2", "--patch", "12", "--no-val", "--threads", "1",
+                         "--out", str(tmp_path / "q")])
+    assert rc == 0
+    model, desc = load_model(tmp_path / "q" / "model")
+    assert all(on_grid(c.weight) for c in model.convs())
