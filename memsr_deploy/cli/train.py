@@ -120,8 +120,9 @@ def parser() -> argparse.ArgumentParser:
     q = sub.add_parser("int8", help="fine-tune a plain student with int8-rounded weights (for int8 export)")
     q.add_argument("--model", required=True, help="plain student (model file or bundled name)")
     q.add_argument("--activations", action="store_true",
-                   help="simulate the 8-bit rounding of every layer's output too, not only of the weights (for "
-                        "students whose int8 models lose more than 0.15 dB; see docs/method.md section 9)")
+                   help="simulate the 8-bit rounding of every layer's output too, not only of the weights "
+                        "(experimental: it narrows the int8 drop but moves the float model; measured in "
+                        "docs/method.md section 9)")
     _common(q)
     return ap
 
