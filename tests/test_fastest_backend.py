@@ -18,7 +18,7 @@ def cache(tmp_path, monkeypatch):
 
 
 def _timings(monkeypatch, ort: float, litert: float, calls: list):
-    def fake(backend, repeat=3):
+    def fake(backend, repeat=8):
         calls.append(backend.name)
         return {"onnxruntime": ort, "litert": litert}[backend.name]
     monkeypatch.setattr(fastest, "seconds_per_window", fake)
