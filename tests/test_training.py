@@ -57,6 +57,17 @@ def test_student_runs_memsr_and_random(photo_dir, tmp_path):
         assert len(s.cfg.widths) == 2 * 1 + 2
 
 
+def test_sampler_flags_reach_the_run_and_its_provenance(photo_dir, tmp_path):
+    assert train_cli.main(teacher_args(photo_dir, tmp_path / "t", steps=1)) == 0
+    out = tmp_path / "s"
+    assert train_cli.main(["student", "--teacher", str(tmp_path / "t" / "model"), "--data", str(photo_dir),
+                           "--distill", "none", "--steps", "2", "--batch", "2", "--patch", "12", "--init-patches", "4",
+                           "--flat-threshold", "0", "--channel-shuffle", "--no-val", "--threads", "1",
+                           "--out", str(out)]) == 0
+    p = load_model(out / "model")[1].provenance
+    assert p["flat_threshold"] == 0 and p["channel_shuffle"] is True
+
+
 def test_aware_distillation_needs_memsr_init(photo_dir, tmp_path, capsys):
     assert train_cli.main(teacher_args(photo_dir, tmp_path / "t", steps=1)) == 0
     rc = train_cli.main(["student", "--teacher", str(tmp_path / "t" / "model"), "--data", str(photo_dir),

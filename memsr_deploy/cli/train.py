@@ -40,6 +40,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--lr", type=types.positive_float, default=None, help="(peak) learning rate")
     p.add_argument("--schedule", default=None, choices=["cosine", "onecycle", "step", "constant"])
     p.add_argument("--warmup", type=types.non_negative_int, default=0)
+    p.add_argument("--flat-threshold", type=types.non_negative_float, default=0.02,
+                   help="redraw training patches whose HR standard deviation is below this (0..1 pixels; "
+                        "default 0.02: spend the steps on texture); 0 keeps flat patches")
     p.add_argument("--channel-shuffle", action="store_true",
                    help="augment with random RGB channel permutations too (colours the photos lack, such as a "
                         "saturated purple, are then seen in training)")
@@ -147,7 +150,8 @@ def _dataset(args, scale: int):
     args.holdout_files = holdout_files(args.data, scale, args.holdout)
     # indices grow with the step (see training.loop.batch_at), so the virtual length is unbounded
     return TrainPatches(args.data, scale, lr_patch=args.patch, augment=True, seed=args.seed, length=2 ** 62,
-                        exclude=args.holdout_files, channel_shuffle=args.channel_shuffle)
+                        exclude=args.holdout_files, channel_shuffle=args.channel_shuffle,
+                        flat_threshold=args.flat_threshold)
 
 
 def plan_outputs(args) -> None:
@@ -220,6 +224,7 @@ def main(argv=None) -> int:
         raise MemsrError(f"--ema must be below 1 (a decay), got {ema}")
     provenance["ema"] = ema
     provenance["channel_shuffle"] = args.channel_shuffle
+    provenance["flat_threshold"] = args.flat_threshold
     cfg = TrainConfig(ema=ema, steps=args.steps, batch=args.batch, lr=args.lr, schedule=args.schedule, warmup=args.warmup,
                       val_every=args.val_every, ckpt_every=args.ckpt_every, seed=args.seed, out=args.out,
                       resume=not args.no_resume, halt_after=args.halt_after, max_seconds=args.max_minutes * 60)
