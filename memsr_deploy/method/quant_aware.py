@@ -48,10 +48,10 @@ class ActivationGrid(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
             lo, hi = x.detach().min().clamp_max(0), x.detach().max().clamp_min(0)
-            if not bool(self.seen):
-                self.lo.copy_(lo), self.hi.copy_(hi), self.seen.fill_(True)
-            else:
-                self.lo.lerp_(lo, 1 - self.momentum), self.hi.lerp_(hi, 1 - self.momentum)
+            weight = 1.0 if not bool(self.seen) else 1 - self.momentum   # the first batch sets the range
+            self.lo.lerp_(lo, weight)
+            self.hi.lerp_(hi, weight)
+            self.seen.fill_(True)
         elif not bool(self.seen):
             return x   # no range yet (evaluated before any training batch)
         lo = torch.zeros_like(self.lo) if self.relu else self.lo
