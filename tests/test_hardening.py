@@ -363,15 +363,17 @@ def test_resume_refuses_another_architecture_and_records_changed_settings(tmp_pa
         one_line(capsys.readouterr().err, "checkpoint.pt", "architecture")
         assert (out / "checkpoint.pt").read_bytes() == ckpt
     capsys.readouterr()
-    argv = _teacher(photo_dir, out, "--lr", "1e-3", "--seed", "5")
+    argv = _teacher(photo_dir, out, "--lr", "1e-3", "--seed", "5", "--channel-shuffle")
     argv[argv.index("--steps") + 1] = "3"
     assert train_cli.main(argv) == 0
     err = capsys.readouterr().err
-    assert "warning: resuming with changed settings" in err and "lr" in err and "seed" in err
+    assert "warning: resuming with changed settings" in err and "lr" in err and "seed" in err and "sampler" in err
     prov = json.loads((out / "model.json").read_text())["provenance"]
     assert prov["resumed_from_step"] == 2
     assert prov["resumed_with_changes"]["lr"] == {"checkpoint": 2e-4, "now": 1e-3}
     assert prov["resumed_with_changes"]["seed"] == {"checkpoint": 0, "now": 5}
+    assert prov["resumed_with_changes"]["sampler"] == {"checkpoint": "flat_threshold=0.02 channel_shuffle=False",
+                                                       "now": "flat_threshold=0.02 channel_shuffle=True"}
 
 
 def test_a_fresh_run_does_not_replace_another_runs_files(tmp_path, photo_dir, capsys):

@@ -227,7 +227,8 @@ def main(argv=None) -> int:
     provenance["flat_threshold"] = args.flat_threshold
     cfg = TrainConfig(ema=ema, steps=args.steps, batch=args.batch, lr=args.lr, schedule=args.schedule, warmup=args.warmup,
                       val_every=args.val_every, ckpt_every=args.ckpt_every, seed=args.seed, out=args.out,
-                      resume=not args.no_resume, halt_after=args.halt_after, max_seconds=args.max_minutes * 60)
+                      resume=not args.no_resume, halt_after=args.halt_after, max_seconds=args.max_minutes * 60,
+                      sampler=f"flat_threshold={args.flat_threshold} channel_shuffle={args.channel_shuffle}")
     result = train(task, dataset, cfg, world, validate)
     if world.is_main:
         provenance.update(steps_done=result.steps_done, train_seconds=round(result.seconds, 1),

@@ -45,6 +45,7 @@ class TrainConfig:
     halt_after: int = 0             # testing aid: exit abruptly after this step's checkpoint, like a kill
     max_seconds: float = 0.0        # stop early (with a checkpoint) after this much training time; 0 = no limit
     ema: float = 0.0                # decay of the weight average that is validated and saved; 0 = the raw weights
+    sampler: str = ""               # the patch sampler's settings (flat threshold, channel shuffle), as text
 
 
 @dataclass
@@ -70,7 +71,7 @@ class TrainResult:
     probes: list = field(default_factory=list)  # [step, {name: value}] per probe
 
 # Settings a resumed run may change (the curve then differs from an uninterrupted run: warned and recorded).
-RESUME_SETTINGS = ("seed", "lr", "batch", "schedule", "warmup", "ema")
+RESUME_SETTINGS = ("seed", "lr", "batch", "schedule", "warmup", "ema", "sampler")
 
 
 def batch_at(dataset, step: int, batch: int, world: World):
