@@ -398,13 +398,9 @@ def main(argv=None) -> int:
 
 
 def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{os.cpu_count()} x {line.split(':', 1)[1].strip()}"
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPUs"
+    from memsr_deploy.runtime.host import cpu_model
+    model = cpu_model()
+    return f"{os.cpu_count()} x {model}" if model else f"{os.cpu_count()} CPUs"
 
 
 if __name__ == "__main__":

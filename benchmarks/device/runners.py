@@ -153,14 +153,8 @@ class HostRunner:
             litert = version("ai-edge-litert")
         except Exception:  # noqa: BLE001 - a missing version string must not stop a benchmark
             litert = "unknown"
-        cpu = platform.processor() or ""
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.lower().startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
+        from memsr_deploy.runtime.host import cpu_model
+        cpu = cpu_model() or platform.processor() or ""
         facts = {"model": f"host: {platform.node()}", "manufacturer": "", "soc": cpu, "board": "", "hardware": "",
                  "android": "", "sdk": "", "abi": platform.machine(), "fingerprint": platform.platform(),
                  "cores": os.cpu_count(), "serial": "host"}

@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ...formats.model_file import ModelDescription
+from ...outputs.atomic import write_text
+from ..host import cpu_model
 
 FP32_RUNTIMES = (("onnxruntime", "onnxruntime"), ("litert", "ai_edge_litert"))
 # LiteRT must beat ONNX Runtime by this much to be chosen: the two are often within a few % of each other, and
@@ -35,14 +37,8 @@ def cache_file() -> Path:
 
 
 def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
     import platform
-    return platform.processor() or platform.machine()
+    return cpu_model() or platform.processor() or platform.machine()
 
 
 def _versions(names) -> str:
@@ -73,14 +69,10 @@ def _read() -> dict:
 
 def _remember(k: str, entry: dict) -> None:
     """Best effort: a cache folder that cannot be written only means measuring again next time."""
-    path = cache_file()
+    data = _read()
+    data[k] = entry
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = _read()
-        data[k] = entry
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+        write_text(cache_file(), json.dumps(data, indent=1, sort_keys=True))
     except OSError:
         pass
 
