@@ -97,6 +97,25 @@ def test_channel_shuffle_permutes_the_colours_of_the_same_patch(photo_dir):
     assert len(orders) >= 4   # not stuck on one order
 
 
+def test_flat_colours_replace_a_share_of_patches_by_one_colour_and_leave_the_rest(photo_dir):
+    base = TrainPatches(photo_dir, 2, lr_patch=16, seed=1, length=200, progress=False)
+    mixed = TrainPatches(photo_dir, 2, lr_patch=16, seed=1, length=200, progress=False, flat_colours=0.25)
+    flat, colours = 0, []
+    for i in range(200):
+        (l0, h0), (l1, h1) = base.sample(i), mixed.sample(i)
+        if np.array_equal(l0, l1) and np.array_equal(h0, h1):
+            continue
+        flat += 1
+        c = tuple(int(v) for v in l1[0, 0])
+        assert (l1 == c).all() and (h1 == c).all() and h1.shape == h0.shape and l1.dtype == np.uint8
+        colours.append(c)
+    assert 30 <= flat <= 70 and len(set(colours)) > flat // 2   # about a quarter, of many colours
+    extreme = np.isin(np.array(colours), [0, 255]).mean()
+    assert 0.2 < extreme < 0.5   # a third of the channels on the cube's faces: saturated colours
+    with pytest.raises(ValueError, match="flat_colours"):
+        TrainPatches(photo_dir, 2, lr_patch=16, length=4, progress=False, flat_colours=1.5)
+
+
 def test_flat_patches_are_redrawn(tmp_path):
     root = tmp_path / "d"
     _save(root / "flat.png", np.full((100, 100, 3), 128, np.uint8))      # 4x the area of the textured one

@@ -28,12 +28,16 @@ def test_model_card_shows_the_held_out_gains(tmp_path, monkeypatch):
         return {"bicubic": row(bicubic, 0.8), "teacher": row(teacher, 0.9), "memsr-x2": row(student, 0.85),
                 "gain_over_bicubic_db": round(student - bicubic, 3), "gap_to_teacher_db": round(teacher - student, 3)}
     desc = {"params": 10, "layer_widths": [8, 12], "receptive_radius": 2, "recipe": ["memsr-train student ..."],
-            "evaluation": table(32.5, 30.8, 32.9), "evaluation_heldout": table(40.0, 38.5, 40.5)}
+            "evaluation": table(32.5, 30.8, 32.9), "evaluation_heldout": table(40.0, 38.5, 40.5),
+            "flat_colours": {"model": {"pattern_max": 5.94, "colour_error_max": 61.6},
+                             "teacher": {"pattern_max": 0.8, "colour_error_max": 0.5}}}
     (tmp_path / "memsr_x2.json").write_text(json.dumps(desc))
     monkeypatch.setattr(package_bundled, "PRETRAINED_DIR", tmp_path)
     monkeypatch.setattr(package_bundled, "MODELS", {"memsr-x2": ("memsr_x2", None)})
     package_bundled.write_model_card()
     card = (tmp_path / "README.md").read_text()
-    assert "| `memsr-x2` | 10 | [8, 12] | 2 | 32.50 | 0.8500 | +1.70 dB | -0.40 dB | 30.80 | +1.50 dB | -0.50 dB |" in card
+    assert "| `memsr-x2` | 10 | [8, 12] | 2 | 32.50 | 0.8500 | +1.70 dB | -0.40 dB | 30.80 | +1.50 dB | -0.50 dB " \
+           "| 5.9 / 61.6 |" in card
+    assert "| +2.10 dB | | | +2.00 dB | | 0.8 / 0.5 |" in card   # the teacher's row
     assert "| `memsr-x2` | student | 39.00 | 41.00 |" in card   # the held-out photos one by one
     assert "memsr-train student ..." in card

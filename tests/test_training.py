@@ -62,10 +62,29 @@ def test_sampler_flags_reach_the_run_and_its_provenance(photo_dir, tmp_path):
     out = tmp_path / "s"
     assert train_cli.main(["student", "--teacher", str(tmp_path / "t" / "model"), "--data", str(photo_dir),
                            "--distill", "none", "--steps", "2", "--batch", "2", "--patch", "12", "--init-patches", "4",
-                           "--flat-threshold", "0", "--channel-shuffle", "--no-val", "--threads", "1",
-                           "--out", str(out)]) == 0
+                           "--flat-threshold", "0", "--channel-shuffle", "--flat-colours", "0.1", "--no-val",
+                           "--threads", "1", "--out", str(out)]) == 0
     p = load_model(out / "model")[1].provenance
-    assert p["flat_threshold"] == 0 and p["channel_shuffle"] is True
+    assert p["flat_threshold"] == 0 and p["channel_shuffle"] is True and p["flat_colours"] == 0.1
+
+
+def test_finetune_goes_on_from_a_students_weights_and_records_its_source(photo_dir, tmp_path):
+    from conftest import make_plain
+    from memsr_deploy.formats.model_file import save_model
+    start = save_model(make_plain(), tmp_path / "s", kind="student")
+    out = tmp_path / "f"
+    assert train_cli.main(["finetune", "--model", str(tmp_path / "s"), "--data", str(photo_dir), "--flat-colours",
+                           "0.5", "--steps", "3", "--batch", "2", "--patch", "12", "--no-val", "--threads", "1",
+                           "--out", str(out)]) == 0
+    model, desc = load_model(out / "model")
+    p = desc.provenance
+    assert p["source_model"]["weights_sha256"] == start.weights_sha256 and p["flat_colours"] == 0.5
+    assert p["ema"] == 0.999 and desc.extra["training"]["finetuned_from"] == start.weights_sha256
+    assert desc.layer_widths == start.layer_widths and desc.weights_sha256 != start.weights_sha256
+    teacher = tmp_path / "t"
+    assert train_cli.main(teacher_args(photo_dir, teacher, steps=1)) == 0
+    assert train_cli.main(["finetune", "--model", str(teacher / "model"), "--data", str(photo_dir), "--steps", "1",
+                           "--no-val", "--out", str(tmp_path / "g")]) == 2   # a teacher is not a plain student
 
 
 def test_aware_distillation_needs_memsr_init(photo_dir, tmp_path, capsys):

@@ -49,6 +49,13 @@ def finite_float(text: str) -> float:
     return _number(text, float, "a number")
 
 
+def fraction(text: str) -> float:
+    value = _number(text, float, "a share in 0..1")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in 0..1, got {text!r}")
+    return value
+
+
 def int_in(lo: int, hi: int):
     def parse(text: str) -> int:
         value = _number(text, int, f"an integer in {lo}..{hi}")

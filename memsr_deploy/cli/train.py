@@ -1,4 +1,5 @@
-"""memsr-train teacher|student|int8: train a residual teacher, a plain MemSR student, or an int8-ready student.
+"""memsr-train teacher|student|finetune|int8: train a residual teacher, a plain MemSR student, go on training a
+student (finetune), or make an int8-ready student.
 
 Runs unchanged under `torchrun --nproc_per_node N memsr_deploy/cli/train.py ...` (or `python -m torch.distributed.run`):
 each process takes --batch patches per step, gradients are averaged (global batch = N * --batch).
@@ -19,7 +20,7 @@ from ..outputs.plan import OutputPlan, check_folder, model_pair_inputs
 from . import args as types
 from ..training import distributed
 from ..training.loop import TrainConfig, train
-from ..training.tasks import int8_task, student_task, teacher_task
+from ..training.tasks import finetune_task, int8_task, student_task, teacher_task
 
 
 # Training defaults. "paper": the reference's Adam + one-cycle LR peaking at 2e-4, batch 16, 192 x 192 HR patches.
@@ -46,6 +47,10 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel-shuffle", action="store_true",
                    help="augment with random RGB channel permutations too (colours the photos lack, such as a "
                         "saturated purple, are then seen in training)")
+    p.add_argument("--flat-colours", type=types.fraction, default=0.0, metavar="SHARE",
+                   help="replace this share of patches (0..1) by one flat colour drawn from the whole RGB cube, "
+                        "so a flat saturated colour comes out flat (default 0; the bundled students took 0.25, "
+                        "docs/method.md section 9)")
     p.add_argument("--val-every", type=types.positive_int, default=250)
     p.add_argument("--ckpt-every", type=types.positive_int, default=250)
     p.add_argument("--val-crop", type=types.positive_int, default=256,
@@ -120,12 +125,20 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--lam-decay", type=types.non_negative_float, default=1e-5,
                    help="feature weight at the end = lam * lam_decay")
     _common(s)
+    f = sub.add_parser("finetune", help="go on training a plain student with L1 from its weights (for a new "
+                                        "sampler setting such as --flat-colours; run int8 after it)")
+    f.add_argument("--model", required=True, help="plain student (model file or bundled name)")
+    _common(f)
     q = sub.add_parser("int8", help="fine-tune a plain student with int8-rounded weights (for int8 export)")
     q.add_argument("--model", required=True, help="plain student (model file or bundled name)")
     q.add_argument("--activations", action="store_true",
                    help="simulate the 8-bit rounding of every layer's output too, not only of the weights "
                         "(experimental: it narrows the int8 drop but moves the float model; measured in "
                         "docs/method.md section 9)")
+    q.add_argument("--equalise", type=types.positive_float, default=None, metavar="WIDTH",
+                   help="first centre every layer's output channels and shrink those wider than WIDTH, so one "
+                        "8-bit grid per layer fits all its channels (for students whose features carry large "
+                        "constants; 2 is a good start, see docs/method.md section 9)")
     _common(q)
     return ap
 
@@ -151,7 +164,7 @@ def _dataset(args, scale: int):
     # indices grow with the step (see training.loop.batch_at), so the virtual length is unbounded
     return TrainPatches(args.data, scale, lr_patch=args.patch, augment=True, seed=args.seed, length=2 ** 62,
                         exclude=args.holdout_files, channel_shuffle=args.channel_shuffle,
-                        flat_threshold=args.flat_threshold)
+                        flat_threshold=args.flat_threshold, flat_colours=args.flat_colours)
 
 
 def plan_outputs(args) -> None:
@@ -177,8 +190,8 @@ def main(argv=None) -> int:
     world = distributed.setup()
     log = print if world.is_main else (lambda *a, **k: None)
     torch.manual_seed(args.seed)
-    source, sdesc = load_model(args.model if args.what == "int8" else args.teacher) if args.what != "teacher" \
-        else (None, None)
+    source, sdesc = (None, None) if args.what == "teacher" else \
+        load_model(args.model if args.what in ("int8", "finetune") else args.teacher)
     scale = args.scale if args.what == "teacher" else sdesc.scale
     _apply_recipe(args, scale, world)
     provenance = {"command": "memsr-train " + shlex.join(sys.argv[1:] if argv is None else argv),
@@ -194,9 +207,10 @@ def main(argv=None) -> int:
         dataset = _dataset(args, scale)
         task = teacher_task(cfg)
         provenance["preset"] = args.preset
-    elif args.what == "int8":
+    elif args.what in ("int8", "finetune"):
         dataset = _dataset(args, scale)
-        task = int8_task(source, sdesc, activations=args.activations)
+        task = int8_task(source, sdesc, activations=args.activations, dataset=dataset, equalise=args.equalise) \
+            if args.what == "int8" else finetune_task(source, sdesc)
         provenance["source_model"] = {"path": str(args.model), "kind": sdesc.kind,
                                       "weights_sha256": sdesc.weights_sha256}
     else:
@@ -219,16 +233,19 @@ def main(argv=None) -> int:
         validate = make_validator(scale, args.val_crop, args.val_data, files=args.holdout_files)
         provenance["validation"] = ({"held_out": [p.name for p in args.holdout_files]} if args.holdout_files
                                     else {"folder": str(args.val_data or "evaluation photos")})
-    ema = (0.999 if args.what == "student" else 0.0) if args.ema is None else args.ema
+    ema = (0.999 if args.what in ("student", "finetune") else 0.0) if args.ema is None else args.ema
     if ema >= 1.0:
         raise MemsrError(f"--ema must be below 1 (a decay), got {ema}")
     provenance["ema"] = ema
     provenance["channel_shuffle"] = args.channel_shuffle
     provenance["flat_threshold"] = args.flat_threshold
+    provenance["flat_colours"] = args.flat_colours
     cfg = TrainConfig(ema=ema, steps=args.steps, batch=args.batch, lr=args.lr, schedule=args.schedule, warmup=args.warmup,
                       val_every=args.val_every, ckpt_every=args.ckpt_every, seed=args.seed, out=args.out,
                       resume=not args.no_resume, halt_after=args.halt_after, max_seconds=args.max_minutes * 60,
-                      sampler=f"flat_threshold={args.flat_threshold} channel_shuffle={args.channel_shuffle}")
+                      sampler=f"flat_threshold={args.flat_threshold} channel_shuffle={args.channel_shuffle}"
+                              # named only when used, so checkpoints from before the option resume unwarned
+                              + (f" flat_colours={args.flat_colours}" if args.flat_colours else ""))
     result = train(task, dataset, cfg, world, validate)
     if world.is_main:
         provenance.update(steps_done=result.steps_done, train_seconds=round(result.seconds, 1),

@@ -173,6 +173,9 @@ class TrainPatches(Dataset):
     - ``augment``: random horizontal flip and rotation by a multiple of 90 degrees (the dihedral group);
     - ``channel_shuffle``: also a random permutation of the RGB channels, so that colours the photos lack
       (a saturated purple when the photos have saturated yellows) are seen in training;
+    - ``flat_colours``: the share of patches replaced by one flat colour drawn from the whole RGB cube (each
+      channel 0 or 255 one time in three, else uniform), LR and HR alike: a flat input must give the same flat output, and photos almost never show the saturated
+      corners of the cube (students trained without them print a dot grid of up to 20 levels on flat magenta);
     - ``exclude``: HR files left out (held out for validation, see ``holdout_files``);
     - ``length`` is the virtual epoch length; ``set_epoch(e)`` changes the draws of the next epoch while
       keeping ``(seed, epoch, index)`` -> patch deterministic.
@@ -180,11 +183,14 @@ class TrainPatches(Dataset):
 
     def __init__(self, source, scale: int, lr_patch: int = 48, augment: bool = True, seed: int = 0,
                  flat_threshold: float = 0.02, max_tries: int = 10, length: int = 10_000,
-                 progress: bool = True, exclude=(), channel_shuffle: bool = False):
+                 progress: bool = True, exclude=(), channel_shuffle: bool = False, flat_colours: float = 0.0):
         if scale < 1 or lr_patch < 1 or length < 1:
             raise ValueError("scale, lr_patch and length must be positive")
         self.scale, self.lr_patch, self.augment = int(scale), int(lr_patch), bool(augment)
         self.channel_shuffle = bool(channel_shuffle)
+        if not 0.0 <= flat_colours <= 1.0:
+            raise ValueError(f"flat_colours is a share of patches in [0, 1], got {flat_colours}")
+        self.flat_colours = float(flat_colours)
         self.seed, self.epoch, self.length = int(seed), 0, int(length)
         self.flat_threshold, self.max_tries = float(flat_threshold), max(1, int(max_tries))
         self.images = load_training_images(source, self.scale, min_lr_side=self.lr_patch, progress=progress,
@@ -226,6 +232,13 @@ class TrainPatches(Dataset):
         if self.channel_shuffle:   # drawn last, so runs without it draw the same patches as before
             order = rng.permutation(3)
             lr, hr = lr[..., order], hr[..., order]
+        if self.flat_colours and rng.random() < self.flat_colours:   # likewise last
+            # a third of the channels at 0 or 255: saturated colours lie on the cube's faces, which uniform
+            # levels would reach once in 128 draws per channel
+            pick = rng.random(3)
+            colour = np.where(pick < 1 / 6, 0, np.where(pick < 1 / 3, 255, rng.integers(0, 256, size=3)))
+            colour = colour.astype(np.uint8)
+            lr, hr = np.broadcast_to(colour, lr.shape), np.broadcast_to(colour, hr.shape)
         return np.ascontiguousarray(lr), np.ascontiguousarray(hr)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -45,7 +45,7 @@ class TrainConfig:
     halt_after: int = 0             # testing aid: exit abruptly after this step's checkpoint, like a kill
     max_seconds: float = 0.0        # stop early (with a checkpoint) after this much training time; 0 = no limit
     ema: float = 0.0                # decay of the weight average that is validated and saved; 0 = the raw weights
-    sampler: str = ""               # the patch sampler's settings (flat threshold, channel shuffle), as text
+    sampler: str = ""               # the patch sampler's settings (flat threshold, channel shuffle, flat colours), as text
 
 
 @dataclass

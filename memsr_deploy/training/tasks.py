@@ -15,19 +15,28 @@ from ..method.distill import (DistillLoss, StudentWithBridges, random_bridges, r
 from ..errors import MemsrError
 from ..formats.model_file import ModelDescription
 from ..method.quant_aware import snapped, with_int8_weights
+from ..method.range_equalise import equalise_ranges
 from .loop import Task
 
 INIT_PATCH_OFFSET = 10 ** 9  # dataset indices for the init batch, far from any training step's
 
 
+def l1_to_hr(net, lr, hr, step, total):
+    l1 = F.l1_loss(net(lr), hr)
+    return l1, {"l1": l1.item()}
+
+
 def teacher_task(cfg: models.TeacherConfig) -> Task:
     model = models.ResidualSR(cfg)
+    return Task(model, l1_to_hr, lambda: model, meta={"kind": "teacher"})
 
-    def loss(net, lr, hr, step, total):
-        l1 = F.l1_loss(net(lr), hr)
-        return l1, {"l1": l1.item()}
 
-    return Task(model, loss, lambda: model, meta={"kind": "teacher"})
+def finetune_task(student: torch.nn.Module, desc: ModelDescription) -> Task:
+    """Go on training a plain student with L1 from its weights as they are (no init, no teacher): for a new
+    sampler setting such as flat colours. Weights that were on the int8 grid leave it: run the int8 stage after."""
+    if not isinstance(student, models.PlainSR):
+        raise MemsrError("fine-tuning needs a plain model (a trained student)", desc.path)
+    return Task(student, l1_to_hr, lambda: student, meta={"kind": desc.kind, "finetuned_from": desc.weights_sha256})
 
 
 def large_plain_of(model: torch.nn.Module, desc: ModelDescription) -> models.PlainSR:
@@ -115,14 +124,20 @@ def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init
     return Task(module, loss, lambda: module.student, meta=meta, probe=loss.grad_ratio if targets else None)
 
 
-def int8_task(student: torch.nn.Module, desc: ModelDescription, activations: bool = False) -> Task:
+def int8_task(student: torch.nn.Module, desc: ModelDescription, activations: bool = False, dataset=None,
+              equalise: float | None = None, equalise_patches: int = 64) -> Task:
     """Fine-tune a plain student with int8-rounded weights (and, with ``activations``, 8-bit layer outputs).
     Loss: L1 to HR plus L1 to the student's own float output, which keeps the fine-tuned net close to the model
-    it replaces."""
+    it replaces. ``equalise``: first narrow the feature ranges to this width (range_equalise.py), measured on
+    ``equalise_patches`` training patches of ``dataset``; the float reference stays the model as given."""
     if not isinstance(student, models.PlainSR):
         raise MemsrError("int8 fine-tuning needs a plain model (a trained student or a converted teacher)",
                          desc.path)
     reference = copy.deepcopy(student).eval().requires_grad_(False)
+    meta = {"kind": desc.kind, "int8_weights": "per-output-channel"}
+    if equalise is not None:
+        meta["equalised"] = {"target_width": equalise, "patches": equalise_patches,
+                             "layers": equalise_ranges(student, init_batch(dataset, equalise_patches), equalise)}
     module = with_int8_weights(student, activations)
 
     def loss(net, lr, hr, step, total):
@@ -132,7 +147,6 @@ def int8_task(student: torch.nn.Module, desc: ModelDescription, activations: boo
         l1, keep = F.l1_loss(sr, hr), F.l1_loss(sr, ref)
         return l1 + keep, {"l1": l1.item(), "to_float": keep.item()}
 
-    meta = {"kind": desc.kind, "int8_weights": "per-output-channel"}
     if activations:
         meta["int8_activations"] = "per-tensor, simulated in training"
     return Task(module, loss, lambda: snapped(module), meta=meta)
