@@ -174,8 +174,9 @@ class TrainPatches(Dataset):
     - ``channel_shuffle``: also a random permutation of the RGB channels, so that colours the photos lack
       (a saturated purple when the photos have saturated yellows) are seen in training;
     - ``flat_colours``: the share of patches replaced by one flat colour drawn from the whole RGB cube (each
-      channel 0 or 255 one time in three, else uniform), LR and HR alike: a flat input must give the same flat output, and photos almost never show the saturated
-      corners of the cube (students trained without them print a dot grid of up to 20 levels on flat magenta);
+      channel 0 or 255 one time in three, else uniform), LR and HR alike: a flat input must give the same flat
+      output, and photos almost never hold a channel at 0 or 255 over an area (students trained without them
+      print a dot grid of up to 20 levels on flat magenta);
     - ``exclude``: HR files left out (held out for validation, see ``holdout_files``);
     - ``length`` is the virtual epoch length; ``set_epoch(e)`` changes the draws of the next epoch while
       keeping ``(seed, epoch, index)`` -> patch deterministic.

@@ -9,8 +9,9 @@ borders, in 8-bit levels:
 - ``pattern``: max - min of the output inside the flat area, worst channel (0 for a flat output);
 - ``colour_error``: the largest distance of any output value from the input colour.
 
-Measured (2026-12-05): teacher-x2 pattern <= 0.8, colour error <= 0.5; bundled memsr-x2 pattern up to 5.9 and
-colour error up to 62 (cyan-green corner); the width-32 candidate up to 22 / 78 (magenta corner).
+Measured (2026-12-05): teacher-x2 pattern <= 0.8, colour error <= 0.5; the 2026-11 bundled memsr-x2 pattern up
+to 5.9 and colour error up to 62 (cyan-green corner); a width-32 candidate up to 22 / 78 (magenta corner).
+`--flat-colours` in training fixes it (docs/method.md section 9).
 
     python -m memsr_deploy.quality.flat_colours teacher-x2 memsr-x2 path/to/model
 """
