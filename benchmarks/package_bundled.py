@@ -16,7 +16,7 @@ from memsr_deploy.quality.evaluate import evaluate_model
 from memsr_deploy.formats.model_file import load_model, save_model
 from memsr_deploy.imageio import read_image
 from memsr_deploy.formats.registry import MODELS, PRETRAINED_DIR
-from memsr_deploy.quality.flat_colours import check_model
+from memsr_deploy.quality.flat_colours import check_torch
 
 
 def table(results: dict) -> dict:
@@ -124,8 +124,9 @@ def main(argv=None) -> int:
     ev = score(model, teacher, args.name, load_eval_photos(args.eval_data), desc.scale)
     extra = dict(desc.extra)
     extra.update(evaluation=ev, recipe=args.recipe, registry_name=args.name)
-    extra["flat_colours"] = {"model": check_model(args.model),
-                             **({"teacher": check_model(args.teacher)} if args.teacher else {})}
+    # the networks already loaded above, not read again from disk
+    extra["flat_colours"] = {"model": check_torch(model, desc.scale),
+                             **({"teacher": check_torch(teacher, desc.scale)} if teacher is not None else {})}
     if args.heldout:
         files = holdout_files(args.int8_photos, desc.scale, args.heldout)
         extra["evaluation_heldout"] = score(model, teacher, args.name, [(p.stem, read_image(p)) for p in files],

@@ -56,16 +56,21 @@ def flat_colour_check(upscale, scale: int, radius: int, levels: int = LEVELS) ->
             "colour_error_worst_colour": rgb(int(error.argmax()))}
 
 
-def check_model(path, levels: int = LEVELS) -> dict:
-    """The check on a model file or bundled name, run by PyTorch in float32."""
+def check_torch(model, scale: int, levels: int = LEVELS) -> dict:
+    """The check on a loaded PyTorch network, in float32."""
     import torch
-    from ..formats.model_file import load_model
-    model, desc = load_model(path)
 
     def upscale(x):
         with torch.no_grad():
             return model(torch.from_numpy(x)).numpy()
-    return flat_colour_check(upscale, desc.scale, model.receptive_radius, levels)
+    return flat_colour_check(upscale, scale, model.receptive_radius, levels)
+
+
+def check_model(path, levels: int = LEVELS) -> dict:
+    """The check on a model file or bundled name."""
+    from ..formats.model_file import load_model
+    model, desc = load_model(path)
+    return check_torch(model, desc.scale, levels)
 
 
 @cli_errors
