@@ -1,11 +1,13 @@
 """Quantisation-aware int8 fine-tuning: the weight grid, the saved model, and that training closes the gap."""
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
 from conftest import make_plain
 from memsr_deploy.cli import train as train_cli
 from memsr_deploy.formats.model_file import describe, load_model, save_model
+from memsr_deploy.method.bias_correct import correct_tail_bias
 from memsr_deploy.method.quant_aware import int8_weight, snapped, with_int8_weights
 from memsr_deploy.training.tasks import int8_task
 
@@ -66,12 +68,39 @@ def test_fine_tuning_closes_the_gap_to_the_float_model():
 def test_cli_writes_an_int8_ready_student(photo_dir, tmp_path):
     save_model(carry_model(), tmp_path / "s", kind="student")
     rc = train_cli.main(["int8", "--model", str(tmp_path / "s"), "--data", str(photo_dir), "--steps", "2",
-                         "--batch", "2", "--patch", "12", "--no-val", "--threads", "1", "--out", str(tmp_path / "q")])
+                         "--batch", "2", "--patch", "12", "--bias-patches", "40", "--no-val", "--threads", "1",
+                         "--out", str(tmp_path / "q")])
     assert rc == 0
     model, desc = load_model(tmp_path / "q" / "model")
     assert desc.kind == "student" and all(on_grid(c.weight) for c in model.convs())
     assert desc.provenance["source_model"]["path"] == str(tmp_path / "s")
     assert np.isfinite(desc.provenance["train_seconds"])
+    record = desc.extra["training"]["tail_bias_correction"]
+    assert record["patches"] == 40 and len(record["offsets"]) == 3 * desc.scale ** 2
+
+
+def test_tail_bias_correction_removes_a_colour_offset_exactly():
+    m = make_plain(seed=5)
+    torch.manual_seed(1)
+    batches = []
+    for _ in range(3):
+        lr = torch.rand(4, 3, 14, 14)
+        with torch.no_grad():
+            batches.append((lr, m(lr)))  # the model itself is the target: its residual is zero
+    shift = torch.linspace(-0.01, 0.01, m.tail.bias.numel())
+    with torch.no_grad():
+        m.tail.bias += shift  # what rounding the tail's weights does to flat regions
+    offsets = correct_tail_bias(m, iter(batches))
+    assert torch.allclose(torch.tensor(offsets), -shift, atol=1e-6)
+    with torch.no_grad():
+        assert all(torch.allclose(m(lr), hr, atol=1e-6) for lr, hr in batches)
+
+
+def test_tail_bias_correction_refuses_patches_inside_the_border():
+    m = make_plain(seed=5)
+    lr = torch.rand(1, 3, 6, 6)
+    with pytest.raises(ValueError, match="nothing inside"):
+        correct_tail_bias(m, [(lr, m(lr).detach())])
 
 
 def test_activation_grid_rounds_to_256_levels_and_passes_gradients():

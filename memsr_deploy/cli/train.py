@@ -139,6 +139,10 @@ def parser() -> argparse.ArgumentParser:
                    help="first centre every layer's output channels and shrink those wider than WIDTH, so one "
                         "8-bit grid per layer fits all its channels (for students whose features carry large "
                         "constants; 2 is a good start, see docs/method.md section 9)")
+    q.add_argument("--bias-patches", type=types.non_negative_int, default=512, metavar="N",
+                   help="after training, shift the tail's bias by the mean residual over N training patches: "
+                        "the int8 grid moves colours by up to a level, which near-flat photos show "
+                        "(0 = no correction; docs/method.md section 9)")
     _common(q)
     return ap
 
@@ -209,8 +213,8 @@ def main(argv=None) -> int:
         provenance["preset"] = args.preset
     elif args.what in ("int8", "finetune"):
         dataset = _dataset(args, scale)
-        task = int8_task(source, sdesc, activations=args.activations, dataset=dataset, equalise=args.equalise) \
-            if args.what == "int8" else finetune_task(source, sdesc)
+        task = int8_task(source, sdesc, activations=args.activations, dataset=dataset, equalise=args.equalise,
+                         bias_patches=args.bias_patches, log=log) if args.what == "int8" else finetune_task(source, sdesc)
         provenance["source_model"] = {"path": str(args.model), "kind": sdesc.kind,
                                       "weights_sha256": sdesc.weights_sha256}
     else:
@@ -259,9 +263,15 @@ def main(argv=None) -> int:
         if result.val:
             provenance["val_psnr_y"] = result.val[-1][2]
             provenance["val_crop"] = args.val_crop
+        final = task.eval_model().cpu()
+        if task.finish is not None:
+            final = task.finish(final)
+            if validate is not None:
+                provenance["val_psnr_y_finished"] = validate(final)
+                log(f"validation PSNR-Y of the model saved: {provenance['val_psnr_y_finished']:.3f} dB")
         extra = {k: v for k, v in task.meta.items() if k != "kind"}
         stem = args.output or f"{args.out}/model"
-        desc = save_model(task.eval_model().cpu(), stem, kind=task.meta["kind"], provenance=provenance,
+        desc = save_model(final, stem, kind=task.meta["kind"], provenance=provenance,
                           extra={"training": extra} if extra else None)
         log(f"wrote {desc.path} ({result.steps_done} steps, {result.seconds / 60:.1f} min)")
     distributed.teardown(world)

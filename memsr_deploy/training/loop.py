@@ -58,6 +58,9 @@ class Task:
     # (module, lr, hr, step, total) -> dict of floats, measured at step 0 and at every validation (e.g. the
     # distillation's gradient ratio); recorded in probe.csv and the checkpoint
     probe: Callable | None = None
+    # applied once to the model that is saved, after training (e.g. the int8 stage's tail bias correction);
+    # it may add what it measured to ``meta``
+    finish: Callable[[nn.Module], nn.Module] | None = None
 
 
 @dataclass
@@ -74,11 +77,15 @@ class TrainResult:
 RESUME_SETTINGS = ("seed", "lr", "batch", "schedule", "warmup", "ema", "sampler")
 
 
+def patch_batch(dataset, first: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(lr, hr) of the ``n`` patches from index ``first`` on."""
+    pairs = [dataset[first + i] for i in range(n)]
+    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+
 def batch_at(dataset, step: int, batch: int, world: World):
     """The patches of one step on one rank: indices (step * world + rank) * batch + i, each deterministic."""
-    first = (step * world.size + world.rank) * batch
-    pairs = [dataset[first + i] for i in range(batch)]
-    return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    return patch_batch(dataset, (step * world.size + world.rank) * batch, batch)
 
 
 def state_digest(module: nn.Module) -> str:

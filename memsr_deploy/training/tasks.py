@@ -14,11 +14,13 @@ from ..method.distill import (DistillLoss, StudentWithBridges, random_bridges, r
                               select_bridges)
 from ..errors import MemsrError
 from ..formats.model_file import ModelDescription
+from ..method.bias_correct import correct_tail_bias
 from ..method.quant_aware import snapped, with_int8_weights
 from ..method.range_equalise import equalise_ranges
-from .loop import Task
+from .loop import Task, patch_batch
 
 INIT_PATCH_OFFSET = 10 ** 9  # dataset indices for the init batch, far from any training step's
+BIAS_PATCH_OFFSET = 2 * 10 ** 9  # and for the int8 stage's bias correction
 
 
 def l1_to_hr(net, lr, hr, step, total):
@@ -52,7 +54,7 @@ def teacher_feature_width(model: torch.nn.Module, desc: ModelDescription) -> int
 
 
 def init_batch(dataset, n: int) -> torch.Tensor:
-    return torch.stack([dataset[INIT_PATCH_OFFSET + i][0] for i in range(n)])
+    return patch_batch(dataset, INIT_PATCH_OFFSET, n)[0]
 
 
 def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init: str = "memsr",
@@ -125,11 +127,14 @@ def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init
 
 
 def int8_task(student: torch.nn.Module, desc: ModelDescription, activations: bool = False, dataset=None,
-              equalise: float | None = None, equalise_patches: int = 64) -> Task:
+              equalise: float | None = None, equalise_patches: int = 64, bias_patches: int = 512,
+              log=print) -> Task:
     """Fine-tune a plain student with int8-rounded weights (and, with ``activations``, 8-bit layer outputs).
     Loss: L1 to HR plus L1 to the student's own float output, which keeps the fine-tuned net close to the model
     it replaces. ``equalise``: first narrow the feature ranges to this width (range_equalise.py), measured on
-    ``equalise_patches`` training patches of ``dataset``; the float reference stays the model as given."""
+    ``equalise_patches`` training patches of ``dataset``; the float reference stays the model as given.
+    ``bias_patches``: at the end, the tail's bias takes the mean residual over that many training patches
+    (bias_correct.py; 0 = no correction)."""
     if not isinstance(student, models.PlainSR):
         raise MemsrError("int8 fine-tuning needs a plain model (a trained student or a converted teacher)",
                          desc.path)
@@ -149,4 +154,15 @@ def int8_task(student: torch.nn.Module, desc: ModelDescription, activations: boo
 
     if activations:
         meta["int8_activations"] = "per-tensor, simulated in training"
-    return Task(module, loss, lambda: snapped(module), meta=meta)
+
+    def finish(model):
+        """The tail bias correction (bias_correct.py) on the saved model."""
+        if bias_patches:
+            batches = (patch_batch(dataset, BIAS_PATCH_OFFSET + i, min(32, bias_patches - i))
+                       for i in range(0, bias_patches, 32))
+            offsets = correct_tail_bias(model, batches)
+            meta["tail_bias_correction"] = {"patches": bias_patches, "offsets": [round(v, 6) for v in offsets]}
+            log(f"tail bias corrected: offsets up to {max(abs(v) for v in offsets) * 255:.2f} levels "
+                f"({bias_patches} patches)")
+        return model
+    return Task(module, loss, lambda: snapped(module), meta=meta, finish=finish)
