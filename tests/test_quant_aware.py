@@ -75,6 +75,7 @@ def test_cli_writes_an_int8_ready_student(photo_dir, tmp_path):
     assert desc.kind == "student" and all(on_grid(c.weight) for c in model.convs())
     assert desc.provenance["source_model"]["path"] == str(tmp_path / "s")
     assert np.isfinite(desc.provenance["train_seconds"])
+    assert desc.provenance["ema"] == 0.99   # the int8 stage's default average (docs/method.md section 9)
     record = desc.extra["training"]["tail_bias_correction"]
     assert record["patches"] == 40 and len(record["offsets"]) == 3 * desc.scale ** 2
 

@@ -65,7 +65,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ema", type=types.non_negative_float, default=None,
                    help="validate and save an exponential moving average of the weights with this decay "
                         "(0 = the raw weights; default 0.999 for students, whose held-out PSNR swings between "
-                        "validations without it, 0 otherwise)")
+                        "validations without it, 0.99 for the int8 stage, whose rounded weights swing more, 0 for "
+                        "teachers)")
     p.add_argument("--threads", type=types.non_negative_int,
                    default=0, help="torch threads per process (0 = torch default)")
     p.add_argument("--max-minutes", type=types.non_negative_float,
@@ -237,7 +238,9 @@ def main(argv=None) -> int:
         validate = make_validator(scale, args.val_crop, args.val_data, files=args.holdout_files)
         provenance["validation"] = ({"held_out": [p.name for p in args.holdout_files]} if args.holdout_files
                                     else {"folder": str(args.val_data or "evaluation photos")})
-    ema = (0.999 if args.what in ("student", "finetune") else 0.0) if args.ema is None else args.ema
+    # the int8 stage is short (hundreds of steps), so its average must forget faster than a student run's
+    default_ema = {"student": 0.999, "finetune": 0.999, "int8": 0.99}.get(args.what, 0.0)
+    ema = default_ema if args.ema is None else args.ema
     if ema >= 1.0:
         raise MemsrError(f"--ema must be below 1 (a decay), got {ema}")
     provenance["ema"] = ema

@@ -158,6 +158,9 @@ def int8_task(student: torch.nn.Module, desc: ModelDescription, activations: boo
     def finish(model):
         """The tail bias correction (bias_correct.py) on the saved model."""
         if bias_patches:
+            if dataset is None:
+                raise MemsrError("the tail bias correction needs the training patches (dataset); "
+                                 "bias_patches=0 turns it off")
             batches = (patch_batch(dataset, BIAS_PATCH_OFFSET + i, min(32, bias_patches - i))
                        for i in range(0, bias_patches, 32))
             offsets = correct_tail_bias(model, batches)
