@@ -124,6 +124,21 @@ def test_litert_model_backend_equals_pytorch(tiny_plain_path):
     np.testing.assert_allclose(got, open_backend(model=tiny_plain_path, backend="torch").run(x), atol=2e-5)
 
 
+def test_litert_tiles_run_in_its_own_layout_and_equal_the_whole_image(tiny_plain_path):
+    pytest.importorskip("ai_edge_litert")
+    lite = open_backend(model=tiny_plain_path, backend="litert")
+    assert lite.caps.channels_last
+    img = photo_like(37, 45, seed=3)
+    whole = lite.run(img.astype(np.float32)[None].transpose(0, 3, 1, 2) / 255)[0].transpose(1, 2, 0)
+
+    def no_nchw(x):
+        raise AssertionError("the tile loop went through run's NCHW transposes")
+    lite.run = no_nchw
+    tiled = Upscaler(lite, RunOptions(tile=16)).upscale_array(img)
+    assert tiled.shape == (74, 90, 3)
+    assert np.abs(tiled.astype(np.int16) - np.rint(np.clip(whole, 0, 1) * 255)).max() <= 1
+
+
 def psnr(a, b) -> float:
     a, b = (np.rint(np.clip(v, 0, 1) * 255) for v in (a, b))
     return 10 * np.log10(255.0 ** 2 / max(np.mean((a - b) ** 2), 1e-12))

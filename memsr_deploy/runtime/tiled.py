@@ -81,15 +81,19 @@ class TiledRunner:
         s = self.scale
         out = np.empty((ry.core * s, picture.width * s, self.convert.channels), dtype=self.convert.dtype)
         ys = slice(ry.in_start, ry.in_start + ry.win)
+        nhwc = self.backend.caps.channels_last
         for i in range(0, len(cols), self.batch):
             group = cols[i:i + self.batch]
-            x = np.empty((len(group), 3, ry.win, group[0].win), np.float32)  # NCHW, filled window by window
+            # filled window by window, in the backend's own layout
+            x = np.empty((len(group), ry.win, group[0].win, 3) if nhwc else (len(group), 3, ry.win, group[0].win),
+                         np.float32)
             for j, c in enumerate(group):
-                x[j] = picture.colour(ys, slice(c.in_start, c.in_start + c.win)).transpose(2, 0, 1)
-            y = self.backend.run(x)
+                window = picture.colour(ys, slice(c.in_start, c.in_start + c.win))
+                x[j] = window if nhwc else window.transpose(2, 0, 1)
+            y = self.backend.run_nhwc(x) if nhwc else self.backend.run(x)
             for c, yi in zip(group, y):
                 oy, ox = (ry.core_start - ry.in_start) * s, c.offset * s
-                core = yi[:, oy:oy + ry.core * s, ox:ox + c.core * s].transpose(1, 2, 0)
+                core = (yi if nhwc else yi.transpose(1, 2, 0))[oy:oy + ry.core * s, ox:ox + c.core * s]
                 out[:, c.core_start * s:(c.core_start + c.core) * s] = self.convert(core)
             if self.progress is not None:
                 self.progress.update(len(group))

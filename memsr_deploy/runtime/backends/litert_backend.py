@@ -92,8 +92,12 @@ class LiteRTModelBackend(Backend):
                                self.source)
         # activations are int8 between the int8 convs; LiteRT's own memory is bounded in profiler.backends
         self.caps = Capabilities(scale=self.desc.scale, halo=self.desc.receptive_radius,
-                                 dtype_bytes=1 if precision == "int8" else 4)
+                                 dtype_bytes=1 if precision == "int8" else 4, channels_last=True)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        y = self.invoke(np.ascontiguousarray(x.transpose(0, 2, 3, 1), dtype=np.float32))
-        return np.ascontiguousarray(y.transpose(0, 3, 1, 2))
+        return np.ascontiguousarray(self.run_nhwc(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2))
+
+    def run_nhwc(self, x: np.ndarray) -> np.ndarray:
+        """NHWC in and out, LiteRT's own layout: on the int8 path at 12 MP the two transposes around ``run``
+        cost about a tenth of the time."""
+        return self.invoke(np.ascontiguousarray(x, dtype=np.float32))
