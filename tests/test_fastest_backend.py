@@ -69,3 +69,18 @@ def test_explicit_backend_and_int8_do_not_measure(tiny_plain_path, cache, monkey
     _timings(monkeypatch, ort=0.01, litert=0.001, calls=calls)
     assert open_backend(model=tiny_plain_path, backend="onnxruntime").name == "onnxruntime"
     assert calls == [] and not cache.exists()
+
+
+def test_each_runtime_is_timed_on_the_call_the_tile_loop_makes(tiny_plain_path):
+    """LiteRT takes its windows in NHWC from the tile loop; timing it through run's transposes would
+    handicap it by work the loop never does."""
+    lite = open_backend(model=tiny_plain_path, backend="litert")
+    ort = open_backend(model=tiny_plain_path, backend="onnxruntime")
+    shapes = []
+    lite.run = lambda x: pytest.fail("LiteRT timed through run (NCHW)")
+    real = lite.run_nhwc
+    lite.run_nhwc = lambda x: shapes.append(x.shape) or real(x)
+    assert fastest.seconds_per_window(lite, repeat=2) > 0
+    side = lite.caps.default_tile + 2 * lite.caps.halo
+    assert shapes == [(1, side, side, 3)] * 3
+    assert not ort.caps.channels_last and fastest.seconds_per_window(ort, repeat=2) > 0
