@@ -214,8 +214,11 @@ def main(argv=None) -> int:
         provenance["preset"] = args.preset
     elif args.what in ("int8", "finetune"):
         dataset = _dataset(args, scale)
-        task = int8_task(source, sdesc, activations=args.activations, dataset=dataset, equalise=args.equalise,
-                         bias_patches=args.bias_patches, log=log) if args.what == "int8" else finetune_task(source, sdesc)
+        if args.what == "int8":
+            task = int8_task(source, sdesc, activations=args.activations, dataset=dataset,
+                             equalise=args.equalise, bias_patches=args.bias_patches, log=log)
+        else:
+            task = finetune_task(source, sdesc)
         provenance["source_model"] = {"path": str(args.model), "kind": sdesc.kind,
                                       "weights_sha256": sdesc.weights_sha256}
     else:
