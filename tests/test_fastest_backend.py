@@ -18,9 +18,9 @@ def cache(tmp_path, monkeypatch):
 
 
 def _timings(monkeypatch, ort: float, litert: float, calls: list):
-    def fake(backend, repeat=8):
-        calls.append(backend.name)
-        return {"onnxruntime": ort, "litert": litert}[backend.name]
+    def fake(backends, repeat=5):
+        calls.extend(b.name for b in backends.values())
+        return {name: {"onnxruntime": ort, "litert": litert}[name] for name in backends}
     monkeypatch.setattr(fastest, "seconds_per_window", fake)
 
 
@@ -71,16 +71,22 @@ def test_explicit_backend_and_int8_do_not_measure(tiny_plain_path, cache, monkey
     assert calls == [] and not cache.exists()
 
 
-def test_each_runtime_is_timed_on_the_call_the_tile_loop_makes(tiny_plain_path):
-    """LiteRT takes its windows in NHWC from the tile loop; timing it through run's transposes would
-    handicap it by work the loop never does."""
+def test_each_runtime_is_timed_through_the_tile_loop(tiny_plain_path):
+    """The probe runs the tile loop itself: LiteRT gets its windows in NHWC (never through run's transposes),
+    ONNX Runtime in NCHW, every window of the probe image at the default window size, runs alternating."""
     lite = open_backend(model=tiny_plain_path, backend="litert")
     ort = open_backend(model=tiny_plain_path, backend="onnxruntime")
-    shapes = []
+    order = []
     lite.run = lambda x: pytest.fail("LiteRT timed through run (NCHW)")
-    real = lite.run_nhwc
-    lite.run_nhwc = lambda x: shapes.append(x.shape) or real(x)
-    assert fastest.seconds_per_window(lite, repeat=2) > 0
+    real_lite, real_ort = lite.run_nhwc, ort.run
+    lite.run_nhwc = lambda x: order.append(("litert", x.shape)) or real_lite(x)
+    ort.run = lambda x: order.append(("onnxruntime", x.shape)) or real_ort(x)
+    timed = fastest.seconds_per_window({"onnxruntime": ort, "litert": lite}, repeat=2)
+    assert set(timed) == {"onnxruntime", "litert"} and all(t > 0 for t in timed.values())
+    n = fastest.PROBE_TILES[0] * fastest.PROBE_TILES[1]
+    assert len(order) == 2 * 3 * n   # warm-up round + 2 rounds, each backend once per round
+    names = [name for name, _ in order]
+    assert names == (["onnxruntime"] * n + ["litert"] * n) * 3
     side = lite.caps.default_tile + 2 * lite.caps.halo
-    assert shapes == [(1, side, side, 3)] * 3
-    assert not ort.caps.channels_last and fastest.seconds_per_window(ort, repeat=2) > 0
+    assert {shape for name, shape in order if name == "litert"} == {(1, side, side, 3)}
+    assert {shape for name, shape in order if name == "onnxruntime"} == {(1, 3, side, side)}

@@ -139,6 +139,43 @@ def test_litert_tiles_run_in_its_own_layout_and_equal_the_whole_image(tiny_plain
     assert np.abs(tiled.astype(np.int16) - np.rint(np.clip(whole, 0, 1) * 255)).max() <= 1
 
 
+def test_litert_reuses_its_nhwc_output_but_run_returns_fresh_arrays(tiny_plain_path):
+    """run_nhwc (the tile loop's call) writes each output into one kept buffer (a fresh multi-MB array per
+    window was a page fault per page); run, which every other caller uses, must still give arrays that a later
+    call does not touch."""
+    pytest.importorskip("ai_edge_litert")
+    lite = open_backend(model=tiny_plain_path, backend="litert")
+    rng = np.random.default_rng(4)
+    a, b = (rng.random((1, 19, 23, 3), dtype=np.float32) for _ in range(2))
+    ya = lite.run_nhwc(a)
+    want_a = ya.copy()
+    yb = lite.run_nhwc(b)
+    assert yb is ya   # the kept buffer, now holding b's output
+    assert not np.array_equal(yb, want_a)
+    first = lite.run(a.transpose(0, 3, 1, 2))
+    second = lite.run(b.transpose(0, 3, 1, 2))
+    np.testing.assert_array_equal(first, want_a.transpose(0, 3, 1, 2))
+    assert not np.shares_memory(first, second)
+
+
+@pytest.mark.parametrize("grey", [False, True])
+@pytest.mark.parametrize("dtype,clip", [(np.uint8, True), (np.uint16, True), (np.float32, True),
+                                        (np.float32, False)])
+def test_converting_into_a_band_equals_converting_afresh(grey, dtype, clip):
+    """The tile loop converts each core into its band slice through a kept scratch buffer: same samples as a
+    fresh conversion, whatever came before in the scratch."""
+    from memsr_deploy.runtime.bands import Converter
+    rng = np.random.default_rng(5)
+    conv = Converter(grey, dtype, clip)
+    band = np.zeros((8, 30, conv.channels), dtype)
+    for k, w in enumerate((10, 7, 13)):   # scratch reused at several sizes
+        core = (rng.random((8, w, 3), dtype=np.float32) * 1.4 - 0.2)
+        x0 = sum((10, 7, 13)[:k])
+        got = conv(core, band[:, x0:x0 + w])
+        assert np.shares_memory(got, band)
+        np.testing.assert_array_equal(band[:, x0:x0 + w], Converter(grey, dtype, clip)(core))
+
+
 def psnr(a, b) -> float:
     a, b = (np.rint(np.clip(v, 0, 1) * 255) for v in (a, b))
     return 10 * np.log10(255.0 ** 2 / max(np.mean((a - b) ** 2), 1e-12))

@@ -238,6 +238,21 @@ def test_row_windows_going_back_restart_the_decoder(tmp_path, monkeypatch):
         pic.close()
 
 
+@pytest.mark.parametrize("channels,dtype", [(3, np.uint8), (1, np.uint8), (2, np.uint16), (4, np.float32)])
+def test_windows_read_into_a_kept_buffer_equal_fresh_ones(channels, dtype):
+    """The tile loop reads each window into a slot of its kept batch buffer: same floats as a fresh read, grey
+    replicated to RGB, alpha left out."""
+    from memsr_deploy.imageio import Picture
+    rng = np.random.default_rng(12)
+    a = random_image(rng, 20, 17, channels)
+    pic = Picture(a if dtype == np.float32 else to_int(a, dtype))
+    buf = np.full((2, 9, 6, 3), np.nan, np.float32)
+    got = pic.colour(slice(4, 13), slice(5, 11), out=buf[1])
+    assert np.shares_memory(got, buf)
+    np.testing.assert_array_equal(buf[1], pic.colour(slice(4, 13), slice(5, 11)))
+    assert np.isnan(buf[0]).all()
+
+
 @pytest.mark.parametrize("ext", ["jpg", "tif"])
 def test_cmyk_without_profile_reads_as_pillow_converts_it(tmp_path, ext):
     a = to_int(random_image(np.random.default_rng(11), 16, 24), np.uint8)

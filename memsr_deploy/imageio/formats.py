@@ -42,21 +42,30 @@ def maxval(dtype) -> float:
     return {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(np.dtype(dtype), 1.0)
 
 
-def to_float(a: np.ndarray, top: float) -> np.ndarray:
-    out = np.asarray(a, dtype=np.float32)
-    return out * np.float32(1.0 / top) if top != 1.0 else out.copy()
+def to_float(a: np.ndarray, top: float, out: np.ndarray | None = None) -> np.ndarray:
+    """Samples as float32 in [0, 1], into ``out`` (float32, a's shape) when given."""
+    if out is None:
+        out = np.empty(a.shape, np.float32)
+    return np.multiply(a, np.float32(1.0 / top), out=out, dtype=np.float32)
 
 
-def from_float(a: np.ndarray, dtype) -> np.ndarray:
-    """Round and clip float [0, 1] samples into the output sample type."""
+def from_float(a: np.ndarray, dtype, scratch: np.ndarray | None = None, out: np.ndarray | None = None
+               ) -> np.ndarray:
+    """Round and clip float [0, 1] samples into the output sample type. ``scratch`` (float32, a's shape) holds
+    the one temporary, ``out`` (of ``dtype``) the result: callers that convert every tile pass both and so
+    allocate nothing."""
     dtype = np.dtype(dtype)
     if dtype == np.float32:
-        return np.clip(a, 0.0, 1.0).astype(np.float32)
-    top = 255.0 if dtype == np.uint8 else 65535.0
-    scaled = a * np.float32(top)   # one temporary, rounded and clipped in place: this runs on every tile
-    np.rint(scaled, out=scaled)
-    np.clip(scaled, 0, top, out=scaled)
-    return scaled.astype(dtype)
+        res = np.clip(a, 0.0, 1.0, out=scratch).astype(np.float32, copy=False)
+    else:
+        top = 255.0 if dtype == np.uint8 else 65535.0
+        res = np.multiply(a, np.float32(top), out=scratch, dtype=np.float32)
+        np.rint(res, out=res)
+        np.clip(res, 0, top, out=res)
+    if out is None:
+        return res.astype(dtype, copy=scratch is not None)
+    np.copyto(out, res, casting="unsafe")
+    return out
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:

@@ -31,11 +31,12 @@ class _Windows:
     def maxval(self) -> float:
         return maxval(self.dtype)
 
-    def colour(self, ys: slice, xs: slice) -> np.ndarray:
-        """Float32 RGB window in [0, 1] (grey is replicated: the network always sees RGB)."""
+    def colour(self, ys: slice, xs: slice, out: np.ndarray | None = None) -> np.ndarray:
+        """Float32 RGB window in [0, 1] (grey is replicated: the network always sees RGB), into ``out`` (H x W x 3
+        float32, e.g. a slot of the tile loop's batch) when given."""
         block = self._rows(*_bounds(ys, self.height))[:, xs]
-        rgb = block[:, :, :1].repeat(3, axis=2) if self.is_grey else block[:, :, :3]
-        return to_float(rgb, self.maxval)
+        rgb = np.broadcast_to(block[:, :, :1], block.shape[:2] + (3,)) if self.is_grey else block[:, :, :3]
+        return to_float(rgb, self.maxval, out)
 
     def alpha(self, ys: slice) -> np.ndarray:
         """Float32 alpha rows in [0, 1], full width."""

@@ -33,6 +33,7 @@ class TiledRunner:
         self.progress = progress
         self.on_retry = on_retry or (lambda msg: None)
         self.fixed = backend.caps.fixed_shape
+        self._buffers: dict[str, np.ndarray] = {}
         if self.fixed and self.tile == 0:
             raise MemsrError("a fixed-shape artefact cannot run the whole image at once: give a tile size",
                              backend.source)
@@ -77,6 +78,15 @@ class TiledRunner:
                 tw = max(1, (tw if tw > 0 else w) // 2)
                 self.on_retry(f"out of memory; retrying from row {done} with tile {th}x{tw}")
 
+    def _buffer(self, name: str, shape: tuple) -> np.ndarray:
+        """A float32 buffer kept between windows (the windows of a job share one size): a fresh one per window
+        was a page fault per page once it passed runtime.heap's mmap threshold (tiles above ~280 px). A backend
+        is done with its input when its call returns, so the next window may refill it."""
+        buf = self._buffers.get(name)
+        if buf is None or buf.shape != shape:
+            buf = self._buffers[name] = np.empty(shape, np.float32)
+        return buf
+
     def _band(self, picture, ry, cols) -> np.ndarray:
         s = self.scale
         out = np.empty((ry.core * s, picture.width * s, self.convert.channels), dtype=self.convert.dtype)
@@ -85,16 +95,19 @@ class TiledRunner:
         for i in range(0, len(cols), self.batch):
             group = cols[i:i + self.batch]
             # filled window by window, in the backend's own layout
-            x = np.empty((len(group), ry.win, group[0].win, 3) if nhwc else (len(group), 3, ry.win, group[0].win),
-                         np.float32)
+            x = self._buffer("batch", (len(group), ry.win, group[0].win, 3) if nhwc
+                             else (len(group), 3, ry.win, group[0].win))
             for j, c in enumerate(group):
-                window = picture.colour(ys, slice(c.in_start, c.in_start + c.win))
-                x[j] = window if nhwc else window.transpose(2, 0, 1)
+                xs = slice(c.in_start, c.in_start + c.win)
+                if nhwc:
+                    picture.colour(ys, xs, out=x[j])
+                else:
+                    x[j] = picture.colour(ys, xs, out=self._buffer("window", (ry.win, c.win, 3))).transpose(2, 0, 1)
             y = self.backend.run_nhwc(x) if nhwc else self.backend.run(x)
             for c, yi in zip(group, y):
                 oy, ox = (ry.core_start - ry.in_start) * s, c.offset * s
                 core = (yi if nhwc else yi.transpose(1, 2, 0))[oy:oy + ry.core * s, ox:ox + c.core * s]
-                out[:, c.core_start * s:(c.core_start + c.core) * s] = self.convert(core)
+                self.convert(core, out[:, c.core_start * s:(c.core_start + c.core) * s])
             if self.progress is not None:
                 self.progress.update(len(group))
         return out

@@ -44,7 +44,8 @@ class Capabilities:
     max_batch: int | None = None               # None: any batch size
     default_tile: int = 256
     dtype_bytes: int = 4                       # bytes per activation value, for the memory budget
-    channels_last: bool = False                # has run_nhwc: the tile loop then skips two layout copies
+    # has run_nhwc (its output may be overwritten by the next call): the tile loop then skips two layout copies
+    channels_last: bool = False
 
 
 class Backend:
