@@ -342,7 +342,8 @@ def main(argv=None) -> int:
     model_x4 = args.model_x4
     if model_x4 is None and "memsr-x4" in registry.available():
         model_x4 = str(registry.resolve("memsr-x4"))
-    b = open_backend(model=model)
+    # the description only: --backend auto is measured by a memsr-upscale run first (default_path), as users get it
+    b = open_backend(model=model, backend="onnxruntime")
     meta = {"model": str(model), "scale": b.caps.scale, "halo": b.caps.halo, "widths": b.desc.layer_widths,
             "threads": args.threads or os.cpu_count(), "cpu": _cpu_name(), "quick": args.quick,
             "date": time.strftime("%Y-%m-%d %H:%M"), "rows": args.rows,

@@ -35,9 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="upscaling factor (picks the bundled model; checked against a given model)")
     p.add_argument("--backend", choices=RUNTIME_BACKENDS, default="auto",
                    help="runtime for a model file: auto (default) = the faster of ONNX Runtime and LiteRT for "
-                        "this model's architecture here (timed on one window the first time, then remembered in "
-                        "~/.cache/memsr), both built in memory with no export step, else PyTorch; an artefact "
-                        "runs on its own runtime")
+                        "this model's architecture here (its tile loop timed on each the first time, then "
+                        "remembered in ~/.cache/memsr), both built in memory with no export step, else PyTorch; an "
+                        "artefact runs on its own runtime")
     p.add_argument("--precision", choices=RUNTIME_PRECISIONS, default="fp32",
                    help="fp32 (default, exact) or int8 (the model's int8 version, on LiteRT by default: several "
                         "times faster, at the quality cost it prints)")

@@ -31,8 +31,8 @@ def open_backend(model=None, artefact=None, threads: int | None = None, scale: i
       be ``auto`` or that runtime; its precision is the artefact's own).
     * ``model`` (path, stem or bundled name; default: the bundled student for ``scale``): a plain net runs on
       ``backend`` (``auto``: the faster of ONNX Runtime and LiteRT for its architecture on this machine, measured
-      on one window the first time and remembered (``fastest.py``), both built in memory without torch; PyTorch
-      when neither is installed); a teacher runs on PyTorch. ``log`` receives the measurement's one line
+      through the tile loop the first time and remembered (``fastest.py``), both built in memory without torch;
+      PyTorch when neither is installed); a teacher runs on PyTorch. ``log`` receives the measurement's one line
       (default: silent, so that a bad input still gets exactly one line).
       ``precision="int8"``: the int8 model (``auto``: on LiteRT, whose int8 kernels are the fast ones).
     * ``threads``: intra-op threads (default: every core).

@@ -27,7 +27,8 @@ FP32_RUNTIMES = (("onnxruntime", "onnxruntime"), ("litert", "ai_edge_litert"))
 # is 5-7% faster over whole photos, which a 5% margin let a noisy probe throw away.
 MARGIN = 0.02
 PROBE_TILES = (2, 3)   # rows x columns of default-size tiles in the probe image: interior and border windows
-PROBE = "probe=tile-loop"  # in the cache key: winners remembered from the earlier one-window probe are measured again
+# in the cache key, so that winners remembered from the earlier one-window probe are measured again
+PROBE = "probe=tile-loop"
 CACHE_NAME = "fp32_backends.json"
 
 
@@ -91,12 +92,11 @@ def _probe_picture(tile: int) -> np.ndarray:
     return np.clip(rgb + rng.normal(0, 12, rgb.shape), 0, 255).astype(np.uint8)
 
 
-def seconds_per_window(backends: dict, repeat: int = 5) -> dict[str, float]:
+def seconds_per_window(backends: dict, repeat: int = 7) -> dict[str, list[float]]:
     """Seconds per window of each backend through the tile loop itself (runtime.tiled: window extraction, the
-    backend's own layout, the call, the 8-bit conversion), on a small image of default-size tiles; the runs
-    alternate between backends (so a slow spell of the machine hits both) and the median of ``repeat`` is kept.
-    Timing the call alone read the two runtimes level (25.3 / 25.7 ms) where whole photos ran 5-7% faster on
-    LiteRT."""
+    backend's own layout, the call, the 8-bit conversion) on a small image of default-size tiles, one figure per
+    round; each round runs every backend once, in turn. Timing the call alone read the two runtimes level (25.3 /
+    25.7 ms) where whole photos ran 5-7% faster on LiteRT."""
     from ..bands import Converter
     from ..tiled import TiledRunner
     from ...imageio import Picture
@@ -113,7 +113,14 @@ def seconds_per_window(backends: dict, repeat: int = 5) -> dict[str, float]:
                 pass
             if rep:
                 times[name].append((time.perf_counter() - t) / n_windows)
-    return {name: float(np.median(v)) for name, v in times.items()}
+    return times
+
+
+def litert_ratio(times: dict[str, list[float]]) -> float:
+    """LiteRT's time over ONNX Runtime's: the median of the rounds' ratios. The two runs of a round are a third
+    of a second apart, so a slow spell of a shared machine that slows both leaves their ratio, and one that
+    catches a single run spoils one round, not the verdict."""
+    return float(np.median([lite / ort for lite, ort in zip(times["litert"], times["onnxruntime"])]))
 
 
 def choose(desc: ModelDescription, threads: int | None, open_named, log=print):
@@ -128,13 +135,15 @@ def choose(desc: ModelDescription, threads: int | None, open_named, log=print):
     if known in names:
         return open_named(known)
     opened = {name: open_named(name) for name in names}
-    timed = seconds_per_window(opened)
-    ort, lite = timed["onnxruntime"], timed["litert"]
-    best = "litert" if lite < ort * (1 - MARGIN) else "onnxruntime"
+    times = seconds_per_window(opened)
+    ratio = litert_ratio(times)
+    best = "litert" if ratio < 1 - MARGIN else "onnxruntime"
     for name, b in opened.items():
         if name != best:
             b.close()
-    _remember(k, {"backend": best, "seconds_per_window": {n: round(s, 5) for n, s in timed.items()}})
-    log(f"backend auto: {best} (per window of the tile loop: ONNX Runtime {ort * 1e3:.1f} ms, LiteRT "
-        f"{lite * 1e3:.1f} ms; remembered in {cache_file()})")
+    medians = {n: float(np.median(v)) for n, v in times.items()}
+    _remember(k, {"backend": best, "litert_over_onnxruntime": round(ratio, 4),
+                  "seconds_per_window": {n: round(s, 5) for n, s in medians.items()}})
+    log(f"backend auto: {best} (per window of the tile loop: ONNX Runtime {medians['onnxruntime'] * 1e3:.1f} ms, "
+        f"LiteRT {medians['litert'] * 1e3:.1f} ms, ratio {ratio:.3f}; remembered in {cache_file()})")
     return opened[best]
