@@ -1,11 +1,14 @@
 """--backend auto for plain models in fp32: the faster runtime is measured once per architecture and remembered."""
 import json
 
+import numpy as np
 import pytest
 
 from conftest import make_plain
 from memsr_deploy.formats.model_file import read_description, save_model
-from memsr_deploy.runtime import open_backend
+from memsr_deploy.cli import upscale
+from memsr_deploy.imageio import write_picture
+from memsr_deploy.runtime import backends, open_backend
 from memsr_deploy.runtime.backends import fastest
 
 pytestmark = pytest.mark.skipif(len(fastest.installed()) < 2, reason="needs both ONNX Runtime and LiteRT")
@@ -103,3 +106,25 @@ def test_each_runtime_is_timed_through_the_tile_loop(tiny_plain_path):
     side = lite.caps.default_tile + 2 * lite.caps.halo
     assert {shape for name, shape in order if name == "litert"} == {(1, side, side, 3)}
     assert {shape for name, shape in order if name == "onnxruntime"} == {(1, 3, side, side)}
+
+
+def test_lean_runs_take_onnx_runtime_without_measuring(tiny_plain_path, cache, monkeypatch):
+    """Strips and whole images (memsr-upscale --mode stream / --tile 0) ask for little memory or big windows:
+    there LiteRT held 2-3x ONNX Runtime's memory, so auto does not pick by speed."""
+    calls = []
+    _timings(monkeypatch, ort=0.01, litert=0.001, calls=calls)
+    assert open_backend(model=tiny_plain_path, lean=True).name == "onnxruntime"
+    assert calls == [] and not cache.exists()
+    assert open_backend(model=tiny_plain_path, log=lambda m: None).name == "litert"
+
+
+def test_the_cli_runs_strips_and_whole_images_lean(tiny_plain_path, tmp_path, cache, monkeypatch):
+    write_picture(tmp_path / "in.png", np.full((20, 24, 3), 120, np.uint8))
+    seen = []
+    real = backends.open_backend
+    monkeypatch.setattr("memsr_deploy.runtime.open_backend",
+                        lambda *a, **k: seen.append(k.get("lean")) or real(*a, **k))
+    for n, flags in enumerate((["--mode", "stream"], ["--tile", "0"], [])):
+        assert upscale.main([str(tmp_path / "in.png"), "-o", str(tmp_path / f"o{n}.png"), "--model",
+                             str(tiny_plain_path), "-q", *flags]) == 0
+    assert seen == [True, True, False]

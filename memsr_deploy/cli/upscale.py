@@ -36,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=RUNTIME_BACKENDS, default="auto",
                    help="runtime for a model file: auto (default) = the faster of ONNX Runtime and LiteRT for "
                         "this model's architecture here (its tile loop timed on each the first time, then "
-                        "remembered in ~/.cache/memsr), both built in memory with no export step, else PyTorch; an "
-                        "artefact runs on its own runtime")
+                        "remembered in ~/.cache/memsr; ONNX Runtime, the leaner, for --mode stream and --tile 0), "
+                        "both built in memory with no export step, else PyTorch; an artefact runs on its own "
+                        "runtime")
     p.add_argument("--precision", choices=RUNTIME_PRECISIONS, default="fp32",
                    help="fp32 (default, exact) or int8 (the model's int8 version, on LiteRT by default: several "
                         "times faster, at the quality cost it prints)")
@@ -132,7 +133,8 @@ def main(argv=None) -> int:
 
     files, batch = expand_inputs(args.inputs)
     backend = open_backend(model=args.model, artefact=args.artefact, threads=args.threads, scale=args.scale,
-                           backend=args.backend, precision=args.precision)
+                           backend=args.backend, precision=args.precision,
+                           lean=args.mode == "stream" or args.tile == 0)
     files, outputs = plan_outputs(files, args, backend.caps.scale, batch, log)
     if args.precision == "int8":
         from ..formats.onnx_graph import int8_cost_note
