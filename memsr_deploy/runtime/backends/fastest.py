@@ -23,7 +23,7 @@ from ..host import cpu_model
 
 FP32_RUNTIMES = (("onnxruntime", "onnxruntime"), ("litert", "ai_edge_litert"))
 # LiteRT must beat ONNX Runtime by this much to be chosen: ONNX Runtime holds a little less memory (12 MP x2 end
-# to end: 225 MB peak RSS against LiteRT's 248 MB). Small, because the gaps are: on the bundled x2 student LiteRT
+# to end: 217 MiB peak RSS against LiteRT's 241). Small, because the gaps are: on the bundled x2 student LiteRT
 # is 5-7% faster over whole photos, which a 5% margin let a noisy probe throw away.
 MARGIN = 0.02
 PROBE_TILES = (2, 3)   # rows x columns of default-size tiles in the probe image: interior and border windows

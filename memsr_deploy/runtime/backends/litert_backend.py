@@ -43,8 +43,8 @@ class _Invoker:
     def __call__(self, t: np.ndarray, reuse_output: bool = False) -> np.ndarray:
         """The output for input ``t``: a fresh array, or with ``reuse_output`` one buffer kept for the next call,
         which overwrites it. The tile loop reuses: ``get_tensor``'s fresh multi-MB copy per window was a page
-        fault per page under runtime.heap's mmap threshold, ~3 ms of each 27 ms window of the bundled x2
-        student."""
+        fault per page under runtime.heap's mmap threshold (with the 8-bit conversion's temporary, 3.4 of the
+        30 ms a window of the bundled x2 student took)."""
         try:
             if t.shape != self.shape:
                 self.interp.resize_tensor_input(self.inp["index"], list(t.shape), strict=False)
