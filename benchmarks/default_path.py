@@ -196,7 +196,7 @@ def end_to_end_rows(model, jpeg: Path, work: Path, peak_rss, repeat: int = 3) ->
     subprocess.run([sys.executable, "-m", "memsr_deploy.cli.upscale", str(tiny), "-q", "--overwrite",
                     "-o", str(work / "warm_up.png")] + (["--model", str(model)] if model is not None else []),
                    check=False, capture_output=True)
-    timed: dict[str, list[tuple[float, int]]] = {label: [] for label, _, _ in runs}
+    timed: dict[str, list[tuple[float, int, float]]] = {label: [] for label, _, _ in runs}
     errors: dict[str, str] = {}
     for r in range(repeat):
         for label, cmd, out in runs:
@@ -204,21 +204,22 @@ def end_to_end_rows(model, jpeg: Path, work: Path, peak_rss, repeat: int = 3) ->
                 continue
             print(f"end to end, round {r + 1}/{repeat}: {label} ...", file=sys.stderr, flush=True)
             out.unlink(missing_ok=True)
-            peak, secs, rc, tail = peak_rss(cmd)
+            peak, secs, rc, tail, cpu = peak_rss(cmd)
             if rc:
                 errors[label] = tail
             else:
-                timed[label].append((secs, peak))
+                timed[label].append((secs, peak, cpu))
     rows = []
     for label, _, _ in runs:
         t = timed[label]
         if label in errors or not t:
             rows.append({"command": label, "exit_code": 1, "error": errors.get(label, "no run")})
             continue
-        secs = [v for v, _ in t]
+        secs = [v for v, _, _ in t]
         rows.append({"command": label, "seconds": round(float(np.median(secs)), 2),
                      "seconds_range": [round(min(secs), 2), round(max(secs), 2)], "runs": len(secs),
-                     "peak_rss_mb": round(max(p for _, p in t) / 2 ** 20), "exit_code": 0})
+                     "cpu_seconds": round(float(np.median([c for _, _, c in t])), 2),
+                     "peak_rss_mb": round(max(p for _, p, _ in t) / 2 ** 20), "exit_code": 0})
     if not vips:
         rows.append({"command": "vips resize 2 --kernel cubic", "error": "libvips not found (vips CLI or pyvips)"})
 
@@ -260,7 +261,9 @@ def markdown(section: dict) -> list[str]:
     L += [f"End to end: {n} rounds, the commands in turn; seconds = median (range), peak RSS = the largest; "
           "ratios = median of the per-round ratios. memsr-upscale's `--backend auto` choice was made (and "
           "remembered) by an untimed run on a small photo first.", "",
-          "| end to end (JPEG -> PNG) | seconds | peak RSS (MB) | notes |", "|---|---|---|---|"]
+          "CPU seconds: user + system of the process, all its threads (on 2 cores, wall time cannot go below half "
+          "of it).", "",
+          "| end to end (JPEG -> PNG) | seconds | CPU seconds | peak RSS (MB) | notes |", "|---|---|---|---|---|"]
     for r in e2e:
         notes = r.get("error", "")
         if "speedup_vs_torch_1_thread" in r:
@@ -269,7 +272,8 @@ def markdown(section: dict) -> list[str]:
         if "times_vips" in r:
             notes += f"; {r['times_vips']}x the time of vips resize"
         rng = "" if "seconds_range" not in r else " ({}-{})".format(*r["seconds_range"])
-        L.append(f"| {r['command']} | {r.get('seconds', '')}{rng} | {r.get('peak_rss_mb', '')} | {notes} |")
+        L.append(f"| {r['command']} | {r.get('seconds', '')}{rng} | {r.get('cpu_seconds', '')} | "
+                 f"{r.get('peak_rss_mb', '')} | {notes} |")
     L += ["", "| backend | precision | threads | seconds | output MP/s | GMAC/s | of fp32 GEMM peak | vs default | "
           "max diff vs default |", "|---|---|---|---|---|---|---|---|---|"]
     for r in section["compute"]:

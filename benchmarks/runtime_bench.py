@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -177,11 +178,13 @@ def _vmhwm(pid: int) -> int:
     return 0
 
 
-def peak_rss(cmd: list[str]) -> tuple[int, float, int, str]:
-    """(peak RSS bytes, seconds, exit code, stderr tail) of a subprocess, read from outside it: VmHWM of
-    /proc/PID/status, the kernel's high-water mark of the process's own memory map, polled until it exits
-    (growth in the last 20 ms before exit would be missed). Not wait4's ru_maxrss: on Linux that also counts
-    the pages the child shared with this (large) parent between fork and exec."""
+def peak_rss(cmd: list[str]) -> tuple[int, float, int, str, float]:
+    """(peak RSS bytes, seconds, exit code, stderr tail, CPU seconds) of a subprocess, read from outside it:
+    VmHWM of /proc/PID/status, the kernel's high-water mark of the process's own memory map, polled until it
+    exits (growth in the last 20 ms before exit would be missed). Not wait4's ru_maxrss: on Linux that also
+    counts the pages the child shared with this (large) parent between fork and exec. CPU seconds: user +
+    system of the child (its threads included), from this process's children's usage before and after."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     peak = 0
     with tempfile.TemporaryFile() as err:
@@ -191,7 +194,10 @@ def peak_rss(cmd: list[str]) -> tuple[int, float, int, str]:
             time.sleep(0.02)
         err.seek(0)
         tail = err.read().decode(errors="replace").strip().splitlines()[-1:] or [""]
-    return peak, time.perf_counter() - t0, proc.returncode, tail[0]
+    secs = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return peak, secs, proc.returncode, tail[0], cpu
 
 
 def predicted_whole_bytes(model, h: int, w: int) -> int | None:
@@ -226,7 +232,7 @@ def memory_runs(model, cases, tile: int, rows: int, threads: int | None, work: P
             if threads:
                 cmd += ["--threads", str(threads)]
             print(f"memory: x{scale} {w}x{h} {mode} ...", file=sys.stderr, flush=True)
-            peak, secs, rc, tail = peak_rss(cmd)
+            peak, secs, rc, tail, _ = peak_rss(cmd)
             row.update(peak_rss_mb=round(peak / 2 ** 20), seconds=round(secs, 1), exit_code=rc)
             if rc != 0:
                 row["error"] = tail
