@@ -2,7 +2,8 @@
 
 Neither runtime wins everywhere: on this project's 2-core AVX-512 machine LiteRT (XNNPACK) led at 2 threads on
 widths up to 32 and ONNX Runtime at width 48 and at 1 thread (benchmarks/results/runtime.md). Both are exact
-(within one 8-bit level of PyTorch), so the choice is speed alone, and speed depends on the architecture, the
+(within one 8-bit level of PyTorch), so for tiles the choice is speed alone (strips and whole images take the
+leaner ONNX Runtime without measuring: ``open_backend(lean=True)``), and speed depends on the architecture, the
 thread count and the CPU, not on the weights. The first run of an architecture times the tile loop itself on
 a small image on each, the runs interleaved, and remembers the winner in a small JSON file under the user's
 cache folder; later runs read it.
