@@ -181,21 +181,19 @@ def end_to_end_rows(model, jpeg: Path, work: Path, peak_rss, repeat: int = 3) ->
     rounds, the commands in turn within each (A B C A B C ...), so that a slow spell of a shared machine
     hits them all; seconds are medians (with the range), ratios the median of the per-round ratios."""
     from PIL import Image
-    base = [sys.executable, "-m", "memsr_deploy.cli.upscale", str(jpeg), "-q"]
-    if model is not None:
-        base += ["--model", str(model)]
-    runs = [("memsr-upscale (no flags)", base + ["-o", str(work / "default.png")], work / "default.png"),
-            ("memsr-upscale --backend torch --threads 1", base + ["-o", str(work / "torch1.png"), "--backend",
-                                                                  "torch", "--threads", "1"], work / "torch1.png")]
+    def upscale(src: Path, out: Path, *flags: str) -> list[str]:
+        return [sys.executable, "-m", "memsr_deploy.cli.upscale", str(src), "-q", "-o", str(out), *flags,
+                *(["--model", str(model)] if model is not None else [])]
+    runs = [("memsr-upscale (no flags)", upscale(jpeg, work / "default.png"), work / "default.png"),
+            ("memsr-upscale --backend torch --threads 1",
+             upscale(jpeg, work / "torch1.png", "--backend", "torch", "--threads", "1"), work / "torch1.png")]
     vips = _vips_command(jpeg, work / "vips.png")
     if vips:
         runs.append(("vips resize 2 --kernel cubic", vips, work / "vips.png"))
     # what a user's second run gets: --backend auto's first-run measurement (fastest.py) is made here, untimed
     tiny = work / "warm_up.jpg"
     Image.open(jpeg).resize((64, 48)).save(tiny)
-    subprocess.run([sys.executable, "-m", "memsr_deploy.cli.upscale", str(tiny), "-q", "--overwrite",
-                    "-o", str(work / "warm_up.png")] + (["--model", str(model)] if model is not None else []),
-                   check=False, capture_output=True)
+    subprocess.run(upscale(tiny, work / "warm_up.png", "--overwrite"), check=False, capture_output=True)
     timed: dict[str, list[tuple[float, int, float]]] = {label: [] for label, _, _ in runs}
     errors: dict[str, str] = {}
     for r in range(repeat):
