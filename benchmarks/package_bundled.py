@@ -13,7 +13,7 @@ import sys
 from memsr_deploy.data.datasets import holdout_files, pair_from_hr
 from memsr_deploy.data.eval_photos import load_eval_photos
 from memsr_deploy.quality.evaluate import evaluate_model
-from memsr_deploy.formats.model_file import load_model, save_model
+from memsr_deploy.formats.model_file import INT8_MODEL_KEY, load_model, save_model
 from memsr_deploy.imageio import read_image
 from memsr_deploy.formats.registry import MODELS, PRETRAINED_DIR
 from memsr_deploy.quality.flat_colours import check_torch
@@ -83,10 +83,18 @@ def write_model_card() -> None:
                           for label, row in (("bicubic", "bicubic"), ("teacher", "teacher"), (name, "student"))
                           if label in h]
             heads.setdefault(name, list(h[name]["images"]))
-    L += ["", "The students' weights lie on the per-channel int8 grid (`memsr-train int8`, the last recipe step), so "
-          "their int8 models round only activations; the activation ranges (`int8_activation_ranges`, used by "
-          "`memsr-upscale --precision int8`) are measured on the training photos when a model is packaged "
-          "(`python -m memsr_deploy.method.int8_ranges MODEL`), with the int8 cost on held-out training photos. "
+    grid = [f"`{n}`" for n, stem in students if not _int8_sibling(stem)]
+    split = [(n, _int8_sibling(stem)) for n, stem in students if _int8_sibling(stem)]
+    L += ["", (f"The weights of {', '.join(grid)} lie on the per-channel int8 grid (`memsr-train int8`, the last "
+               "recipe step), for fp32 and int8 runs alike, so their int8 models round only activations. " if grid
+               else "")
+          + "".join(f"`{n}` ships the weights of its student stage, and beside them `{f}`, the same network after "
+                    "the int8 stage, named by the `int8_model` field of its JSON: `--precision int8` and every "
+                    "quantised export (`memsr-export --precision int8`, `dynamic`, ncnn int8) use those, fp32 runs "
+                    "the float weights (why: docs/method.md section 9). " for n, f in split)
+          + "The activation ranges (`int8_activation_ranges`, used by `memsr-upscale --precision int8`) are "
+          "measured on the training photos when a model is packaged (`python -m memsr_deploy.method.int8_ranges "
+          "MODEL`), with the int8 cost on held-out training photos against the fp32 run. "
           "Check: `memsr-eval memsr-x2 --scale 2 --data data/photos/eval`.", "",
           "Each student comes from one uninterrupted run of its recipe (no resume), starting from the bundled "
           "teacher: MemSR initialisation with the paper's positivity shift (a = 3, no least-squares tail refit), "
@@ -106,6 +114,13 @@ def write_model_card() -> None:
     (PRETRAINED_DIR / "README.md").write_text("\n".join(L))
 
 
+def _int8_sibling(stem: str) -> str | None:
+    """The file name of a bundled model's int8 sibling, if its JSON names one."""
+    import json
+    link = json.loads((PRETRAINED_DIR / f"{stem}.json").read_text()).get(INT8_MODEL_KEY)
+    return link["file"] if link else None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("model")
@@ -115,6 +130,10 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-data", default=None)
     ap.add_argument("--int8-photos", default="data/photos/train",
                     help="training photos for the int8 activation ranges of a plain model (never the eval photos)")
+    ap.add_argument("--int8-model", default=None,
+                    help="the same network after the int8 stage (memsr-train int8): shipped beside it as NAME_int8 "
+                         "and named in its JSON (int8_model), so int8 runs and exports use it and fp32 ones the "
+                         "float weights")
     ap.add_argument("--heldout", type=int, default=5,
                     help="also score on the photos this many --holdout runs kept out of --int8-photos (the unseen "
                          "check: the gains there should match the evaluation photos'); 0 = skip")
@@ -133,8 +152,17 @@ def main(argv=None) -> int:
         extra["evaluation_heldout"] = score(model, teacher, args.name, [(p.stem, read_image(p)) for p in files],
                                             desc.scale)
     stem = PRETRAINED_DIR / MODELS[args.name][0]
+    if args.int8_model:
+        qmodel, qdesc = load_model(args.int8_model)
+        if (qdesc.arch, qdesc.kind) != (desc.arch, desc.kind):
+            sys.exit(f"--int8-model {args.int8_model} is not the same network as {args.model}")
+        qstem = stem.with_name(stem.name + "_int8")
+        qsaved = save_model(qmodel, qstem, kind=qdesc.kind, provenance=qdesc.provenance)
+        extra[INT8_MODEL_KEY] = {"file": qstem.name + ".json", "weights_sha256": qsaved.weights_sha256}
+    else:
+        extra.pop(INT8_MODEL_KEY, None)
     save_model(model, stem, kind=desc.kind, provenance=desc.provenance, extra=extra)
-    if desc.is_plain:   # --precision int8 needs the activation ranges; they are measured on training photos
+    if desc.is_plain:   # --precision int8 needs the activation ranges (the int8 sibling's when there is one)
         from memsr_deploy.method.int8_ranges import calibrate, write_ranges
         write_ranges(stem, calibrate(stem, args.int8_photos, progress=print))
     for where, e in (("evaluation photos", ev), ("held-out photos", extra.get("evaluation_heldout"))):

@@ -45,7 +45,7 @@ def supported(source: Source, target: str, precision: str) -> str | None:
         return f"{source.desc.kind} models export to ONNX only; convert to a plain net first (memsr-convert)"
     if target == "ncnn":
         from .ncnn_export import unsupported
-        return unsupported(source, precision)
+        return unsupported(source.weights_for(precision), precision)
     return None
 
 
@@ -236,9 +236,10 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
     try:
         staged = staging / file
         t0 = time.perf_counter()
-        built = _build(source, target, precision, staged, input_size, calib_dir, d2s, tiles)
+        weights = source.weights_for(precision)
+        built = _build(weights, target, precision, staged, input_size, calib_dir, d2s, tiles)
         build_s = time.perf_counter() - t0
-        (io_in, io_out), facts, failures = _checks(source, target, precision, staged, d2s)
+        (io_in, io_out), facts, failures = _checks(weights, target, precision, staged, d2s)
         input_shape, shape_range = _shape_fields(target, staged, input_size, tiles)
         layout = "NHWC" if target == "tflite" else "NCHW"
         vrange = [0.0, source.value_range]
@@ -248,7 +249,7 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
                 target=target, file=file, precision=precision, scale=source.scale, halo=source.halo, tile=tile,
                 layout={"input": layout, "output": layout},
                 input={**io_in, "range": vrange}, output={**io_out, "range": vrange},
-                source_model=source.summary(), file_sha256=file_sha256(staged), input_shape=input_shape,
+                source_model=source.summary(precision), file_sha256=file_sha256(staged), input_shape=input_shape,
                 data_file=data, data_sha256=file_sha256(staging / data) if data else None,
                 shape_range=shape_range, verification=report, tools=tool_versions(target),
                 created=datetime.now(timezone.utc).isoformat(timespec="seconds"))

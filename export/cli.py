@@ -21,9 +21,7 @@ from memsr_deploy.outputs.plan import OutputPlan, check_folder, model_pair_input
 
 from .api import D2S_MODES, PRECISIONS, TARGETS, data_output_name, export_model, output_names, supported
 from .shapes import default_tile, parse_input_size, parse_tiles
-from .source import load_source
-
-QUANTISED = ("dynamic", "int8", "int8-uint8io")
+from .source import QUANTISED, load_source
 
 
 def build_parser() -> types.Parser:
@@ -121,7 +119,8 @@ def main(argv=None) -> int:
     several_targets = len({t for t, _ in jobs}) > 1
     names = {job: _name(args, several_targets, job[0]) for job in jobs}
     check_folder(args.out)
-    out_plan = OutputPlan(inputs=model_pair_inputs(source.desc.path), overwrite=args.overwrite)
+    out_plan = OutputPlan(inputs=model_pair_inputs(source.desc.path, source.int8 and source.int8.desc.path),
+                          overwrite=args.overwrite)
     for (target, precision), name in names.items():
         files = output_names(source, target, precision, input_size, name,
                              args.d2s if target == "tflite" else "depth_to_space")

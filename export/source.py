@@ -8,8 +8,11 @@ import numpy as np
 import torch
 
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.formats.model_file import ModelDescription, load_model
+from memsr_deploy.formats.model_file import ModelDescription, int8_model, load_model
 from memsr_deploy.method.models import InputSpec, PlainSR
+
+
+QUANTISED = ("dynamic", "int8", "int8-uint8io")   # precisions whose weights are int8
 
 
 @dataclass
@@ -25,6 +28,13 @@ class Source:
     model: torch.nn.Module
     desc: ModelDescription
     name: str  # default stem for artefact names
+    int8: "Source | None" = None  # the int8 sibling the description names (model_file.int8_model)
+
+    def weights_for(self, precision: str) -> "Source":
+        """Whose weights an artefact of ``precision`` carries: the int8 sibling's for every quantised precision
+        (their weights lie on the int8 grid), this model's otherwise. Verification always compares with this
+        model, so a drop is what the precision costs against the fp32 export."""
+        return self.int8 if self.int8 is not None and precision in QUANTISED else self
 
     @property
     def scale(self) -> int:
@@ -61,11 +71,16 @@ class Source:
         with torch.no_grad():
             return self.model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
 
-    def summary(self) -> dict:
-        """The sidecar's source_model block."""
-        return {"name": self.name, "kind": self.desc.kind, "path": self.desc.path,
-                "weights_sha256": self.desc.weights_sha256, "receptive_radius": self.halo,
-                "layer_widths": list(self.desc.layer_widths), "layer_acts": list(self.desc.layer_acts)}
+    def summary(self, precision: str = "fp32") -> dict:
+        """The sidecar's source_model block (with the int8 sibling's path and checksum when its weights are
+        the artefact's)."""
+        out = {"name": self.name, "kind": self.desc.kind, "path": self.desc.path,
+               "weights_sha256": self.desc.weights_sha256, "receptive_radius": self.halo,
+               "layer_widths": list(self.desc.layer_widths), "layer_acts": list(self.desc.layer_acts)}
+        built = self.weights_for(precision)
+        if built is not self:
+            out["int8_model"] = {"path": built.desc.path, "weights_sha256": built.desc.weights_sha256}
+        return out
 
 
 def load_source(model) -> Source:
@@ -73,5 +88,11 @@ def load_source(model) -> Source:
     net, desc = load_model(model)
     net.eval()
     stem = Path(desc.path).stem if desc.path else str(model)
+    sibling = int8_model(desc)
     # Sidecar names are derived by cutting at the first dot, so a dotted stem would collide.
-    return Source(net, desc, stem.replace(".", "_"))
+    name = stem.replace(".", "_")
+    int8 = None
+    if sibling is not None:
+        qnet, qdesc = load_model(sibling)
+        int8 = Source(qnet.eval(), qdesc, name)
+    return Source(net, desc, name, int8)

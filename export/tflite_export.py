@@ -32,13 +32,12 @@ from memsr_deploy.runtime.backends.quiet import quiet
 from .calibration import tensor_ranges
 from .census import census_failures
 from .equalize import ALPHA, balance_weights, equalize, layer_ranges
-from .source import Layer, Source
+from .source import QUANTISED, Layer, Source
 from .verify import Runner
 
 D2S_MODES = tflite_graph.D2S_MODES
 PRECISIONS = tflite_graph.PRECISIONS
 QUANT_OPS = {"QUANTIZE", "DEQUANTIZE"}
-QUANTISED = ("dynamic", "int8", "int8-uint8io")
 
 
 def write_graph(source: Source, layers: list[Layer], precision: str, input_size: tuple[int, int] | None = None,

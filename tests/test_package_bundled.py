@@ -41,3 +41,29 @@ def test_model_card_shows_the_held_out_gains(tmp_path, monkeypatch):
     assert "| +2.10 dB | | | +2.00 dB | | 0.8 / 0.5 |" in card   # the teacher's row
     assert "| `memsr-x2` | student | 39.00 | 41.00 |" in card   # the held-out photos one by one
     assert "memsr-train student ..." in card
+
+
+def test_packaging_with_an_int8_model_ships_it_beside_and_names_it(tmp_path, monkeypatch):
+    import pytest
+    pytest.importorskip("ai_edge_litert")
+    from PIL import Image
+    from memsr_deploy.formats.model_file import int8_model, read_description, save_model
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name, img in _photos(5, seed=3):
+        Image.fromarray((img * 255).astype(np.uint8)).save(photos / f"{name}.png")
+    save_model(make_plain(seed=0), tmp_path / "float", kind="student")
+    save_model(make_plain(seed=1), tmp_path / "grid", kind="student")
+    out = tmp_path / "pretrained"
+    out.mkdir()
+    monkeypatch.setattr(package_bundled, "PRETRAINED_DIR", out)
+    monkeypatch.setattr(package_bundled, "MODELS", {"memsr-x2": ("memsr_x2", None)})
+    assert package_bundled.main([str(tmp_path / "float"), "--name", "memsr-x2", "--int8-model", str(tmp_path / "grid"),
+                                 "--eval-data", str(photos), "--int8-photos", str(photos), "--heldout", "0"]) == 0
+    desc = read_description(out / "memsr_x2")
+    assert int8_model(desc) == out / "memsr_x2_int8"
+    assert "int8_activation_ranges" not in desc.extra     # the ranges are the weights int8 runs use
+    assert "against the float model" in read_description(out / "memsr_x2_int8").extra["int8_activation_ranges"][
+        "validation"]
+    assert "`memsr-x2` ships the weights of its student stage, and beside them `memsr_x2_int8.json`" in \
+        (out / "README.md").read_text()

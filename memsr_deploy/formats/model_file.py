@@ -24,6 +24,7 @@ from .tagged_json import dumps_strict, read_tagged_json
 
 FORMAT = "memsr-model"
 VERSION = 1
+INT8_MODEL_KEY = "int8_model"     # optional: {"file": sibling .json, "weights_sha256": ...}; see int8_model()
 
 
 def pair_paths(path) -> tuple[Path, Path]:
@@ -185,12 +186,47 @@ def validate_description(desc: ModelDescription, meta: dict, jpath) -> None:
         expected = _expected_layout(desc.kind, desc.arch)
     except (TypeError, ValueError, KeyError) as e:
         bad("arch", f"does not describe a valid network ({e})")
+    if INT8_MODEL_KEY in meta:
+        link = meta[INT8_MODEL_KEY]
+        if not (isinstance(link, dict) and isinstance(link.get("file"), str) and link["file"].endswith(".json")
+                and Path(link["file"]).name == link["file"] and isinstance(link.get("weights_sha256"), str)
+                and re.fullmatch(r"[0-9a-f]{64}", link["weights_sha256"])):
+            bad(INT8_MODEL_KEY, 'must be {"file": "NAME.json" (beside this file), "weights_sha256": hex digest}')
     if desc.receptive_radius != expected["receptive_radius"]:
         bad("receptive_radius", f"is {desc.receptive_radius} but the architecture's {len(expected['layer_widths'])} "
                                 f"3x3 convs give {expected['receptive_radius']} (a smaller halo would leave seams)")
     for name in ("layer_widths", "layer_acts", "params"):
         if getattr(desc, name) != expected[name]:
             bad(name, f"is {getattr(desc, name)!r} but the architecture gives {expected[name]!r}")
+
+
+def int8_model(desc: ModelDescription) -> Path | None:
+    """The model file an int8 run uses instead of this one, or None (this one's own weights).
+
+    A float model may name an int8 sibling (field ``int8_model``): the same network trained on through the int8
+    stage (``memsr-train int8``), whose weights lie on the int8 grid. Its fp32 output is a little worse than the
+    float model's on some photos, its int8 output much better than this model's own weights quantised, so int8
+    runs and exports take the sibling and fp32 ones the float weights. The sibling must describe the same
+    network and carry the weights checksum this description recorded."""
+    link = desc.extra.get(INT8_MODEL_KEY)
+    if link is None:
+        return None
+    if desc.path is None:
+        raise MemsrError(f"field {INT8_MODEL_KEY!r} needs the description's folder (read it from a file)")
+    jpath = Path(desc.path).parent / link["file"]
+    if not jpath.exists():
+        raise MemsrError(f"the int8 model named by field {INT8_MODEL_KEY!r} of {Path(desc.path).name} is missing",
+                         jpath)
+    sibling = read_description(jpath)
+    if INT8_MODEL_KEY in sibling.extra:
+        raise MemsrError(f"an int8 model may not name another ({INT8_MODEL_KEY})", jpath)
+    for name in ("kind", "scale", "arch", "layer_widths", "layer_acts"):
+        if getattr(sibling, name) != getattr(desc, name):
+            raise MemsrError(f"int8 model differs from {Path(desc.path).name} in field {name!r}", jpath)
+    if sibling.weights_sha256 != link["weights_sha256"]:
+        raise MemsrError(f"int8 model's weights_sha256 is not the one field {INT8_MODEL_KEY!r} of "
+                         f"{Path(desc.path).name} recorded (replaced by another model?)", jpath)
+    return jpath.with_suffix("")
 
 
 def _resolve(path):
@@ -244,11 +280,14 @@ def load_model(path, verify_checksum: bool = True):
     return model, desc
 
 
-def load_plain_arrays(path) -> tuple[ModelDescription, list[tuple]]:
+def load_plain_arrays(path, precision: str = "fp32") -> tuple[ModelDescription, list[tuple]]:
     """A plain net's description and its convs as float32 numpy (weight OIHW, bias), tail last, without torch.
-    The weights are checked against the checksum and against the shapes the description implies."""
+    The weights are checked against the checksum and against the shapes the description implies.
+    ``precision="int8"``: the int8 sibling's, when the description names one (``int8_model``)."""
     import numpy as np
     from safetensors.numpy import load as np_load
+    if precision == "int8" and (sibling := int8_model(read_description(_resolve(path)))) is not None:
+        path = sibling
     desc, wpath, blob = _read_pair(path)
     if not desc.is_plain:
         raise MemsrError(f"a {desc.kind} is not a plain chain of convs", desc.path)

@@ -81,14 +81,16 @@ def measure_ranges(desc, convs, lr_images: list[np.ndarray], percentile: float =
     return {"input": [float(min(norm_lo)), float(max(norm_hi))], "layers": layers}
 
 
-def int8_cost(desc, convs, ranges: dict, lr_images: list[np.ndarray]) -> float:
+def int8_cost(desc, convs, ranges: dict, lr_images: list[np.ndarray], reference=None) -> float:
     """Mean PSNR-Y (dB) of the int8 output against the fp32 output, both rounded to 8 bits, with the int8 model
-    ``--precision int8`` runs (LiteRT)."""
+    ``--precision int8`` runs (LiteRT). ``reference``: (description, convs) of the fp32 model to measure against
+    when it is not this one (a float model whose int8 sibling this is)."""
     from ..quality.metrics import psnr_y
     from ..runtime.backends.litert_backend import LiteRTModelBackend
     from ..formats.onnx_graph import INT8_RANGES_KEY, build_fp32
     trial = dataclasses.replace(desc, extra={**desc.extra, INT8_RANGES_KEY: ranges})
-    fp32, int8 = _session(build_fp32(desc, convs)), LiteRTModelBackend(precision="int8", arrays=(trial, convs))
+    fp32, int8 = _session(build_fp32(*(reference or (desc, convs)))), LiteRTModelBackend(precision="int8",
+                                                                                          arrays=(trial, convs))
     scores = []
     for img in lr_images:
         x = np.ascontiguousarray(img.transpose(2, 0, 1)[None], np.float32)
@@ -98,33 +100,47 @@ def int8_cost(desc, convs, ranges: dict, lr_images: list[np.ndarray]) -> float:
     return float(np.mean(scores))
 
 
+def _int8_target(model) -> Path:
+    """The model file whose ranges an int8 run of ``model`` reads: its int8 sibling if it names one."""
+    from ..formats.model_file import int8_model, pair_paths, read_description
+    from ..formats.registry import names, resolve
+    if str(model) in names():
+        model = resolve(str(model))
+    desc = read_description(model)
+    return int8_model(desc) or pair_paths(desc.path or model)[1].with_suffix("")
+
+
 def calibrate(model, photos_dir, progress=print) -> dict:
-    """Measure the ranges and their cost; returns the ``int8_activation_ranges`` record."""
+    """Measure the ranges and their cost; returns the ``int8_activation_ranges`` record. For a float model
+    with an int8 sibling, the ranges are the sibling's and the cost is measured against the float model: what
+    ``--precision int8`` costs against the default fp32 run."""
     from ..data.datasets import list_images
     from ..formats.model_file import load_plain_arrays
-    desc, convs = load_plain_arrays(model)
+    reference = load_plain_arrays(model)
+    desc, convs = load_plain_arrays(_int8_target(model))
+    if desc.path == reference[0].path:
+        reference = None
     photos = list_images(photos_dir)
     if len(photos) < HOLD_OUT:
         raise MemsrError(f"need at least {HOLD_OUT} training photos, found {len(photos)}", photos_dir)
     calib, held = split_photos(photos)
-    progress(f"calibrating on {len(calib)} photos, measuring on {len(held)} held-out photos")
+    progress(f"calibrating on {len(calib)} photos, measuring on {len(held)} held-out photos"
+             + (f" against the float model {Path(reference[0].path).name}" if reference else ""))
     ranges = measure_ranges(desc, convs, _lr(calib, desc.scale))
-    cost = int8_cost(desc, convs, ranges, _lr(held, desc.scale))
+    cost = int8_cost(desc, convs, ranges, _lr(held, desc.scale), reference)
     return {**ranges, "percentile": PERCENTILE, "calibration": f"{PATCHES} LR patches of {PATCH} px from "
             f"{len(calib)} training photos ({Path(photos_dir).name}, all but every {HOLD_OUT}th in sorted order)",
             "psnr_vs_fp32_db": round(cost, 2),
-            "validation": f"{len(held)} held-out training photos (every {HOLD_OUT}th in sorted order)"}
+            "validation": f"{len(held)} held-out training photos (every {HOLD_OUT}th in sorted order)"
+            + (f", against the float model {Path(reference[0].path).name}" if reference else "")}
 
 
 def write_ranges(model, record: dict) -> Path:
-    """Add the record to the model's JSON, everything else byte for byte as parsed (weights untouched)."""
-    from ..formats.model_file import pair_paths, read_description
-    from ..formats.registry import names, resolve
+    """Add the record to the JSON of the model int8 runs read (``_int8_target``), everything else as parsed
+    (weights untouched)."""
     from ..outputs.atomic import write_text
     from ..formats.onnx_graph import INT8_RANGES_KEY
-    if str(model) in names():
-        model = resolve(str(model))
-    jpath = Path(read_description(model).path or pair_paths(model)[1])
+    jpath = _int8_target(model).with_suffix(".json")
     meta = json.loads(jpath.read_text())
     meta[INT8_RANGES_KEY] = record
     write_text(jpath, dumps_strict(meta, indent=2) + "\n")

@@ -34,7 +34,8 @@ def open_backend(model=None, artefact=None, threads: int | None = None, scale: i
       through the tile loop the first time and remembered (``fastest.py``), both built in memory without torch;
       PyTorch when neither is installed); a teacher runs on PyTorch. ``log`` receives the measurement's one line
       (default: silent, so that a bad input still gets exactly one line).
-      ``precision="int8"``: the int8 model (``auto``: on LiteRT, whose int8 kernels are the fast ones).
+      ``precision="int8"``: the int8 model (``auto``: on LiteRT, whose int8 kernels are the fast ones), built
+      from the description's int8 sibling when it names one (``model_file.load_plain_arrays``).
     * ``threads``: intra-op threads (default: every core).
     * ``lean``: ``auto`` picks the runtime that holds less memory (ONNX Runtime) instead of the faster, for the
       runs that ask for little memory or large windows: full-width strips and whole images, where LiteRT held

@@ -96,7 +96,7 @@ class LiteRTModelBackend(Backend):
         from ...formats.tflite_graph import build
         if arrays is None:
             from ...formats.model_file import load_plain_arrays
-            arrays = load_plain_arrays(model)
+            arrays = load_plain_arrays(model, precision)
         self.desc, convs = arrays
         self.source = str(self.desc.path)
         self.precision = precision

@@ -121,7 +121,7 @@ class NcnnModelBackend(Backend):
         from ...formats.ncnn_graph import build
         if arrays is None:
             from ...formats.model_file import load_plain_arrays
-            arrays = load_plain_arrays(model)
+            arrays = load_plain_arrays(model, precision)
         self.desc, convs = arrays
         self.source = str(self.desc.path)
         self.precision = precision

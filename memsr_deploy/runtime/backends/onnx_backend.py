@@ -66,7 +66,7 @@ class OnnxModelBackend(Backend):
     def __init__(self, model, threads: int | None = None, precision: str = "fp32"):
         from ...formats.model_file import load_plain_arrays
         from ...formats.onnx_graph import build
-        self.desc, convs = load_plain_arrays(model)
+        self.desc, convs = load_plain_arrays(model, precision)
         self.source = str(self.desc.path)
         self.precision = precision
         self.session = session(build(self.desc, convs, precision).SerializeToString(), threads, self.source)
