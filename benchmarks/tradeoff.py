@@ -170,13 +170,14 @@ def plot(path: Path, rows: list[dict]) -> None:
     fig, axes = plt.subplots(1, len(scales), figsize=(6 * len(scales), 4.5), squeeze=False)
     for ax, scale in zip(axes[0], scales):
         rs = [r for r in rows if r["scale"] == scale]
-        placed: list[tuple[float, float]] = []
+        placed: list[tuple[float, float, int]] = []
         for r in rs:
             gib = r["peaks"]["12MP whole"] / 2 ** 30
             ax.scatter(gib, r["psnr"], marker="s" if r["model"].startswith("teacher") else "o")
             # At x4 every student has the same peak (the output dominates): stack labels that would collide.
-            near = sum(abs(g - gib) < 0.3 for g, _ in placed)
-            placed.append((gib, r["psnr"]))
+            near = 1 + max((k for g, p, k in placed if abs(g - gib) < 0.8 and abs(p - r["psnr"]) < 0.25),
+                           default=-1)
+            placed.append((gib, r["psnr"], near))
             ax.annotate(r["model"].split(" (")[0], (gib, r["psnr"]), fontsize=8, xytext=(8, 2 + 10 * near),
                         textcoords="offset points", arrowprops={"arrowstyle": "-", "lw": 0.5} if near else None)
         ax.axhline(rs[0]["bicubic"], color="grey", ls=":", label="bicubic")
