@@ -83,8 +83,9 @@ def write_model_card() -> None:
                           for label, row in (("bicubic", "bicubic"), ("teacher", "teacher"), (name, "student"))
                           if label in h]
             heads.setdefault(name, list(h[name]["images"]))
-    grid = [f"`{n}`" for n, stem in students if not _int8_sibling(stem)]
-    split = [(n, _int8_sibling(stem)) for n, stem in students if _int8_sibling(stem)]
+    siblings = {n: _int8_sibling(stem) for n, stem in students}
+    grid = [f"`{n}`" for n, f in siblings.items() if not f]
+    split = [(n, f) for n, f in siblings.items() if f]
     L += ["", (f"The weights of {', '.join(grid)} lie on the per-channel int8 grid (`memsr-train int8`, the last "
                "recipe step), for fp32 and int8 runs alike, so their int8 models round only activations. " if grid
                else "")
