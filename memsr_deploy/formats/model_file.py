@@ -229,6 +229,15 @@ def int8_model(desc: ModelDescription) -> Path | None:
     return jpath.with_suffix("")
 
 
+def model_for(path, precision: str = "fp32"):
+    """The model file a run at ``precision`` reads (bundled names resolved): for int8 the int8 sibling when the
+    description names one (``int8_model``), otherwise ``path`` itself."""
+    path = _resolve(path)
+    if precision == "int8" and (sibling := int8_model(read_description(path))) is not None:
+        return sibling
+    return path
+
+
 def _resolve(path):
     if str(path) in _registry_names():
         from .registry import resolve
@@ -286,9 +295,7 @@ def load_plain_arrays(path, precision: str = "fp32") -> tuple[ModelDescription, 
     ``precision="int8"``: the int8 sibling's, when the description names one (``int8_model``)."""
     import numpy as np
     from safetensors.numpy import load as np_load
-    if precision == "int8" and (sibling := int8_model(read_description(_resolve(path)))) is not None:
-        path = sibling
-    desc, wpath, blob = _read_pair(path)
+    desc, wpath, blob = _read_pair(model_for(path, precision))
     if not desc.is_plain:
         raise MemsrError(f"a {desc.kind} is not a plain chain of convs", desc.path)
     try:

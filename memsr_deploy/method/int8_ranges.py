@@ -100,16 +100,6 @@ def int8_cost(desc, convs, ranges: dict, lr_images: list[np.ndarray], reference=
     return float(np.mean(scores))
 
 
-def _int8_target(model) -> Path:
-    """The model file whose ranges an int8 run of ``model`` reads: its int8 sibling if it names one."""
-    from ..formats.model_file import int8_model, pair_paths, read_description
-    from ..formats.registry import names, resolve
-    if str(model) in names():
-        model = resolve(str(model))
-    desc = read_description(model)
-    return int8_model(desc) or pair_paths(desc.path or model)[1].with_suffix("")
-
-
 def calibrate(model, photos_dir, progress=print) -> dict:
     """Measure the ranges and their cost; returns the ``int8_activation_ranges`` record. For a float model
     with an int8 sibling, the ranges are the sibling's and the cost is measured against the float model: what
@@ -117,7 +107,7 @@ def calibrate(model, photos_dir, progress=print) -> dict:
     from ..data.datasets import list_images
     from ..formats.model_file import load_plain_arrays
     reference = load_plain_arrays(model)
-    desc, convs = load_plain_arrays(_int8_target(model))
+    desc, convs = load_plain_arrays(model, "int8")
     if desc.path == reference[0].path:
         reference = None
     photos = list_images(photos_dir)
@@ -136,11 +126,12 @@ def calibrate(model, photos_dir, progress=print) -> dict:
 
 
 def write_ranges(model, record: dict) -> Path:
-    """Add the record to the JSON of the model int8 runs read (``_int8_target``), everything else as parsed
-    (weights untouched)."""
+    """Add the record to the JSON of the model int8 runs read (``model_file.model_for``), everything else as
+    parsed (weights untouched)."""
+    from ..formats.model_file import model_for, pair_paths
     from ..outputs.atomic import write_text
     from ..formats.onnx_graph import INT8_RANGES_KEY
-    jpath = _int8_target(model).with_suffix(".json")
+    jpath = pair_paths(model_for(model, "int8"))[1]
     meta = json.loads(jpath.read_text())
     meta[INT8_RANGES_KEY] = record
     write_text(jpath, dumps_strict(meta, indent=2) + "\n")
