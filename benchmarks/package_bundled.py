@@ -89,7 +89,7 @@ def write_model_card() -> None:
     L += ["", (f"The weights of {', '.join(grid)} lie on the per-channel int8 grid (`memsr-train int8`, the last "
                "recipe step), for fp32 and int8 runs alike, so their int8 models round only activations. " if grid
                else "")
-          + "".join(f"`{n}` ships the weights of its student stage, and beside them `{f}`, the same network after "
+          + "".join(f"`{n}` ships its float weights (the recipe step before the int8 stage), and beside them `{f}`, the same network after "
                     "the int8 stage, named by the `int8_model` field of its JSON: `--precision int8` and every "
                     "quantised export (`memsr-export --precision int8`, `dynamic`, ncnn int8) use those, fp32 runs "
                     "the float weights (why: docs/method.md section 9). " for n, f in split)
@@ -97,15 +97,15 @@ def write_model_card() -> None:
           "measured on the training photos when a model is packaged (`python -m memsr_deploy.method.int8_ranges "
           "MODEL`), with the int8 cost on held-out training photos against the fp32 run. "
           "Check: `memsr-eval memsr-x2 --scale 2 --data data/photos/eval`.", "",
-          "Each student comes from one uninterrupted run of its recipe (no resume), starting from the bundled "
-          "teacher: MemSR initialisation with the paper's positivity shift (a = 3, no least-squares tail refit), "
-          "L1 with flat colours among the patches, then the int8 stage (`--equalise 2`, a weight average, and the "
+          "Each student comes from its recipe's commands, each run once without resume, starting from the "
+          "bundled teacher: MemSR initialisation with the paper's positivity shift (a = 3, no least-squares tail "
+          "refit), L1 with flat colours among the patches (a `finetune` command, where there is one, goes on from "
+          "there on a fresh schedule), then the int8 stage (`--equalise 2`, a weight average, and the "
           "tail bias correction that puts back the colours the int8 grid moved; docs/method.md section 9). "
           "Running the recipe again on the same thread count gives the same weights (on 2 threads the x2 int8 "
-          "stage read 44.05 dB held out against 44.03). The teachers were "
-          "resumed with a changed `--steps` and validated on the evaluation photos (2026-11, before held-out "
-          "validation existed); their commands show the final value. Earlier bundled students and other "
-          "candidates: `benchmarks/runs/candidates/`.",
+          "stage read 44.05 dB held out against 44.03). "
+          + " ".join(_teacher_note(n, stem) for n, stem in _teachers()) +
+          " Earlier bundled students and other candidates: `benchmarks/runs/candidates/`.",
           ""]
     if per_image:   # the held-out photos are the same at every scale (holdout_files does not depend on it)
         names = next(iter(heads.values()))
@@ -113,6 +113,27 @@ def write_model_card() -> None:
               "|---|---|" + "---|" * len(names), *per_image, ""]
     L += ["## Recipes", "", "```", *recipes, "```", ""]
     (PRETRAINED_DIR / "README.md").write_text("\n".join(L))
+
+
+def _teachers() -> list[tuple[str, str]]:
+    return [(n, stem) for n, (stem, _) in MODELS.items() if n.startswith("teacher-")
+            and (PRETRAINED_DIR / f"{stem}.json").exists()]
+
+
+def _teacher_note(name: str, stem: str) -> str:
+    """How a bundled teacher was trained and validated, read from its provenance."""
+    import json
+    d = json.loads((PRETRAINED_DIR / f"{stem}.json").read_text())
+    p = d.get("provenance", {})
+    arch = d["arch"]
+    shape = f"{arch.get('width')}x{arch.get('blocks')}, {d['params']:,} params"
+    if p.get("validation", {}).get("held_out"):
+        resumed = (f", resumed at step {p['resumed_from_step']} on the same schedule"
+                   if p.get("resumed_from_step") else "")
+        return (f"`{name}` ({shape}): one {p.get('steps')}-step schedule{resumed}, validated on the "
+                f"{len(p['validation']['held_out'])} training photos held out of its training.")
+    return (f"`{name}` ({shape}) was resumed with a changed `--steps` and validated on the evaluation photos "
+            "(2026-11, before held-out validation existed); its command shows the final value.")
 
 
 def _int8_sibling(stem: str) -> str | None:

@@ -15,8 +15,8 @@ PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 MODELS = {
     "memsr-x2": ("memsr_x2", "MemSR plain student, x2, distilled from teacher-x2"),
     "memsr-x4": ("memsr_x4", "MemSR plain student, x4, distilled from teacher-x4"),
-    "teacher-x2": ("teacher_x2", "residual teacher (EDSR-style, ESPCN tail), x2"),
-    "teacher-x4": ("teacher_x4", "residual teacher (EDSR-style, ESPCN tail), x4"),
+    "teacher-x2": ("teacher_x2", "residual teacher (EDSR-style, 32 wide, 4 blocks, ESPCN tail), x2"),
+    "teacher-x4": ("teacher_x4", "residual teacher (EDSR-style, 48 wide, 8 blocks, ESPCN tail), x4"),
 }
 DEFAULTS = {2: "memsr-x2", 4: "memsr-x4"}
 
