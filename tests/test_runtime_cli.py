@@ -286,3 +286,16 @@ def test_budget_too_small_is_one_line(tmp_path, tiny_plain_path, capsys):
     rc, err = run(capsys, tmp_path / "in.png", "--model", tiny_plain_path, "--max-memory", "2K")
     assert rc == 2
     one_error_line(err, "budget too small")
+
+
+def test_a_missing_input_is_refused_before_the_backend_opens(tmp_path, capsys, monkeypatch):
+    """Opening a backend may first probe which runtime is faster (a minute for a large model): a typo in the
+    file name must not wait for it."""
+    import memsr_deploy.runtime as runtime
+
+    def no_backend(**kw):
+        raise AssertionError("backend opened for a missing input")
+    monkeypatch.setattr(runtime, "open_backend", no_backend)
+    rc, err = run(capsys, tmp_path / "nope.png", "-o", tmp_path / "out.png")
+    assert rc == 2
+    one_error_line(err, "nope.png", "no such file")

@@ -132,6 +132,8 @@ def main(argv=None) -> int:
         tqdm.write(f"warning: {msg}", file=sys.stderr)
 
     files, batch = expand_inputs(args.inputs)
+    if not batch and not files[0].exists():   # before the backend: its first opening may probe speed for a minute
+        raise MemsrError("no such file", files[0])
     backend = open_backend(model=args.model, artefact=args.artefact, threads=args.threads, scale=args.scale,
                            backend=args.backend, precision=args.precision,
                            lean=args.mode == "stream" or args.tile == 0)
