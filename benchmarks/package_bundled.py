@@ -40,9 +40,7 @@ def score(model, teacher, name: str, photos, scale: int) -> dict:
 
 def write_model_card() -> None:
     """memsr_deploy/pretrained/README.md: the table and recipes of every bundled student, from their JSONs."""
-    import json
-    students = [(n, stem) for n, (stem, _) in MODELS.items() if n.startswith("memsr-")
-                and (PRETRAINED_DIR / f"{stem}.json").exists()]
+    students = _bundled("memsr-")
     L = ["# Bundled models", "",
          "Trained here on CPU (2 cores) from the Debian wallpaper photos; evaluated on the 8 evaluation photos "
          "(scikit-image's astronaut, chelsea, coffee, motorcycle_left, rocket, hubble_deep_field; Set5 butterfly "
@@ -58,7 +56,7 @@ def write_model_card() -> None:
          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     recipes, per_image, heads = [], [], {}
     for name, stem in students:
-        d = json.loads((PRETRAINED_DIR / f"{stem}.json").read_text())
+        d = _bundled_json(stem)
         e = d["evaluation"]
         h = d.get("evaluation_heldout")
         unseen = (f"{h['gain_over_bicubic_db']:+.2f} dB | {-h.get('gap_to_teacher_db', float('nan')):+.2f} dB"
@@ -89,9 +87,9 @@ def write_model_card() -> None:
     L += ["", (f"The weights of {', '.join(grid)} lie on the per-channel int8 grid (`memsr-train int8`, the last "
                "recipe step), for fp32 and int8 runs alike, so their int8 models round only activations. " if grid
                else "")
-          + "".join(f"`{n}` ships its float weights (the recipe step before the int8 stage), and beside them `{f}`, the same network after "
-                    "the int8 stage, named by the `int8_model` field of its JSON: `--precision int8` and every "
-                    "quantised export (`memsr-export --precision int8`, `dynamic`, ncnn int8) use those, fp32 runs "
+          + "".join(f"`{n}` ships its float weights (the recipe step before the int8 stage), and beside them "
+                    f"`{f}`, the same network after the int8 stage, named by the `int8_model` field of its JSON: "
+                    "`--precision int8` and every quantised export (`memsr-export --precision int8`, `dynamic`, ncnn int8) use those, fp32 runs "
                     "the float weights (why: docs/method.md section 9). " for n, f in split)
           + "The activation ranges (`int8_activation_ranges`, used by `memsr-upscale --precision int8`) are "
           "measured on the training photos when a model is packaged (`python -m memsr_deploy.method.int8_ranges "
@@ -104,7 +102,7 @@ def write_model_card() -> None:
           "tail bias correction that puts back the colours the int8 grid moved; docs/method.md section 9). "
           "Running the recipe again on the same thread count gives the same weights (on 2 threads the x2 int8 "
           "stage read 44.05 dB held out against 44.03). "
-          + " ".join(_teacher_note(n, stem) for n, stem in _teachers()) +
+          + " ".join(_teacher_note(n, stem) for n, stem in _bundled("teacher-")) +
           " Earlier bundled students and other candidates: `benchmarks/runs/candidates/`.",
           ""]
     if per_image:   # the held-out photos are the same at every scale (holdout_files does not depend on it)
@@ -115,15 +113,20 @@ def write_model_card() -> None:
     (PRETRAINED_DIR / "README.md").write_text("\n".join(L))
 
 
-def _teachers() -> list[tuple[str, str]]:
-    return [(n, stem) for n, (stem, _) in MODELS.items() if n.startswith("teacher-")
+def _bundled_json(stem: str) -> dict:
+    import json
+    return json.loads((PRETRAINED_DIR / f"{stem}.json").read_text())
+
+
+def _bundled(prefix: str) -> list[tuple[str, str]]:
+    """(name, file stem) of the shipped bundled models whose names start with ``prefix``."""
+    return [(n, stem) for n, (stem, _) in MODELS.items() if n.startswith(prefix)
             and (PRETRAINED_DIR / f"{stem}.json").exists()]
 
 
 def _teacher_note(name: str, stem: str) -> str:
     """How a bundled teacher was trained and validated, read from its provenance."""
-    import json
-    d = json.loads((PRETRAINED_DIR / f"{stem}.json").read_text())
+    d = _bundled_json(stem)
     p = d.get("provenance", {})
     arch = d["arch"]
     shape = f"{arch.get('width')}x{arch.get('blocks')}, {d['params']:,} params"
@@ -138,8 +141,7 @@ def _teacher_note(name: str, stem: str) -> str:
 
 def _int8_sibling(stem: str) -> str | None:
     """The file name of a bundled model's int8 sibling, if its JSON names one."""
-    import json
-    link = json.loads((PRETRAINED_DIR / f"{stem}.json").read_text()).get(INT8_MODEL_KEY)
+    link = _bundled_json(stem).get(INT8_MODEL_KEY)
     return link["file"] if link else None
 
 

@@ -65,7 +65,8 @@ def test_packaging_with_an_int8_model_ships_it_beside_and_names_it(tmp_path, mon
     assert "int8_activation_ranges" not in desc.extra     # the ranges are the weights int8 runs use
     assert "against the float model" in read_description(out / "memsr_x2_int8").extra["int8_activation_ranges"][
         "validation"]
-    assert "`memsr-x2` ships its float weights (the recipe step before the int8 stage), and beside them `memsr_x2_int8.json`" in \
+    assert ("`memsr-x2` ships its float weights (the recipe step before the int8 stage), and beside them "
+            "`memsr_x2_int8.json`") in \
         (out / "README.md").read_text()
 
 
@@ -73,11 +74,12 @@ def test_model_card_says_how_each_teacher_was_validated(tmp_path, monkeypatch):
     """From the teacher's own provenance: held-out validation and a same-schedule resume, or the 2026-11 way."""
     from memsr_deploy.formats.model_file import save_model
     monkeypatch.setattr(package_bundled, "PRETRAINED_DIR", tmp_path)
-    monkeypatch.setattr(package_bundled, "MODELS", {"teacher-x2": ("teacher_x2", None), "teacher-x4": ("teacher_x4", None)})
+    monkeypatch.setattr(package_bundled, "MODELS", {"teacher-x2": ("teacher_x2", None),
+                                                    "teacher-x4": ("teacher_x4", None)})
     save_model(make_teacher(), tmp_path / "teacher_x2", kind="teacher", provenance={"steps": 10000})
     save_model(make_teacher(scale=4, width=8, blocks=3), tmp_path / "teacher_x4", kind="teacher",
                provenance={"steps": 20000, "resumed_from_step": 11250, "validation": {"held_out": ["a.png", "b.png"]}})
-    notes = {n: package_bundled._teacher_note(n, stem) for n, stem in package_bundled._teachers()}
+    notes = {n: package_bundled._teacher_note(n, stem) for n, stem in package_bundled._bundled("teacher-")}
     assert notes["teacher-x4"].startswith("`teacher-x4` (8x3, ")
     assert "one 20000-step schedule, resumed at step 11250 on the same schedule, validated on the 2 training " \
            "photos held out" in notes["teacher-x4"]

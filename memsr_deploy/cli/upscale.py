@@ -124,6 +124,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from tqdm import tqdm
 
+    from ..imageio.decode import require_file
     from ..runtime import RunOptions, Upscaler, open_backend
     from ..runtime.heap import settle_heap
     settle_heap()  # before the first large buffer: see runtime/heap.py
@@ -132,8 +133,8 @@ def main(argv=None) -> int:
         tqdm.write(f"warning: {msg}", file=sys.stderr)
 
     files, batch = expand_inputs(args.inputs)
-    if not batch and not files[0].exists():   # before the backend: its first opening may probe speed for a minute
-        raise MemsrError("no such file", files[0])
+    if not batch:   # before the backend: its first opening may probe speed for a minute
+        require_file(files[0])
     backend = open_backend(model=args.model, artefact=args.artefact, threads=args.threads, scale=args.scale,
                            backend=args.backend, precision=args.precision,
                            lean=args.mode == "stream" or args.tile == 0)

@@ -324,14 +324,20 @@ def _pil_pixels(im, path) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ entry points
 
-def open_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageReader:
-    """Open an image file: header read and checked, nothing decoded yet (except for Pillow's formats)."""
-    import pyvips
+def require_file(path) -> Path:
+    """The path, if it names an existing file (the first check of every read; callers may run it early)."""
     path = Path(path)
     if not path.exists():
         raise MemsrError("no such file", path)
     if path.is_dir():
         raise MemsrError("is a folder, not an image", path)
+    return path
+
+
+def open_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageReader:
+    """Open an image file: header read and checked, nothing decoded yet (except for Pillow's formats)."""
+    import pyvips
+    path = require_file(path)
     try:
         with open(path, "rb") as fh:
             head = fh.read(16)
