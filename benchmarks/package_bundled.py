@@ -54,9 +54,10 @@ def write_model_card() -> None:
          "| name | params | layer widths | halo (px) | PSNR-Y | SSIM-Y | vs bicubic | vs teacher | bicubic "
          "| held out: vs bicubic | held out: vs teacher | flat colours: pattern / error |",
          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    recipes, per_image, heads = [], [], {}
+    recipes, per_image, heads, siblings = [], [], {}, {}
     for name, stem in students:
         d = _bundled_json(stem)
+        siblings[name] = (d.get(INT8_MODEL_KEY) or {}).get("file")
         e = d["evaluation"]
         h = d.get("evaluation_heldout")
         unseen = (f"{h['gain_over_bicubic_db']:+.2f} dB | {-h.get('gap_to_teacher_db', float('nan')):+.2f} dB"
@@ -81,7 +82,6 @@ def write_model_card() -> None:
                           for label, row in (("bicubic", "bicubic"), ("teacher", "teacher"), (name, "student"))
                           if label in h]
             heads.setdefault(name, list(h[name]["images"]))
-    siblings = {n: _int8_sibling(stem) for n, stem in students}
     grid = [f"`{n}`" for n, f in siblings.items() if not f]
     split = [(n, f) for n, f in siblings.items() if f]
     L += ["", (f"The weights of {', '.join(grid)} lie on the per-channel int8 grid (`memsr-train int8`, the last "
@@ -89,8 +89,9 @@ def write_model_card() -> None:
                else "")
           + "".join(f"`{n}` ships its float weights (the recipe step before the int8 stage), and beside them "
                     f"`{f}`, the same network after the int8 stage, named by the `int8_model` field of its JSON: "
-                    "`--precision int8` and every quantised export (`memsr-export --precision int8`, `dynamic`, ncnn int8) use those, fp32 runs "
-                    "the float weights (why: docs/method.md section 9). " for n, f in split)
+                    "`--precision int8` and every quantised export (`memsr-export --precision int8`, `dynamic`, "
+                    "ncnn int8) use those, fp32 runs the float weights (why: docs/method.md section 9). "
+                    for n, f in split)
           + "The activation ranges (`int8_activation_ranges`, used by `memsr-upscale --precision int8`) are "
           "measured on the training photos when a model is packaged (`python -m memsr_deploy.method.int8_ranges "
           "MODEL`), with the int8 cost on held-out training photos against the fp32 run. "
@@ -137,12 +138,6 @@ def _teacher_note(name: str, stem: str) -> str:
                 f"{len(p['validation']['held_out'])} training photos held out of its training.")
     return (f"`{name}` ({shape}) was resumed with a changed `--steps` and validated on the evaluation photos "
             "(2026-11, before held-out validation existed); its command shows the final value.")
-
-
-def _int8_sibling(stem: str) -> str | None:
-    """The file name of a bundled model's int8 sibling, if its JSON names one."""
-    link = _bundled_json(stem).get(INT8_MODEL_KEY)
-    return link["file"] if link else None
 
 
 def main(argv=None) -> int:
