@@ -36,6 +36,7 @@ class Subject:
     onnx_model: object | None = None
     path: str | None = None
     artefact: str | None = None  # a .tflite file profiled through the model it was exported from
+    halo_note: str = ""        # why halo is None (no finite receptive radius, or an op the graph walk lacks)
 
     def graph(self, height: int, width: int, batch: int = 1) -> Graph:
         if self.module is not None:
@@ -73,18 +74,23 @@ def _onnx_subject(path: Path, name: str | None) -> Subject:
     if not path.exists():
         raise MemsrError("ONNX file not found", path)
     model = load(path)
-    halo = None
+    halo, note = None, ""
     try:
         from ..formats.sidecar import read_sidecar
         sc = read_sidecar(path, check_file=False)
         halo = int(sc.halo)
-    except MemsrError:
-        pass  # no sidecar: whole-image profiling still works
+    except MemsrError:   # no sidecar: the halo from the graph itself
+        from ..formats.receptive_field import radius
+        r = radius(model)
+        halo, note = (r.halo, "") if r.finite and r.align == 1 else (None, r.reason or
+                                                                     f"the graph downsamples (tiles must align to "
+                                                                     f"{r.align} px, which the tile plan does not)")
     g = graph_of(model, 16, 16)
     out = g.shapes[g.outputs[0]]
     nhwc = out[-1] == 3 and out[1] != 3
     scale = (out[2] if nhwc else out[3]) // 16
-    return Subject(name or path.stem, "onnx", int(scale), halo, None, onnx_model=model, path=str(path))
+    return Subject(name or path.stem, "onnx", int(scale), halo, None, onnx_model=model, path=str(path),
+                   halo_note=note)
 
 
 def _tflite_subject(path: Path, name: str | None) -> Subject:
