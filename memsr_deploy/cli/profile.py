@@ -176,7 +176,16 @@ def main(argv=None) -> int:
     teacher = next((s for s in subjects.values() if s.is_teacher), None)
     rows, preds = [], []
     for sub in subjects.values():
-        for label, h, w in resolutions:
+        sub_resolutions = resolutions
+        if sub.fixed is not None:   # its own shape, once; every other size is one n/a row
+            own = f"{sub.fixed[1]}x{sub.fixed[0]}"
+            for label, h, w in resolutions:
+                if (h, w) != sub.fixed:
+                    rows.append(Row(model=sub.name, kind=sub.kind, mode="whole", resolution=label, height=h,
+                                    width=w, scale=sub.scale, dtype=args.dtype, backend=args.backend,
+                                    predicted=None, note=f"n/a: fixed input shape {own}; profiled at that size"))
+            sub_resolutions = [(own, *sub.fixed)]
+        for label, h, w in sub_resolutions:
             teacher_whole = None
             if teacher is not None:
                 teacher_whole = predict(teacher, h, w, "whole", args.dtype, args.backend).peak_bytes
