@@ -235,3 +235,25 @@ def test_the_profiler_tiles_a_foreign_onnx_with_the_graphs_halo(tmp_path, capsys
     by = rows("--halo", "3")
     assert by["rcan"]["predicted"] > 0 and by["rcan"]["note"].count("approximate") == 1
     assert "under the exact 8" in by["edsr"]["note"]
+
+
+def test_a_teachers_exported_graph_gives_its_description_halo():
+    """torch's exporter writes the teacher's image anchor (repeat_interleave over channels) as Unsqueeze, Expand
+    and Reshape: reshapes that leave the image axes whole are followed."""
+    from memsr_deploy.formats.onnx_graph import model_to_onnx
+    from memsr_deploy.method.models import ResidualSR, TeacherConfig
+    teacher = ResidualSR(TeacherConfig(scale=2, width=4, blocks=1, anchor=True))
+    r = radius(model_to_onnx(teacher))
+    assert (r.halo, r.scale) == (teacher.receptive_radius, 2)
+
+
+def test_a_resize_to_the_images_own_size_has_no_finite_radius():
+    """RFDN's spatial attention: pool, then resize back to the size Shape reads off the image."""
+    g = Graph()
+    h = g.conv("x", 3, 4)
+    small = g.op("MaxPool", [g.conv(h, 4, 4, stride=2, pad=0)], kernel_shape=[7, 7], strides=[3, 3])
+    size = g.op("Shape", [h])
+    back = g.op("Resize", [small, "", "", size], mode="linear")
+    out = g.op("DepthToSpace", [g.conv(g.op("Mul", [h, g.op("Sigmoid", [back])]), 4, 12)], blocksize=2, mode="CRD")
+    r = radius(g.model(out))
+    assert r.halo is None and r.reason.startswith("no finite receptive radius") and "Resize" in r.reason

@@ -77,6 +77,7 @@ _UNARY = {"Relu", "LeakyRelu", "PRelu", "Sigmoid", "Tanh", "Clip", "Neg", "Abs",
 _NARY = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "Mean", "Sum", "Where", "Equal", "Less", "Greater",
          "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Mod", "PRelu", "BitShift"}
 _WINDOWED = {"Conv", "MaxPool", "AveragePool", "LpPool", "ConvInteger", "QLinearConv"}
+_RESHAPES = {"Reshape", "Unsqueeze", "Squeeze", "Flatten", "Expand", "Tile"}
 _GLOBAL = {"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "InstanceNormalization"}
 _REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
            "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare", "ArgMax", "ArgMin", "Softmax", "LogSoftmax",
@@ -177,10 +178,78 @@ def _pairs(a: dict, key: str, default, rank: int = 2) -> list:
     return v if v else [default] * (rank if key != "pads" else 2 * rank)
 
 
-def _apply(node, fields: list, consts: dict):
+class _Size:
+    """The value of Shape / Size of an image-dependent tensor (and arithmetic on it): the image's size."""
+
+
+SIZE = _Size()
+PROBES = ((48, 80), (96, 112))   # two input sizes whose shapes tell image axes from the others
+
+
+def _probe_shapes(model: onnx.ModelProto, axes: tuple[int, int]) -> list[dict]:
+    """Every tensor's static shape at each probe size (empty where shape inference cannot tell)."""
+    import copy
+
+    from onnx import shape_inference
+    out = []
+    for h, w in PROBES:
+        m = copy.deepcopy(model)
+        inits = {t.name for t in m.graph.initializer}
+        dims = next(i for i in m.graph.input if i.name not in inits).type.tensor_type.shape.dim
+        for i, v in ((0, 1), (axes[0], h), (axes[1], w)):
+            if not dims[i].HasField("dim_value"):
+                dims[i].Clear()
+                dims[i].dim_value = v
+        del m.graph.value_info[:]
+        try:
+            g = shape_inference.infer_shapes(m, data_prop=True).graph
+        except Exception:  # noqa: BLE001 - an uninferable graph only loses the reshape rule
+            out.append({})
+            continue
+        shapes = {}
+        for v in [*g.input, *g.value_info, *g.output]:
+            d = v.type.tensor_type.shape.dim
+            if d and all(x.HasField("dim_value") for x in d):
+                shapes[v.name] = [x.dim_value for x in d]
+        out.append(shapes)
+    return out
+
+
+def _reshaped(node, f0: Field, probes: list[dict]) -> Field:
+    """A reshape-like op that leaves both image axes whole (it moves, adds or drops other axes): the image
+    axes are the output axes whose sizes follow the input's image axes at both probe sizes."""
+    try:
+        ins = [p[node.input[0]] for p in probes]
+        outs = [p[node.output[0]] for p in probes]
+    except KeyError:
+        raise _Stop(f"{node.op_type} whose shapes inference cannot tell") from None
+    new_axes = []
+    for ax in f0.axes:
+        sizes = [s[ax] for s in ins]
+        varying = [j for j in range(len(outs[0])) if [o[j] for o in outs] != [outs[0][j]] * len(outs)]
+        same = [j for j in varying if [o[j] for o in outs] == sizes]
+        if len(same) != 1 or len(varying) != 2:
+            raise _Stop(f"{node.op_type} that folds an image axis into others")
+        new_axes.append(same[0])
+    if new_axes[0] >= new_axes[1]:
+        raise _Stop(f"{node.op_type} that swaps H and W")
+    return Field(tuple(new_axes), f0.h, f0.w)
+
+
+def _apply(node, fields: list, consts: dict, probes: list[dict]):
     op, a = node.op_type, _attrs(node)
-    live = [f for f in fields if f is not None]
-    f0 = fields[0]
+    if op in ("Shape", "Size") and isinstance(fields[0], Field):
+        return SIZE
+    if any(f is SIZE for f in fields):
+        if op in ("Resize", "Upsample"):
+            raise _Stop(f"{op} to a size computed from the image's", whole=True)
+        if not any(isinstance(f, Field) for f in fields):
+            return SIZE   # shape arithmetic
+        fields = [None if f is SIZE else f for f in fields]
+    if op in _RESHAPES and isinstance(fields[0], Field):
+        return _reshaped(node, fields[0], probes)
+    live = [f for f in fields if isinstance(f, Field)]
+    f0 = fields[0] if isinstance(fields[0], Field) else None
     if op in _WINDOWED:
         if f0 is None:
             return None
@@ -335,6 +404,7 @@ def radius(model: onnx.ModelProto) -> Radius:
     ident = Axis(1, 1, ((0, 0),))
     state: dict = {inputs[0].name: Field(axes, ident, ident)}
     consts = _constants(model)
+    probes = _probe_shapes(model, axes)
     periods = [1]
     for node in g.node:
         if node.op_type == "Constant":
@@ -345,7 +415,7 @@ def radius(model: onnx.ModelProto) -> Radius:
             out = whole
         else:
             try:
-                out = _apply(node, fields, consts)
+                out = _apply(node, fields, consts, probes)
             except _Stop as stop:
                 out = Whole(f"{_node_name(node)}: {stop.why}", finite_unknown=not stop.whole)
         if isinstance(out, Field):
@@ -357,8 +427,8 @@ def radius(model: onnx.ModelProto) -> Radius:
     if isinstance(result, Whole):
         lead = "receptive radius unknown" if result.finite_unknown else "no finite receptive radius"
         return Radius(None, None, reason=f"{lead}: {result.reason}")
-    if result is None:
-        return Radius(None, None, reason="the output does not depend on the input")
+    if not isinstance(result, Field):
+        return Radius(None, None, reason="the output does not depend on the input's pixels")
     halos, scales = [], []
     for ax in (result.h, result.w):
         if ax.n % ax.B:
