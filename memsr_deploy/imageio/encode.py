@@ -180,14 +180,15 @@ def _pil_write(tmp: Path, bands, height: int, width: int, channels: int, fmt: st
 
 
 def write_bands(path, bands: Iterable[np.ndarray], height: int, width: int, channels: int, dtype,
-                quality: int = 95, icc: bytes | None = None, exif: bytes | None = None) -> None:
+                quality: int = 95, icc: bytes | None = None, exif: bytes | None = None,
+                before_rename=None) -> None:
     """Write bands (H_i x W x C, top to bottom, in a sample type the format holds: see ``storage_dtype``)
-    to ``path``, format from the extension, atomically."""
+    to ``path``, format from the extension, atomically (``before_rename``: see outputs.atomic.atomic_path)."""
     path = Path(path)
     fmt = output_format(path)
     dtype = np.dtype(dtype)
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, before_rename=before_rename) as tmp:
             readable_by_all(tmp)
             if fmt == "BMP":
                 _pil_write(tmp, bands, height, width, channels, fmt)

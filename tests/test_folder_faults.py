@@ -1,0 +1,249 @@
+"""Folder jobs under faults (issue 32, items 3, 4 and 7): two processes on one folder, kill -9 at random points
+and at the worst ones, and a full disk. After each: every output complete, decodable and equal to a clean
+run's, written once, and nothing left behind (no temporary file, no claim) once the job has been run again.
+
+Fault injection prints its trial count and the invariants it checked (pytest -s shows them)."""
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_plain
+from memsr_deploy.cli import upscale as upscale_cli
+from memsr_deploy.formats.model_file import save_model
+from memsr_deploy.outputs.atomic import is_temp_name
+from memsr_deploy.outputs.folder_job import CLAIM, JOURNAL
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+PHOTOS = 8
+RANDOM_KILLS = 4
+
+
+@pytest.fixture(scope="module")
+def job(tmp_path_factory):
+    """A folder of photos of mixed sizes, a random-weight x2 model and a clean run's outputs (the reference)."""
+    root = tmp_path_factory.mktemp("faults")
+    save_model(make_plain(widths=(16, 16, 16)), root / "m", kind="student")
+    photos = root / "in"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(PHOTOS):
+        h, w = (48, 64) if i % 3 == 0 else (120, 160)   # small outputs fit the full-disk limit below, large not
+        Image.fromarray((rng.random((h, w, 3)) * 255).astype(np.uint8)).save(photos / f"p{i}.png")
+    argv = [str(photos), "--model", str(root / "m"), "--backend", "litert", "--threads", "1", "-q"]
+    assert upscale_cli.main(argv + ["-o", str(root / "ref")]) == 0
+    ref = {p.name: np.asarray(Image.open(p)) for p in (root / "ref").glob("*.png")}
+    assert len(ref) == PHOTOS
+    return root, argv, ref
+
+
+def cli(argv, out, *extra):
+    return [sys.executable, "-m", "memsr_deploy.cli.upscale", *argv, "-o", str(out), *extra]
+
+
+def identities(out: Path) -> dict:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("*.png") if p.name[0] != "."}
+
+
+def check_complete(out: Path, ref: dict) -> None:
+    """Every output there, decodable and equal to the clean run's; no temporary file or claim; each output's
+    journal line written once (a second write would add a second line)."""
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([*ref, JOURNAL]), names
+    for name, pixels in ref.items():
+        with Image.open(out / name) as im:
+            assert np.array_equal(np.asarray(im), pixels), name
+    lines = [json.loads(ln) for ln in (out / JOURNAL).read_text().splitlines() if ln.strip()]
+    matching = [e["out"] for e in lines if e["out_id"] == file_id(out / e["out"])]
+    assert sorted(matching) == sorted(ref), "an output was written more than once, or not recorded"
+
+
+def file_id(path: Path) -> list | None:
+    if not path.exists():
+        return None
+    st = path.stat()
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]
+
+
+def wait_for(cond, timeout=60.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        time.sleep(0.002)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def held_claim(out: Path, pid: int) -> Path | None:
+    for p in out.glob(f".*{CLAIM}") if out.exists() else ():
+        try:
+            if p.read_text().strip() == str(pid):
+                return p
+        except FileNotFoundError:
+            pass
+    return None
+
+
+def stop_while_holding_a_claim(proc, out: Path) -> Path:
+    """SIGSTOP ``proc`` at a moment it holds the claim of an output (it is writing that photo)."""
+    while True:
+        wait_for(lambda: held_claim(out, proc.pid) or proc.poll() is not None, what="a claim")
+        assert proc.poll() is None, "finished before it could be stopped"
+        proc.send_signal(signal.SIGSTOP)
+        claim = held_claim(out, proc.pid)
+        if claim is not None:
+            return claim
+        proc.send_signal(signal.SIGCONT)
+
+
+def by_other(err: str) -> str:
+    """The line in which a run names the photos another process upscaled ("" if none)."""
+    return next((ln for ln in err.splitlines() if "were upscaled by another memsr-upscale" in ln), "")
+
+
+def photos_by_other(err: str) -> int:
+    line = by_other(err)
+    return int(line.split("note: ", 1)[1].split()[0]) if line else 0
+
+
+# --------------------------------------------------------------------------------------------- item 3
+@pytest.mark.parametrize("then", ["continue", "kill -9"])
+def test_two_processes_on_one_folder(tmp_path, job, then):
+    """A holds a photo's claim (stopped there); B does every other photo and waits for that one. When A goes
+    on, each says which photos the other took; when A is killed, B takes its photo over. Every output is
+    written once in both cases, and no claim or temporary file is left."""
+    _, argv, ref = job
+    out = tmp_path / "out"
+    a = subprocess.Popen(cli(argv, out), env=ENV, stderr=subprocess.PIPE, text=True)
+    claim = stop_while_holding_a_claim(a, out)
+    b = subprocess.Popen(cli(argv, out), env=ENV, stderr=subprocess.PIPE, text=True)
+    for line in b.stderr:  # B has done the rest and waits for A's photo
+        if "waiting for another memsr-upscale (pid %d)" % a.pid in line:
+            break
+    else:
+        raise AssertionError(f"B never waited for A (exit {b.wait()})")
+    held = claim.name[1:-len(CLAIM)]
+    held_src = held.replace("_x2.png", ".png")
+    assert sorted(identities(out)) == sorted(n for n in ref if n != held)
+    if then == "continue":
+        a.send_signal(signal.SIGCONT)
+        err_a = a.communicate(timeout=60)[1]
+        assert a.returncode == 0, err_a
+    else:
+        a.kill()
+        a.wait()
+    err_b = b.stderr.read()
+    assert b.wait(timeout=60) == 0, err_b
+    check_complete(out, ref)
+    if then == "continue":
+        # each photo was written by one of them, and each says how many the other did
+        assert photos_by_other(err_a) + photos_by_other(err_b) == PHOTOS, (err_a, err_b)
+        assert f"by another memsr-upscale (pid {b.pid})" in by_other(err_a)
+        assert held_src in by_other(err_b) and held_src not in by_other(err_a)
+    else:
+        assert held_src not in by_other(err_b)  # B wrote the photo A was killed on
+
+
+# --------------------------------------------------------------------------------------- items 4 and 7
+def kill_at_nth_call(name: str, n: int) -> str:
+    """A run that kills itself with SIGKILL at the n-th call of os.NAME: a fault at an exact point."""
+    return (f"import os, sys\nfrom memsr_deploy.cli import upscale\nreal, calls = os.{name}, []\n"
+            f"def hooked(*a, **k):\n    calls.append(a)\n    if len(calls) == {n}:\n"
+            f"        os.kill(os.getpid(), 9)\n    return real(*a, **k)\n"
+            f"os.{name} = hooked\nsys.exit(upscale.main(sys.argv[1:]))\n")
+
+
+def test_kill_9_at_random_points_then_the_same_command_finishes(tmp_path, job, capsys):
+    root, argv, ref = job
+    rng = random.Random(32)
+    # how long the photos take once the first claim is made (the window that random kills sample)
+    probe = subprocess.Popen(cli(argv, tmp_path / "probe"), env=ENV, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: held_claim(tmp_path / "probe", probe.pid) or probe.poll() is not None, what="a claim")
+    t1 = time.time()
+    assert probe.wait(timeout=60) == 0
+    window = time.time() - t1
+    check_complete(tmp_path / "probe", ref)
+
+    points = [("before the 2nd output takes its name (journal written)", "replace", 2),
+              ("after the 3rd output took its name (claim still held)", "unlink", 3)]
+    points += [(f"{f:.2f} of the way through the photos", "random", f)
+               for f in (rng.uniform(i / RANDOM_KILLS, (i + 1) / RANDOM_KILLS) for i in range(RANDOM_KILLS))]
+    seen = {"temporary files left": 0, "claims left": 0, "outputs done": []}
+    for i, (where, how, arg) in enumerate(points):
+        out = tmp_path / f"t{i}"
+        if how == "random":
+            p = subprocess.Popen(cli(argv, out), env=ENV, stderr=subprocess.PIPE, text=True)
+            wait_for(lambda: held_claim(out, p.pid) or p.poll() is not None, what="a claim")
+            time.sleep(arg * window)
+            p.kill()
+        else:  # in a fresh folder every unlink is a claim's release, after its output took its name
+            p = subprocess.Popen([sys.executable, "-c", kill_at_nth_call(how, arg), *argv, "-o", str(out)],
+                                 env=ENV, stderr=subprocess.PIPE, text=True)
+        p.communicate(timeout=60)
+        before = identities(out) if out.exists() else {}
+        left = [q.name for q in out.iterdir() if is_temp_name(q) or q.name.endswith(CLAIM)] if out.exists() else []
+        seen["temporary files left"] += sum(is_temp_name(q) for q in left)
+        seen["claims left"] += sum(q.endswith(CLAIM) for q in left)
+        seen["outputs done"].append(len(before))
+        capsys.readouterr()
+        assert upscale_cli.main(argv + ["-o", str(out)]) == 0   # the same command, no --overwrite
+        err = capsys.readouterr().err
+        assert "--overwrite to replace" not in err, err
+        check_complete(out, ref)
+        after = identities(out)
+        assert all(after[n] == before[n] for n in before), f"{where}: a finished photo was redone"
+        if before:
+            assert f"{len(before)} of {PHOTOS} photo(s) already done by an earlier run" in err, (where, err)
+        if left:
+            assert "left by a run that was killed" in err, (where, err)
+    with capsys.disabled():
+        print(f"\nfault injection, folder jobs: {len(points)} kill -9 trials ({RANDOM_KILLS} at random points "
+              f"of a {window:.2f} s job, {len(points) - RANDOM_KILLS} at exact points), outputs done at the kill: "
+              f"{seen['outputs done']}, temporary files left by the kills: {seen['temporary files left']}, "
+              f"claims left: {seen['claims left']}; checked after each re-run of the same command: every output "
+              f"complete, decodable and equal to a clean run's, finished photos not redone, no --overwrite "
+              f"asked, written once (one journal line each), no temporary file or claim left")
+    assert seen["temporary files left"] > 0, "no kill landed inside a photo: the trials test too little"
+
+
+def _limit_file_size(limit: int):
+    def limit_it():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return limit_it
+
+
+def test_full_disk_leaves_nothing_partial_and_the_rerun_finishes(tmp_path, job, capsys):
+    """Writes beyond RLIMIT_FSIZE fail (EFBIG, like ENOSPC a failed write mid-file): the large photos fail with
+    one line each, the small ones are written, nothing partial or stray is left, and the same command run
+    again with room finishes the rest without --overwrite."""
+    _, argv, ref = job
+    out = tmp_path / "out"
+    small = {n for n, px in ref.items() if px.nbytes < 40_000}
+    assert 0 < len(small) < PHOTOS
+    p = subprocess.run(cli(argv, out), env=ENV, stderr=subprocess.PIPE, text=True, timeout=60,
+                       preexec_fn=_limit_file_size(60_000))
+    assert p.returncode == 2, p.stderr
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == PHOTOS - len(small) + 1 and "Traceback" not in p.stderr, p.stderr
+    assert sorted(q.name for q in out.iterdir()) == sorted([*small, JOURNAL])
+    for name in small:
+        with Image.open(out / name) as im:
+            assert np.array_equal(np.asarray(im), ref[name])
+    before = identities(out)
+    assert upscale_cli.main(argv + ["-o", str(out)]) == 0
+    check_complete(out, ref)
+    assert all(identities(out)[n] == before[n] for n in before)
+    with capsys.disabled():
+        print(f"\nfull disk (RLIMIT_FSIZE 60 kB), folder job: {PHOTOS - len(small)} photos failed with one line "
+              f"each, {len(small)} written whole, nothing partial left; the re-run finished the rest")
