@@ -96,17 +96,20 @@ def plan_outputs(files: list[Path], args, scale: int, batch: bool, log, job=None
     """The files to run and their outputs, checked all at once before the first pixel (outputs.plan).
 
     With a shared ``job`` (batch runs: outputs.folder_job), the outputs an earlier run of the same job finished
-    are kept and left out, and are not inputs either (when outputs lie beside their inputs)."""
+    are kept and left out, and, in a folder this run writes to, are not inputs either."""
+    import os
+
     from ..outputs.plan import OutputPlan
     from_folder = any(Path(i).is_dir() or (not Path(i).exists() and any(c in i for c in "*?["))
                       for i in args.inputs)
+    outputs = {src: output_for(src, args, scale, batch) for src in files}
     if job is not None:
-        files = [f for f in files if not job.is_own_output(f)]
+        written_to = {os.path.realpath(o.parent) for o in outputs.values()}
+        files = [f for f in files if not (os.path.realpath(f.parent) in written_to and job.is_own_output(f))]
     plan = OutputPlan(inputs=[f for f in files if f.exists()], overwrite=args.overwrite,
                       skip_existing=from_folder, log=log)
-    outputs, done = {}, 0
+    done = 0
     for src in files:
-        outputs[src] = output_for(src, args, scale, batch)
         if job is not None and src.exists() and job.finished(src, outputs[src]):
             done += 1
             continue
