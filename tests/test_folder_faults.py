@@ -250,3 +250,68 @@ def test_full_disk_leaves_nothing_partial_and_the_rerun_finishes(tmp_path, job, 
     with capsys.disabled():
         print(f"\nfull disk (RLIMIT_FSIZE 60 kB), folder job: {PHOTOS - len(small)} photos failed with one line "
               f"each, {len(small)} written whole, nothing partial left; the re-run finished the rest")
+
+
+# A process in a private mount namespace (unshare): a 128 kB tmpfs, the folder job on it (the small photos fit,
+# the large do not), then the same job again once the tmpfs has room. It reports what it saw on the tmpfs and
+# leaves copies of the output folder behind (the tmpfs goes with the namespace).
+TMPFS_RUN = r'''
+import json, os, shutil, subprocess, sys
+mnt, copies, argv = sys.argv[1], sys.argv[2], sys.argv[3:]
+if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", mnt], capture_output=True).returncode:
+    print("RESULT " + json.dumps({"skip": "cannot mount a tmpfs here"}))
+    sys.exit(0)
+from memsr_deploy.cli import upscale
+out = os.path.join(mnt, "out")
+
+def ids():
+    return {n: [(st := os.stat(os.path.join(out, n))).st_ino, st.st_mtime_ns] for n in os.listdir(out) if n[0] != "."}
+
+rc_full = upscale.main(argv + ["-o", out])
+full, ids_full = sorted(os.listdir(out)), ids()
+shutil.copytree(out, os.path.join(copies, "full"))
+subprocess.run(["mount", "-o", "remount,size=8m", mnt], check=True)
+rc_again = upscale.main(argv + ["-o", out])
+again, ids_again = sorted(os.listdir(out)), ids()
+written = []
+for line in open(os.path.join(out, ".memsr-journal.jsonl")):
+    if line.strip():
+        e = json.loads(line)
+        st = os.stat(os.path.join(out, e["out"]))
+        if e["out_id"] == [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns]:
+            written.append(e["out"])
+shutil.copytree(out, os.path.join(copies, "again"))
+print("RESULT " + json.dumps({"rc_full": rc_full, "full": full, "ids_full": ids_full, "rc_again": rc_again,
+                              "again": again, "ids_again": ids_again, "written": sorted(written)}))
+'''
+
+
+def test_full_tmpfs_leaves_nothing_partial_and_the_rerun_finishes(tmp_path, job, capsys):
+    _, argv, ref = job
+    unshare = ["unshare", "-m"] if os.geteuid() == 0 else ["unshare", "-rm"]
+    (tmp_path / "disk").mkdir()
+    try:
+        p = subprocess.run([*unshare, sys.executable, "-c", TMPFS_RUN, str(tmp_path / "disk"), str(tmp_path),
+                            *argv], env=ENV, capture_output=True, text=True, timeout=120)
+    except FileNotFoundError:
+        pytest.skip("no unshare command")
+    results = [ln[7:] for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    if not results:
+        pytest.skip(f"no private mount namespace here ({p.stderr.strip()[-200:]})")
+    r = json.loads(results[0])
+    if "skip" in r:
+        pytest.skip(r["skip"])
+    small = {n for n, px in ref.items() if px.nbytes < 40_000}
+    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("error: ")]
+    assert r["rc_full"] == 2 and "Traceback" not in p.stderr, p.stderr
+    assert len(errors) == PHOTOS - len(small) + 1 and all("cannot write output" in e for e in errors[:-1]), errors
+    assert r["full"] == sorted([*small, JOURNAL])   # no temporary file, no claim, nothing partial
+    assert r["rc_again"] == 0 and r["again"] == sorted([*ref, JOURNAL]) and r["written"] == sorted(ref)
+    assert all(r["ids_again"][n] == r["ids_full"][n] for n in small)   # not redone
+    for stage, names in (("full", small), ("again", ref)):
+        for name in names:
+            with Image.open(tmp_path / stage / name) as im:
+                assert np.array_equal(np.asarray(im), ref[name]), (stage, name)
+    with capsys.disabled():
+        print(f"\nfull disk (128 kB tmpfs), folder job: {PHOTOS - len(small)} photos failed with one line each, "
+              f"{len(small)} written whole, nothing partial left; the re-run finished the rest")

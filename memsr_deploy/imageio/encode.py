@@ -141,6 +141,11 @@ def _vips_write(tmp: Path, fmt: str, bands, height: int, width: int, channels: i
                 image.set_type(pyvips.GValue.blob_type, "exif-data", exif)
                 image.set_type(pyvips.GValue.gint_type, "orientation", 1)
             image.write_to_file(str(tmp), **_SAVE_OPTIONS[fmt](quality))
+        except pyvips.Error as e:
+            # without its traceback: the frames it holds (pyvips' save operation among them) would keep the
+            # output file open, in a reference cycle through ``failure``, until the garbage collector runs; the
+            # failed file, already unlinked, would hold its disk space meanwhile (a full disk stayed full)
+            failure.append(e.with_traceback(None))
         except BaseException as e:  # noqa: BLE001 - reported by the waiting thread
             failure.append(e)
 
