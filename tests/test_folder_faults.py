@@ -9,6 +9,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,9 +63,9 @@ def identities(out: Path) -> dict:
     return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in out.glob("*.png") if p.name[0] != "."}
 
 
-def check_complete(out: Path, ref: dict) -> None:
-    """Every output there, decodable and equal to the clean run's; no temporary file or claim; each output's
-    journal line written once (a second write would add a second line)."""
+def check_complete(out: Path, ref: dict, lines_written: int | None = None) -> None:
+    """Every output there, decodable and equal to the clean run's; no temporary file or claim; one journal line
+    matching each output (each write adds a line; ``lines_written``: how many there must be in all)."""
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted([*ref, JOURNAL]), names
     for name, pixels in ref.items():
@@ -73,6 +74,7 @@ def check_complete(out: Path, ref: dict) -> None:
     lines = [json.loads(ln) for ln in (out / JOURNAL).read_text().splitlines() if ln.strip()]
     matching = [e["out"] for e in lines if e["out_id"] == file_id(out / e["out"])]
     assert sorted(matching) == sorted(ref), "an output was written more than once, or not recorded"
+    assert lines_written is None or len(lines) == lines_written, f"{len(lines)} outputs written, not {lines_written}"
 
 
 def file_id(path: Path) -> list | None:
@@ -129,11 +131,15 @@ def test_two_processes_on_one_folder(tmp_path, job, then):
     """A holds a photo's claim (stopped there); B does every other photo and waits for that one. When A goes
     on, each says which photos the other took; when A is killed, B takes its photo over. Every output is
     written once in both cases, and no claim or temporary file is left."""
-    _, argv, ref = job
+    root, argv, ref = job
     out = tmp_path / "out"
-    a = subprocess.Popen(cli(argv, out), env=ENV, stderr=subprocess.PIPE, text=True)
+    extra = []
+    if then == "continue":   # both asked to replace outputs there before them: still each written once
+        shutil.copytree(root / "ref", out, ignore=shutil.ignore_patterns(".*"))
+        extra = ["--overwrite"]
+    a = subprocess.Popen(cli(argv, out, *extra), env=ENV, stderr=subprocess.PIPE, text=True)
     claim = stop_while_holding_a_claim(a, out)
-    b = subprocess.Popen(cli(argv, out), env=ENV, stderr=subprocess.PIPE, text=True)
+    b = subprocess.Popen(cli(argv, out, *extra), env=ENV, stderr=subprocess.PIPE, text=True)
     for line in b.stderr:  # B has done the rest and waits for A's photo
         if "waiting for another memsr-upscale (pid %d)" % a.pid in line:
             break
@@ -141,7 +147,11 @@ def test_two_processes_on_one_folder(tmp_path, job, then):
         raise AssertionError(f"B never waited for A (exit {b.wait()})")
     held = claim.name[1:-len(CLAIM)]
     held_src = held.replace("_x2.png", ".png")
-    assert sorted(identities(out)) == sorted(n for n in ref if n != held)
+    visible = sorted(identities(out))   # at this moment: whole outputs only, under their names
+    assert visible == (sorted(ref) if then == "continue" else sorted(n for n in ref if n != held))
+    for name in visible:
+        with Image.open(out / name) as im:
+            assert np.array_equal(np.asarray(im), ref[name]), name
     if then == "continue":
         a.send_signal(signal.SIGCONT)
         err_a = a.communicate(timeout=60)[1]
@@ -151,7 +161,7 @@ def test_two_processes_on_one_folder(tmp_path, job, then):
         a.wait()
     err_b = b.stderr.read()
     assert b.wait(timeout=60) == 0, err_b
-    check_complete(out, ref)
+    check_complete(out, ref, PHOTOS if then == "continue" else None)
     if then == "continue":
         # each photo was written by one of them, and each says how many the other did
         assert photos_by_other(err_a) + photos_by_other(err_b) == PHOTOS, (err_a, err_b)

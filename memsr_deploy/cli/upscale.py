@@ -110,10 +110,10 @@ def plan_outputs(files: list[Path], args, scale: int, batch: bool, log, job=None
                       skip_existing=from_folder, log=log)
     done = 0
     for src in files:
-        if job is not None and src.exists() and job.finished(src, outputs[src]):
-            done += 1
-            continue
-        plan.add(src, outputs[src])
+        kept = job.finished(src, outputs[src]) if job is not None and src.exists() else None
+        done += kept == "earlier"
+        if not kept:
+            plan.add(src, outputs[src])
     if done:
         job.log(f"{done} of {len(files)} photo(s) already done by an earlier run of this command: kept "
                 f"(--overwrite redoes them)")
@@ -183,14 +183,20 @@ def main(argv=None) -> int:
     failed = 0
 
     def work(src: Path, before_rename=None) -> None:
+        with tqdm(unit="tile" if args.mode == "tile" else "row", desc=src.name, leave=False, delay=0.5,
+                  disable=args.quiet, file=sys.stderr) as bar, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            up.upscale_file(src, outputs[src], bar, before_rename)
+        for w in caught:
+            log(f"{src}: {w.message}")
+
+    def one(src: Path, wait: bool = False) -> None:
         nonlocal failed
         try:
-            with tqdm(unit="tile" if args.mode == "tile" else "row", desc=src.name, leave=False, delay=0.5,
-                      disable=args.quiet, file=sys.stderr) as bar, warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                up.upscale_file(src, outputs[src], bar, before_rename)
-            for w in caught:
-                log(f"{src}: {w.message}")
+            if job is None:
+                work(src)
+            else:
+                job.attempt(src, outputs[src], work, wait)
         except (MemsrError, OSError) as e:
             if not batch:
                 raise
@@ -199,12 +205,9 @@ def main(argv=None) -> int:
             tqdm.write(f"error: {msg}", file=sys.stderr)
 
     for src in tqdm(files, unit="file", disable=args.quiet or len(files) < 2, file=sys.stderr):
-        if job is None:
-            work(src)
-        else:
-            job.attempt(src, outputs[src], work)
+        one(src)
     if job is not None:
-        job.finish(outputs, work, folders)
+        job.finish(outputs, lambda src: one(src, wait=True), folders)
     if failed:
         print(f"error: {failed} of {len(files)} files failed", file=sys.stderr)
         return 2

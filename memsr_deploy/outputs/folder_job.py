@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .atomic import _signals_held, remove_dead_temps
+from ..errors import MemsrError
+from .atomic import _signals_held, process_gone, remove_dead_temps
 
 JOURNAL = ".memsr-journal.jsonl"
 CLAIM = ".memsr-claim"
@@ -152,13 +153,20 @@ def claimed(dst: Path, wait: bool = False):
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         # a signal between creating the claim and knowing we hold it would leave a claim file behind
+        failure = None
         with _signals_held() as held:
-            fd = _lock(path, create=True)
+            try:
+                fd = _lock(path, create=True)
+            except OSError as e:   # a folder that cannot be written: the photo fails, named, as in any run
+                fd, failure = None, MemsrError(f"cannot write output ({e.strerror or e})", dst)
             if fd is not None:
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}\n".encode())   # for the other process's messages
+                with contextlib.suppress(OSError):   # only for the other process's messages (a full disk)
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}\n".encode())
         for signum in held:
             signal.raise_signal(signum)
+        if failure is not None:
+            raise failure
         if fd is not None or not wait:
             break
         time.sleep(WAIT_POLL_S)
@@ -222,9 +230,19 @@ class SharedJob:
         """``path`` is an output this job wrote (so not an input of it, when outputs lie beside inputs)."""
         return self._entry(None, path) is not None
 
-    def finished(self, src: Path, dst: Path) -> bool:
-        """``dst`` is this job's complete output of ``src``, from an earlier run, kept unless --overwrite."""
-        return not self.overwrite and self._entry(src, dst) is not None
+    def finished(self, src: Path, dst: Path) -> str | None:
+        """Whether ``dst`` is this job's complete output of ``src``, kept: "earlier" (an earlier run's, unless
+        --overwrite), "other" (written by a run of this job that is still going, or since this one started: it
+        is noted as that run's work), or None (to be written)."""
+        entry = self._entry(src, dst)
+        if entry is None:
+            return None
+        pid = entry.get("pid")
+        if entry.get("t", 0) >= self.started or (pid != self.pid and isinstance(pid, int)
+                                                 and not process_gone(pid, entry.get("t", 0))):
+            self.by_others.setdefault(pid, []).append(src)
+            return "other"
+        return None if self.overwrite else "earlier"
 
     # ---------------------------------------------------------------------------------------------- run
     def attempt(self, src: Path, dst: Path, work, wait: bool = False) -> None:
@@ -234,11 +252,9 @@ class SharedJob:
             if not mine:
                 self.waiting[src] = _holder(dst)
                 return
-            entry = self._entry(src, dst)
-            if entry is not None and (not self.overwrite or entry.get("t", 0) >= self.started):
-                self.by_others.setdefault(entry.get("pid"), []).append(src)
+            if self.finished(src, dst):
                 return
-            if entry is None and dst.exists() and not self.overwrite:
+            if dst.exists() and not self.overwrite and self._entry(src, dst) is None:
                 self.warn(f"skipped {src}: output {dst} exists (pass --overwrite to replace it)")
                 return
             work(src, lambda tmp: self._record(src, dst, tmp))
@@ -247,13 +263,14 @@ class SharedJob:
         self._journal(dst.parent).append({"out": dst.name, "job": self.key, "in": _input_id(src),
                                           "out_id": _file_id(tmp), "pid": self.pid, "t": time.time()})
 
-    def finish(self, outputs: dict, work, folders) -> None:
-        """Do the outputs other processes held (they may have ended without writing them), then clean up and
-        say which photos other processes took."""
+    def finish(self, outputs: dict, retry: Callable[[Path], None], folders) -> None:
+        """Wait for the outputs other processes held and do those they did not write (they may have ended or
+        failed): ``retry(src)`` calls ``attempt(..., wait=True)``. Then clean up and say which photos other
+        processes took."""
         for src, pid in list(self.waiting.items()):
             self.log(f"waiting for {_who(pid)} to finish {outputs[src].name}")
             del self.waiting[src]
-            self.attempt(src, outputs[src], work, wait=True)
+            retry(src)
         self.clean(folders)
         for pid, srcs in self.by_others.items():
             names = ", ".join(s.name for s in srcs[:10]) + (f" and {len(srcs) - 10} more" if len(srcs) > 10 else "")
