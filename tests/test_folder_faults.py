@@ -23,7 +23,7 @@ from PIL import Image
 from conftest import make_plain
 from memsr_deploy.cli import upscale as upscale_cli
 from memsr_deploy.formats.model_file import save_model
-from memsr_deploy.outputs.atomic import is_temp_name
+from memsr_deploy.outputs.atomic import is_temp_name, remove_dead_temps
 from memsr_deploy.outputs.folder_job import CLAIM, JOURNAL
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -325,3 +325,21 @@ def test_full_tmpfs_leaves_nothing_partial_and_the_rerun_finishes(tmp_path, job,
     with capsys.disabled():
         print(f"\nfull disk (128 kB tmpfs), folder job: {PHOTOS - len(small)} photos failed with one line each, "
               f"{len(small)} written whole, nothing partial left; the re-run finished the rest")
+
+
+def test_only_dead_writers_temporary_files_are_removed(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    names = {"dead": f".a_x2.memsr-tmp.{dead.pid}_k2j4h5g6.png",
+             "live": f".b_x2.memsr-tmp.{os.getpid()}_k2j4h5g6.png",
+             "reused": f".c_x2.memsr-tmp.{os.getpid()}_x7f3kq0z.png",  # written before this process began
+             "old format": ".d_x2.memsr-tmp.k2j4h5g6.png",               # no pid: whose it is cannot be told
+             "user's": ".e_x2.memsr-tmp.12_notes.txt.bak"}
+    for n in names.values():
+        (tmp_path / n).write_bytes(b"x")
+    hour_ago = time.time() - 3600
+    os.utime(tmp_path / names["reused"], (hour_ago, hour_ago))
+    removed = {p.name for p in remove_dead_temps(tmp_path)}
+    assert removed == {names["dead"], names["reused"]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for k, n in names.items()
+                                                                 if k not in ("dead", "reused"))
