@@ -343,3 +343,25 @@ def test_only_dead_writers_temporary_files_are_removed(tmp_path):
     assert removed == {names["dead"], names["reused"]}
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(n for k, n in names.items()
                                                                  if k not in ("dead", "reused"))
+
+
+def test_in_place_rerun_finishes_without_taking_its_outputs_as_inputs(tmp_path, job, capsys):
+    """Outputs beside their inputs (no -o): a re-run after a kill knows its finished outputs and does not
+    upscale them again as new inputs; a file of the same name that this job did not write is an input as
+    before (tests/test_hardening.py)."""
+    root, argv, ref = job
+    d = tmp_path / "d"
+    shutil.copytree(root / "in", d)
+    argv = [str(d), *argv[1:]]
+    assert upscale_cli.main(argv) == 0
+    (d / "p5_x2.png").unlink()                      # as if the run had been killed before that photo
+    (d / "p6_x2.png").write_bytes((d / "p6_x2.png").read_bytes())   # rewritten by someone else: not its own
+    capsys.readouterr()
+    assert upscale_cli.main(argv) == 0
+    err = capsys.readouterr().err
+    inputs = {f"p{i}.png" for i in range(PHOTOS)}
+    made = sorted(p.name for p in d.iterdir() if p.name[0] != "." and p.name not in inputs)
+    assert made == sorted([*ref, "p6_x2_x2.png"]), made
+    assert "6 of 9 photo(s) already done" in err and "p6_x2.png is one of this run's inputs" in err, err
+    with Image.open(d / "p5_x2.png") as im:
+        assert np.array_equal(np.asarray(im), ref["p5_x2.png"])

@@ -254,7 +254,7 @@ class SharedJob:
                 return
             if self.finished(src, dst):
                 return
-            if dst.exists() and not self.overwrite and self._entry(src, dst) is None:
+            if dst.exists() and not self.overwrite:   # not this job's (finished() said so): never replaced
                 self.warn(f"skipped {src}: output {dst} exists (pass --overwrite to replace it)")
                 return
             work(src, lambda tmp: self._record(src, dst, tmp))
