@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse inputs above this many pixels (decompression-bomb guard; default 250e6)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing output files (never an input); without it they are refused, or "
-                        "skipped in folder runs")
+                        "skipped in folder runs, and a batch run keeps what an earlier run of the same command "
+                        "finished (after a crash, run the command again to finish)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
 
