@@ -208,7 +208,7 @@ def main(argv=None) -> int:
     for src in tqdm(files, unit="file", disable=args.quiet or len(files) < 2, file=sys.stderr):
         one(src)
     if job is not None:
-        job.finish(outputs, lambda src: one(src, wait=True), folders)
+        job.finish(outputs, one, folders)
     if failed:
         print(f"error: {failed} of {len(files)} files failed", file=sys.stderr)
         return 2

@@ -263,16 +263,19 @@ class SharedJob:
         self._journal(dst.parent).append({"out": dst.name, "job": self.key, "in": _input_id(src),
                                           "out_id": _file_id(tmp), "pid": self.pid, "t": time.time()})
 
-    def finish(self, outputs: dict, retry: Callable[[Path], None], folders) -> None:
+    def finish(self, outputs: dict, retry: Callable[[Path, bool], None], folders) -> None:
         """Wait for the outputs other processes held and do those they did not write (they may have ended or
-        failed): ``retry(src)`` calls ``attempt(..., wait=True)``. Then clean up and say which photos other
+        failed): ``retry(src, wait)`` calls ``attempt(..., wait)``. Then clean up and say which photos other
         processes took."""
-        for src, pid in list(self.waiting.items()):
-            self.log(f"waiting for {_who(pid)} to finish {outputs[src].name}")
+        for src in list(self.waiting):
             del self.waiting[src]
-            retry(src)
+            retry(src, False)   # mostly done by now
+            if src in self.waiting:
+                self.log(f"waiting for {_who(self.waiting.pop(src))} to finish {outputs[src].name}")
+                retry(src, True)
         self.clean(folders)
         for pid, srcs in self.by_others.items():
+            srcs = sorted(srcs)
             names = ", ".join(s.name for s in srcs[:10]) + (f" and {len(srcs) - 10} more" if len(srcs) > 10 else "")
             self.log(f"{len(srcs)} photo(s) were upscaled by {_who(pid)}: {names}")
 
