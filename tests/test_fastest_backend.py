@@ -31,7 +31,8 @@ def test_the_faster_runtime_is_chosen_and_remembered(tiny_plain_path, cache, mon
     calls, said = [], []
     _timings(monkeypatch, ort=0.010, litert=0.008, calls=calls)
     assert open_backend(model=tiny_plain_path, log=said.append).name == "litert"
-    assert sorted(calls) == ["litert", "onnxruntime"] and "litert" in said[0]
+    assert sorted(calls) == ["litert", "onnxruntime"]
+    assert "timing" in said[0] and "litert" in said[-1]   # what it does before it does it, then the verdict
     entry = next(iter(json.loads(cache.read_text()).values()))
     assert entry == {"backend": "litert", "litert_over_onnxruntime": 0.8,
                      "seconds_per_window": {"litert": 0.008, "onnxruntime": 0.01}}
@@ -128,3 +129,43 @@ def test_the_cli_runs_strips_and_whole_images_lean(tiny_plain_path, tmp_path, ca
         assert upscale.main([str(tmp_path / "in.png"), "-o", str(tmp_path / f"o{n}.png"), "--model",
                              str(tiny_plain_path), "-q", *flags]) == 0
     assert seen == [True, True, False]
+
+
+def test_a_run_too_small_to_pay_for_the_probe_does_not_measure(tiny_plain_path, cache, monkeypatch):
+    """The probe costs (ROUNDS + 1) rounds of 6 windows on each runtime; a run of fewer than 1 / PROBE_SHARE
+    times that many windows takes ONNX Runtime and remembers nothing, so its first run is no wait."""
+    tile = open_backend(model=tiny_plain_path, backend="onnxruntime").caps.default_tile
+    probe = (fastest.ROUNDS + 1) * 2 * fastest.PROBE_TILES[0] * fastest.PROBE_TILES[1]
+    enough = int(probe / fastest.PROBE_SHARE) * tile * tile
+    assert fastest.worth_probing(enough, tile) and not fastest.worth_probing(enough - tile * tile, tile)
+    assert fastest.worth_probing(None, tile)
+    calls, said = [], []
+    _timings(monkeypatch, ort=0.01, litert=0.001, calls=calls)
+    assert open_backend(model=tiny_plain_path, log=said.append, work=enough - tile * tile).name == "onnxruntime"
+    assert calls == [] and said == [] and not cache.exists()
+    assert open_backend(model=tiny_plain_path, log=said.append, work=enough).name == "litert"
+    assert sorted(calls) == ["litert", "onnxruntime"] and cache.exists()
+    calls.clear()
+    assert open_backend(model=tiny_plain_path, work=1).name == "litert"   # remembered: small runs use it too
+    assert calls == []
+
+
+def test_the_cli_weighs_the_probe_against_its_inputs(tiny_plain_path, tmp_path, cache, monkeypatch, capsys):
+    """A small photo with an empty cache runs at once; the inputs' pixels (from their headers, every file of a
+    folder) are what the probe is weighed against, and a run that measures says so on stderr first."""
+    for name in ("a.png", "b.png"):
+        write_picture(tmp_path / "in" / name, np.full((20, 24, 3), 120, np.uint8))
+    (tmp_path / "in" / "broken.png").write_bytes(b"\x89PNG\r\n")
+    seen, calls = [], []
+    _timings(monkeypatch, ort=0.01, litert=0.001, calls=calls)
+    real = backends.open_backend
+    monkeypatch.setattr("memsr_deploy.runtime.open_backend",
+                        lambda *a, **k: seen.append(k.get("work")) or real(*a, **k))
+    rc = upscale.main([str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(tiny_plain_path)])
+    assert rc == 2   # the broken file fails in its turn, with its own message
+    assert seen == [2 * 20 * 24] and calls == [] and not cache.exists()
+    monkeypatch.setattr(fastest, "PROBE_SHARE", 1e9)   # now any run pays for it
+    assert upscale.main([str(tmp_path / "in" / "a.png"), "-o", str(tmp_path / "o.png"), "--model",
+                         str(tiny_plain_path)]) == 0
+    err = capsys.readouterr().err
+    assert "note: backend auto: timing ONNX Runtime and LiteRT" in err and sorted(calls) == ["litert", "onnxruntime"]

@@ -162,7 +162,11 @@ def main(argv=None) -> int:
     for spec in specs:
         sub = load_subject(spec)
         if args.halo is not None:
+            exact = sub.halo
             sub.halo = args.halo
+            if exact is None or args.halo < exact:
+                sub.halo_note = (f"approximate: --halo {args.halo} " + (f"is under the exact {exact}" if exact is not None
+                                 else f"where the graph gives {sub.halo_note or 'no exact halo'}"))
         if sub.name in subjects and sub.path:  # model files are often all called model.json: name the folder
             sub.name = f"{Path(sub.path).parent.name}/{sub.name}"
         while sub.name in subjects:
@@ -172,7 +176,16 @@ def main(argv=None) -> int:
     teacher = next((s for s in subjects.values() if s.is_teacher), None)
     rows, preds = [], []
     for sub in subjects.values():
-        for label, h, w in resolutions:
+        sub_resolutions = resolutions
+        if sub.fixed is not None:   # its own shape, once; every other size is one n/a row
+            own = f"{sub.fixed[1]}x{sub.fixed[0]}"
+            for label, h, w in resolutions:
+                if (h, w) != sub.fixed:
+                    rows.append(Row(model=sub.name, kind=sub.kind, mode="whole", resolution=label, height=h,
+                                    width=w, scale=sub.scale, dtype=args.dtype, backend=args.backend,
+                                    predicted=None, note=f"n/a: fixed input shape {own}; profiled at that size"))
+            sub_resolutions = [(own, *sub.fixed)]
+        for label, h, w in sub_resolutions:
             teacher_whole = None
             if teacher is not None:
                 teacher_whole = predict(teacher, h, w, "whole", args.dtype, args.backend).peak_bytes
@@ -183,12 +196,14 @@ def main(argv=None) -> int:
                     rows.append(Row(**base, predicted=None, note="n/a: streaming needs a plain model"))
                     continue
                 if mode == "tiled" and sub.halo is None:
-                    rows.append(Row(**base, predicted=None, note="n/a: receptive radius unknown (no sidecar)"))
+                    rows.append(Row(**base, predicted=None, note=f"n/a: {sub.halo_note}; --halo N profiles an "
+                                                                 "approximate tile plan"))
                     continue
                 backend = "ideal" if mode == "stream" else args.backend
                 pred = predict(sub, h, w, mode, args.dtype, backend, tile=args.tile, rows=args.rows)
                 preds.append(pred)
-                rows.append(Row(**base, predicted=pred.peak_bytes, note=_note(pred),
+                note = _note(pred) if mode != "tiled" or not sub.halo_note else f"{_note(pred)}; {sub.halo_note}"
+                rows.append(Row(**base, predicted=pred.peak_bytes, note=note,
                                 vs_teacher=pred.peak_bytes / teacher_whole if teacher_whole else None))
 
     if args.measure:

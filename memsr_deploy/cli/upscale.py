@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="upscaling factor (picks the bundled model; checked against a given model)")
     p.add_argument("--backend", choices=RUNTIME_BACKENDS, default="auto",
                    help="runtime for a model file: auto (default) = the faster of ONNX Runtime and LiteRT for "
-                        "this model's architecture here (its tile loop timed on each the first time, then "
-                        "remembered in ~/.cache/memsr; ONNX Runtime, the leaner, for --mode stream and --tile 0), "
+                        "this model's architecture here (its tile loop timed on each the first time the inputs "
+                        "are large enough to pay for it, then remembered in ~/.cache/memsr; ONNX Runtime until "
+                        "then, and for --mode stream and --tile 0, as the leaner), "
                         "both built in memory with no export step, else PyTorch; an artefact runs on its own "
                         "runtime")
     p.add_argument("--precision", choices=RUNTIME_PRECISIONS, default="fp32",
@@ -129,6 +130,23 @@ def job_settings(args, backend) -> dict:
             "precision": args.precision, "scale": backend.caps.scale, "halo": args.halo, "quality": args.quality}
 
 
+def lr_pixels(files) -> int:
+    """Pixels the run will upscale, from the headers (what the backend choice weighs its probe against); a file
+    whose header does not open counts 0 here and fails in its turn with its own message."""
+    from ..imageio.decode import open_image
+    total = 0
+    for src in files:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                reader = open_image(src, max_pixels=2 ** 62)
+            total += reader.height * reader.width
+            reader.close()
+        except (MemsrError, OSError):
+            pass
+    return total
+
+
 def output_for(src: Path, args, scale: int, batch: bool) -> Path:
     ext = ("." + args.ext.lstrip(".")) if args.ext else src.suffix
     name = f"{src.stem}_x{scale}{ext}"
@@ -156,18 +174,24 @@ def main(argv=None) -> int:
         tqdm.write(f"warning: {msg}", file=sys.stderr)
 
     def note(msg: str) -> None:
+        if not args.quiet:
+            print(f"note: {msg}", file=sys.stderr, flush=True)
+
+    def job_note(msg: str) -> None:   # what other runs did: said even with -q
         tqdm.write(f"note: {msg}", file=sys.stderr)
 
     files, batch = expand_inputs(args.inputs)
     if not batch:   # before the backend: its first opening may probe speed for a minute
         require_file(files[0])
+    lean = args.mode == "stream" or args.tile == 0
+    measures = args.backend == "auto" and args.artefact is None and args.precision == "fp32" and not lean
     backend = open_backend(model=args.model, artefact=args.artefact, threads=args.threads, scale=args.scale,
-                           backend=args.backend, precision=args.precision,
-                           lean=args.mode == "stream" or args.tile == 0)
+                           backend=args.backend, precision=args.precision, lean=lean, log=note,
+                           work=lr_pixels(files) if measures else None)
     job = None
     if batch:   # other processes and re-runs of this job may share its outputs: outputs/folder_job.py
         from ..outputs.folder_job import SharedJob, job_key
-        job = SharedJob(job_key(job_settings(args, backend)), args.overwrite, note, log)
+        job = SharedJob(job_key(job_settings(args, backend)), args.overwrite, job_note, log)
     files, outputs = plan_outputs(files, args, backend.caps.scale, batch, log, job)
     folders = sorted({outputs[f].parent for f in files})
     if job is not None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from safetensors import SafetensorError as SafetensorsError
 
+from ..method import plain_layout
 from ..method.input_spec import InputSpec
 from ..outputs.atomic import write_bytes, write_text
 from ..errors import MemsrError
@@ -74,8 +75,8 @@ def describe(model, kind: str | None = None, provenance: dict | None = None,
         acts = ["none"] + ["relu", "none"] * cfg.blocks + ["none", "none"]
     else:
         kind = kind or "plain"
-        widths = [*cfg.widths, 3 * cfg.scale ** 2]
-        acts = [*cfg.acts, "none"]
+        widths = cfg.channels()[1:]
+        acts = [*cfg.acts] + ["none"] * (len(widths) - len(cfg.acts))
     return ModelDescription(kind=kind, scale=cfg.scale, arch=cfg.to_dict(),
                             receptive_radius=model.receptive_radius, layer_widths=[int(w) for w in widths],
                             layer_acts=acts, params=sum(p.numel() for p in model.parameters()),
@@ -145,11 +146,13 @@ def _expected_layout(kind: str, arch: dict) -> dict:
         expected = describe(models.build(kind, arch), kind)
         return {k: getattr(expected, k) for k in ("receptive_radius", "layer_widths", "layer_acts", "params")}
     widths, acts, scale = [int(w) for w in arch["widths"]], list(arch["acts"]), int(arch["scale"])
+    tail = arch.get("tail", "shuffle")
     if not widths or len(widths) != len(acts) or min(widths) < 1 or set(acts) - {"relu", "none"}:
         raise ValueError(f"{len(widths)} widths and {len(acts)} activations")
-    chans = [3, *widths, 3 * scale ** 2]
-    return {"receptive_radius": len(widths) + 1, "layer_widths": chans[1:], "layer_acts": [*acts, "none"],
-            "params": sum(9 * a * b + b for a, b in zip(chans, chans[1:]))}
+    chans = plain_layout.conv_channels(widths, scale, tail)
+    return {"receptive_radius": plain_layout.receptive_radius(len(widths), scale, tail),
+            "layer_widths": chans[1:], "layer_acts": [*acts] + ["none"] * (len(chans) - 1 - len(acts)),
+            "params": plain_layout.param_count(widths, scale, tail)}
 
 
 def validate_description(desc: ModelDescription, meta: dict, jpath) -> None:
@@ -303,13 +306,17 @@ def load_plain_arrays(path, precision: str = "fp32") -> tuple[ModelDescription, 
     except (SafetensorsError, ValueError) as e:
         raise MemsrError(f"unreadable safetensors file ({e})", wpath) from None
     n = len(desc.arch.get("widths", []))
-    names = [f"layers.{i}" for i in range(n)] + ["tail"]
-    chans = [3, *desc.layer_widths]
-    if len(chans) != n + 2 or desc.layer_widths[-1] != 3 * desc.scale ** 2:
-        raise MemsrError("layer_widths do not describe this plain net (body widths, then 3*s*s)", desc.path)
+    try:
+        shapes = plain_layout.conv_shapes(desc.arch.get("widths", []), desc.scale, desc.arch.get("tail", "shuffle"))
+    except (ValueError, IndexError):
+        shapes = []
+    if not n or list(desc.layer_widths) != [o for _, o in shapes]:
+        raise MemsrError("layer_widths do not describe this plain net (body widths, then its tail's)", desc.path)
+    names = [f"layers.{i}" for i in range(n)] + [f"upsample.{i}" for i in range(len(shapes) - n - 1)] + ["tail"]
     convs = []
     for i, name in enumerate(names):
-        want = {f"{name}.weight": (chans[i + 1], chans[i], 3, 3), f"{name}.bias": (chans[i + 1],)}
+        cin, cout = shapes[i]
+        want = {f"{name}.weight": (cout, cin, 3, 3), f"{name}.bias": (cout,)}
         for k, shape in want.items():
             if k not in state or tuple(state[k].shape) != shape:
                 got = tuple(state[k].shape) if k in state else "missing"

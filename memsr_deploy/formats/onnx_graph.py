@@ -186,11 +186,11 @@ def build_int8(desc, convs):
     return _model(nodes, inits, [_output(desc, None)])
 
 
-def model_to_onnx(model, input_size: tuple[int, int] | None = None):
+def model_to_onnx(model, input_size: tuple[int, int] | None = None, channels: int = 3):
     """The ONNX graph of ``model`` (a model path / bundled name, or a torch module): plain nets built here from
     their description and weights (no torch), anything else exported by torch's dynamo exporter at ``OPSET``.
     Input "input", output "output", NCHW float32 in the model's own units ([0, value_range]); dynamic batch,
-    height and width unless ``input_size`` fixes 1x3xHxW."""
+    height and width unless ``input_size`` fixes 1xCxHxW (``channels``: 1 for Y-only nets, 4 for RGBA)."""
     if not hasattr(model, "forward"):
         from .model_file import load_plain_arrays, read_description
         from .registry import names, resolve
@@ -201,20 +201,20 @@ def model_to_onnx(model, input_size: tuple[int, int] | None = None):
             return build_fp32(desc, convs, input_size=input_size, model_units=True)
         from .model_file import load_model
         model = load_model(model)[0]
-    return _torch_export(model, input_size)
+    return _torch_export(model, input_size, channels)
 
 
-def _torch_export(module, input_size):
+def _torch_export(module, input_size, channels: int = 3):
     import warnings
 
     import torch
     if input_size is None:
         # Batch 2 and sizes > 1: torch.export specialises dimensions that are 0 or 1 in the example.
-        example = torch.zeros(2, 3, 32, 40)
+        example = torch.zeros(2, channels, 32, 40)
         dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
         dynamic = {"x": dims}
     else:
-        example, dynamic = torch.zeros(1, 3, *input_size), None
+        example, dynamic = torch.zeros(1, channels, *input_size), None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(module.eval(), (example,), None, input_names=["input"], output_names=["output"],

@@ -3,8 +3,9 @@
 * ``ResidualSR``: the teacher. EDSR-style: head conv, B residual blocks (conv-ReLU-conv, scaled), body conv,
   long skip, ESPCN tail (3x3 conv to 3*s*s channels + pixel shuffle), optional image-space anchor skip.
 * ``PlainSR``: what students are and what gets deployed. A chain of 3x3 convs, each followed by ReLU or
-  nothing, then a tail conv and pixel shuffle. The input normalisation is the only other op, so at most two
-  feature maps are alive at any time.
+  nothing, then a tail: one conv and a pixel shuffle, or EDSR's upsampler (conv + shuffle per scale factor,
+  then a conv at the output resolution; plain_layout.py). The input normalisation is the only other op, so
+  at most two feature maps are alive at any time.
 
 Both take images in [0, value_range] and return images in the same units. Normalisation is
 ``xn = (x - mean) / norm`` before the first conv; the teacher undoes it after the shuffle, the plain net has the
@@ -18,6 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import plain_layout
 from .input_spec import InputSpec
 
 ACTS = ("relu", "none")
@@ -123,6 +125,7 @@ class PlainConfig(_Config):
     widths: list[int] = field(default_factory=lambda: [32] * 8)
     acts: list[str] = field(default_factory=lambda: ["relu"] * 8)
     input: InputSpec = field(default_factory=InputSpec)
+    tail: str = "shuffle"          # plain_layout.TAILS
 
     def __post_init__(self):
         if self.scale not in (2, 3, 4):
@@ -136,15 +139,31 @@ class PlainConfig(_Config):
             raise ValueError(f"unknown activation {bad[0]!r}; expected one of {ACTS}")
         if any(int(w) < 1 for w in self.widths):
             raise ValueError("layer widths must be positive")
+        if self.tail not in plain_layout.TAILS:
+            raise ValueError(f"unknown tail {self.tail!r}; expected one of {plain_layout.TAILS}")
 
     @property
     def receptive_radius(self) -> int:
-        """LR pixels of context each output pixel sees: one per 3x3 conv, tail included. The exact tile halo."""
-        return len(self.widths) + 1
+        """LR pixels of context each output pixel sees, tail included. The exact tile halo."""
+        return plain_layout.receptive_radius(len(self.widths), self.scale, self.tail)
 
     def channels(self) -> list[int]:
-        """Channel count of every feature map in order: input, each body layer, tail output."""
-        return [3, *[int(w) for w in self.widths], 3 * self.scale ** 2]
+        """Channel count of every feature map in order: input, each body layer, each tail conv's output."""
+        return plain_layout.conv_channels(self.widths, self.scale, self.tail)
+
+    def conv_shapes(self) -> list[tuple[int, int]]:
+        """(input, output) channels of every conv in order, tail convs included."""
+        return plain_layout.conv_shapes(self.widths, self.scale, self.tail)
+
+    def shuffles(self) -> list[int]:
+        """Per conv (body, then tail convs), the pixel-shuffle factor after it (1 = none)."""
+        return plain_layout.shuffle_after(len(self.widths), self.scale, self.tail)
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if self.tail == "shuffle":
+            del d["tail"]   # descriptions written before the upsampler tail existed stay byte-identical
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "PlainConfig":
@@ -155,16 +174,27 @@ class PlainConfig(_Config):
 
 
 class PlainSR(nn.Module):
-    """Plain chain: normalise -> [conv3x3 -> act] * L -> conv3x3 tail -> pixel shuffle."""
+    """Plain chain: normalise -> [conv3x3 -> act] * L -> tail (conv3x3 -> pixel shuffle, or EDSR's upsampler:
+    [conv3x3 -> pixel shuffle] per scale factor -> conv3x3 at the output resolution)."""
 
     def __init__(self, cfg: PlainConfig):
         super().__init__()
         self.cfg = cfg
         self.normalize = Normalize(cfg.input)
-        chans = cfg.channels()
-        self.layers = nn.ModuleList(conv3x3(chans[i], chans[i + 1]) for i in range(len(cfg.widths)))
+        shapes = cfg.conv_shapes()
+        n = len(cfg.widths)
+        self.layers = nn.ModuleList(conv3x3(*shapes[i]) for i in range(n))
         self.acts = list(cfg.acts)
-        self.tail = conv3x3(chans[-2], chans[-1])
+        # upsampler stages (empty for the one-conv shuffle tail); the last conv is always ``tail``
+        self.upsample = nn.ModuleList(conv3x3(*shape) for shape in shapes[n:-1])
+        self.tail = conv3x3(*shapes[-1])
+
+    def _tail(self, h):
+        for conv, f in zip([*self.upsample, self.tail], self.cfg.shuffles()[len(self.layers):]):
+            h = conv(h)
+            if f > 1:
+                h = F.pixel_shuffle(h, f)
+        return h
 
     def features(self, x):
         """Forward pass that also returns every body layer's output (for distillation and init)."""
@@ -175,7 +205,7 @@ class PlainSR(nn.Module):
             if act == "relu":
                 h = F.relu(h)
             feats.append(h)
-        return F.pixel_shuffle(self.tail(h), self.cfg.scale), feats
+        return self._tail(h), feats
 
     def forward(self, x):
         h = self.normalize(x)
@@ -183,11 +213,11 @@ class PlainSR(nn.Module):
             h = conv(h)
             if act == "relu":
                 h = F.relu(h)
-        return F.pixel_shuffle(self.tail(h), self.cfg.scale)
+        return self._tail(h)
 
     def convs(self) -> list[nn.Conv2d]:
         """All convs in execution order, tail last."""
-        return [*self.layers, self.tail]
+        return [*self.layers, *self.upsample, self.tail]
 
     @property
     def receptive_radius(self) -> int:

@@ -36,6 +36,8 @@ class Subject:
     onnx_model: object | None = None
     path: str | None = None
     artefact: str | None = None  # a .tflite file profiled through the model it was exported from
+    halo_note: str = ""        # why halo is None (no finite receptive radius, or an op the graph walk lacks)
+    fixed: tuple[int, int] | None = None   # (H, W) of a fixed-shape ONNX model: the one size it runs at
 
     def graph(self, height: int, width: int, batch: int = 1) -> Graph:
         if self.module is not None:
@@ -69,22 +71,30 @@ def load_subject(spec, name: str | None = None) -> Subject:
 
 
 def _onnx_subject(path: Path, name: str | None) -> Subject:
-    from .onnx_graph import graph_of, load
+    from .onnx_graph import graph_of, input_layout, load
     if not path.exists():
         raise MemsrError("ONNX file not found", path)
     model = load(path)
-    halo = None
+    halo, note = None, ""
     try:
         from ..formats.sidecar import read_sidecar
         sc = read_sidecar(path, check_file=False)
         halo = int(sc.halo)
-    except MemsrError:
-        pass  # no sidecar: whole-image profiling still works
-    g = graph_of(model, 16, 16)
+    except MemsrError:   # no sidecar: the halo from the graph itself
+        from ..formats.receptive_field import radius
+        r = radius(model)
+        halo, note = (r.halo, "") if r.finite and r.align == 1 else (None, r.reason or
+                                                                     f"the graph downsamples (tiles must align to "
+                                                                     f"{r.align} px, which the tile plan does not)")
+    nhwc, _, fixed = input_layout(model)
+    h0, w0 = fixed or (16, 16)
+    g = graph_of(model, h0, w0)
     out = g.shapes[g.outputs[0]]
-    nhwc = out[-1] == 3 and out[1] != 3
-    scale = (out[2] if nhwc else out[3]) // 16
-    return Subject(name or path.stem, "onnx", int(scale), halo, None, onnx_model=model, path=str(path))
+    scale = (out[2] if nhwc else out[3]) // w0
+    if fixed is not None:
+        halo, note = None, f"fixed input shape {w0}x{h0}: the model runs whole at that size only"
+    return Subject(name or path.stem, "onnx", int(scale), halo, None, onnx_model=model, path=str(path),
+                   halo_note=note, fixed=fixed)
 
 
 def _tflite_subject(path: Path, name: str | None) -> Subject:

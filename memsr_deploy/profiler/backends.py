@@ -4,7 +4,7 @@
   ``budget.py`` and what deployment runtimes achieve: ONNX Runtime on CPU (arena and mem-pattern off, default
   graph optimisations) measured within 0.1% of it on plain and residual nets.
 * ``onnxruntime``: same walk as ``ideal`` (measured, see above) for one call with the arena off, at widths that
-  are multiples of 16. The runtime's own session (arena on, and odd widths padded or run outside the blocked
+  are multiples of 16, plus the column buffer of each ConvTranspose (``onnx_graph._col_buffer``). The runtime's own session (arena on, and odd widths padded or run outside the blocked
   layout) holds more: its budget uses ``ort_runtime_bytes_per_pixel``, a measured bound.
 * ``torch``: PyTorch eager on CPU. Nothing runs in place (``F.relu``, ``x + y`` and ``res_scale * y`` each make a
   new tensor), and every fp32 conv goes through oneDNN (mkldnn), which works in a blocked channel layout
@@ -67,10 +67,17 @@ def torch_cpu_conv_workspace(node: Node, graph: Graph) -> int:
     return max(in_b + out_b, out_b + cout * n_out) - cout * n_out
 
 
+def ort_workspace(node: Node, graph: Graph) -> int:
+    """Elements of ONNX Runtime's transient buffers while ``node`` runs: a ConvTranspose's column buffer."""
+    return graph.meta.get("col_buffers", {}).get(node.name, 0)
+
+
 def walk_settings(backend: str) -> dict:
     """Keyword arguments of ``liveness.walk`` that model ``backend``."""
-    if backend in ("ideal", "onnxruntime"):
+    if backend == "ideal":
         return dict(IDEAL)
+    if backend == "onnxruntime":
+        return {**IDEAL, "workspace": ort_workspace}
     if backend == "torch":
         return {"inplace": False, "workspace": torch_cpu_conv_workspace}
     raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")

@@ -75,7 +75,7 @@ def _ort_runner(job):
             if h != WARMUP and [h, w] != fixed[2:4]:
                 raise SystemExit(f"fixed-shape model takes {fixed[3]}x{fixed[2]}, asked {w}x{h}")
             h, w = fixed[2], fixed[3]
-        x = np.random.rand(1, 3, h, w).astype(np.float32)
+        x = np.random.rand(1, fixed[1] if isinstance(fixed[1], int) else 3, h, w).astype(np.float32)
         xv = ort.OrtValue.ortvalue_from_numpy(x)
         return x, sess.run_with_ort_values(out_names, {name: xv})
 

@@ -9,6 +9,7 @@ constants are bytes, not maps.
 from __future__ import annotations
 
 import copy
+import math
 
 import onnx
 from onnx import TensorProto, shape_inference
@@ -32,15 +33,32 @@ def load(path) -> onnx.ModelProto:
         raise MemsrError(f"not a readable ONNX model ({e.__class__.__name__}: {e})", path) from None
 
 
-def _fixed_size(model: onnx.ModelProto, height: int, width: int, batch: int) -> onnx.ModelProto:
-    m = copy.deepcopy(model)
-    inp = m.graph.input[0]
+def input_layout(model: onnx.ModelProto) -> tuple[bool, int, tuple[int, int] | None]:
+    """(channels last, channel count, fixed (H, W) or None) of the model's image input. The channel count is
+    the model's own where it states one (1 for Y-only or grey models, 4 for RGBA), else 3."""
+    inits = {i.name for i in model.graph.initializer}
+    inp = next(i for i in model.graph.input if i.name not in inits)
     dims = inp.type.tensor_type.shape.dim
     if len(dims) != 4:
         raise MemsrError(f"expected a 4-D image input, got rank {len(dims)}")
-    nhwc = dims[3].HasField("dim_value") and dims[3].dim_value == 3 and not \
-        (dims[1].HasField("dim_value") and dims[1].dim_value == 3)
-    want = [batch, height, width, 3] if nhwc else [batch, 3, height, width]
+    val = lambda d: d.dim_value if d.HasField("dim_value") else None
+    small = lambda d: val(d) in (1, 2, 3, 4)
+    nhwc = small(dims[3]) and not small(dims[1])
+    c_dim, (h_dim, w_dim) = (dims[3], (dims[1], dims[2])) if nhwc else (dims[1], (dims[2], dims[3]))
+    fixed = (val(h_dim), val(w_dim)) if val(h_dim) and val(w_dim) else None
+    return nhwc, val(c_dim) or 3, fixed
+
+
+def _fixed_size(model: onnx.ModelProto, height: int, width: int, batch: int) -> onnx.ModelProto:
+    m = copy.deepcopy(model)
+    nhwc, channels, fixed = input_layout(m)
+    if fixed is not None and fixed != (height, width):
+        raise MemsrError(f"the ONNX model has a fixed input shape {fixed[1]}x{fixed[0]} (W x H); profile it at "
+                         f"its own size (--resolution {fixed[1]}x{fixed[0]}), not {width}x{height}")
+    inits = {i.name for i in m.graph.initializer}
+    inp = next(i for i in m.graph.input if i.name not in inits)
+    dims = inp.type.tensor_type.shape.dim
+    want = [batch, height, width, channels] if nhwc else [batch, channels, height, width]
     for d, v in zip(dims, want):
         if d.HasField("dim_value") and d.dim_value != v:
             raise MemsrError(f"the ONNX model has a fixed input shape {[x.dim_value for x in dims]}; "
@@ -52,6 +70,17 @@ def _fixed_size(model: onnx.ModelProto, height: int, width: int, batch: int) -> 
             d.Clear()
     del m.graph.value_info[:]
     return m
+
+
+def _col_buffer(node, weights: dict, shapes: dict) -> int:
+    """Elements of ONNX Runtime's column buffer for a ConvTranspose: it multiplies the weights into a
+    (Cout/group * kH * kW) x (H_in * W_in) matrix, then scatters it into the output (col2im). FSRCNN's
+    9x9 transposed tail at 960x540 holds 3*81 input-sized maps there: 4.4x the rest of its walk."""
+    w = weights.get(node.input[1])
+    x = shapes.get(node.input[0])
+    if w is None or x is None:
+        return 0
+    return int(w[1]) * int(w[2]) * int(w[3]) * math.prod(x[2:]) * x[0]   # w: (Cin, Cout/group, kH, kW)
 
 
 def graph_of(model: onnx.ModelProto, height: int, width: int, batch: int = 1) -> Graph:
@@ -66,6 +95,8 @@ def graph_of(model: onnx.ModelProto, height: int, width: int, batch: int = 1) ->
     consts = {i.name for i in g.initializer}
 
     shapes: dict[str, tuple[int, ...]] = {}
+    weights = {i.name: tuple(i.dims) for i in g.initializer}
+    col_buffers: dict[str, int] = {}
 
     def activation(name: str) -> bool:
         if not name or name in consts or name not in info:
@@ -95,8 +126,10 @@ def graph_of(model: onnx.ModelProto, height: int, width: int, batch: int = 1) ->
             overwrite = [n.input[3]]  # ORT accumulates a fused conv's sum input in place
         else:
             overwrite = []
-        nodes.append(Node(n.name or f"{n.op_type}_{k}", _OP_NAMES.get(n.op_type, n.op_type.lower()), ins, outs,
-                          overwrite, view))
+        name = n.name or f"{n.op_type}_{k}"
+        if n.op_type == "ConvTranspose":
+            col_buffers[name] = _col_buffer(n, weights, shapes)
+        nodes.append(Node(name, _OP_NAMES.get(n.op_type, n.op_type.lower()), ins, outs, overwrite, view))
     outputs = [o.name for o in g.output if o.name in shapes]
-    return Graph(nodes, shapes, inputs, outputs, meta={"source": "onnx"})
+    return Graph(nodes, shapes, inputs, outputs, meta={"source": "onnx", "col_buffers": col_buffers})
 

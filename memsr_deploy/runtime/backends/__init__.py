@@ -24,7 +24,8 @@ def default_backend() -> str:
 
 
 def open_backend(model=None, artefact=None, threads: int | None = None, scale: int | None = None,
-                 backend: str = "auto", precision: str = "fp32", log=None, lean: bool = False) -> Backend:
+                 backend: str = "auto", precision: str = "fp32", log=None, lean: bool = False,
+                 work: int | None = None) -> Backend:
     """The one way to get a backend: the runtime, export verification and the profiler's measurements all call it.
 
     * ``artefact``: an exported file or its sidecar; it runs on the runtime its sidecar names (``backend`` must
@@ -41,6 +42,8 @@ def open_backend(model=None, artefact=None, threads: int | None = None, scale: i
       runs that ask for little memory or large windows: full-width strips and whole images, where LiteRT held
       2-3x as much (12 MP x2 strips: 640 against 327 MB peak RSS; the whole 12 MP image: 14.2 against 5.0 GB;
       exact 256 px tiles: 242 against 219 MB).
+    * ``work``: LR pixels the run will upscale, when known: ``auto`` measures the two runtimes only for a run
+      large enough to pay for the measurement (``fastest.worth_probing``); None counts as large.
     """
     if model is not None and artefact is not None:
         raise MemsrError("give either a model or an artefact, not both")
@@ -51,7 +54,7 @@ def open_backend(model=None, artefact=None, threads: int | None = None, scale: i
     if artefact is not None:
         opened = _open_artefact(artefact, threads, backend, precision)
     else:
-        opened = _open_model(model, threads, scale, backend, precision, log, lean)
+        opened = _open_model(model, threads, scale, backend, precision, log, lean, work)
     if scale is not None and opened.caps.scale != scale:
         raise MemsrError(f"model is x{opened.caps.scale}, but x{scale} was asked for", opened.source)
     return opened
@@ -76,7 +79,8 @@ def _open_artefact(artefact, threads, backend: str, precision: str) -> Backend:
     return cls(sidecar_path(artefact), threads)
 
 
-def _open_model(model, threads, scale, backend: str, precision: str, log=None, lean: bool = False) -> Backend:
+def _open_model(model, threads, scale, backend: str, precision: str, log=None, lean: bool = False,
+                work: int | None = None) -> Backend:
     from ...formats.model_file import read_description
     from ...formats.registry import default_model, names, resolve
     if model is None:
@@ -93,7 +97,7 @@ def _open_model(model, threads, scale, backend: str, precision: str, log=None, l
         elif desc.is_plain and not lean:
             from . import fastest
             chosen = fastest.choose(desc, threads, lambda name: _open_model(model, threads, scale, name, precision),
-                                    log or (lambda msg: None))
+                                    log or (lambda msg: None), work)
             if chosen is not None:
                 return chosen
     if precision == "int8" and backend not in ("litert", "onnxruntime"):

@@ -7,6 +7,11 @@ leaner ONNX Runtime without measuring: ``open_backend(lean=True)``), and speed d
 thread count and the CPU, not on the weights. The first run of an architecture times the tile loop itself on
 a small image on each, the runs interleaved, and remembers the winner in a small JSON file under the user's
 cache folder; later runs read it.
+
+The probe costs about 96 windows (8 rounds of 6 windows on each runtime): 30 s for the bundled x4 student here,
+against 1 s for the 96x96 photo it was first run on. So a run probes only when it brings at least
+1 / PROBE_SHARE times the probe's windows of work; a smaller job takes ONNX Runtime without measuring or
+remembering anything, and the first run of a model costs at most 1 + PROBE_SHARE times a later one.
 """
 from __future__ import annotations
 
@@ -28,6 +33,8 @@ FP32_RUNTIMES = (("onnxruntime", "onnxruntime"), ("litert", "ai_edge_litert"))
 # is 5-7% faster over whole photos, which a 5% margin let a noisy probe throw away.
 MARGIN = 0.02
 PROBE_TILES = (2, 3)   # rows x columns of default-size tiles in the probe image: interior and border windows
+ROUNDS = 7             # timed rounds of the probe (each runtime once per round), after one warm-up round
+PROBE_SHARE = 0.5      # the probe may cost at most this share of the run's own windows
 # in the cache key, so that winners remembered from the earlier one-window probe are measured again
 PROBE = "probe=tile-loop"
 CACHE_NAME = "fp32_backends.json"
@@ -93,7 +100,7 @@ def _probe_picture(tile: int) -> np.ndarray:
     return np.clip(rgb + rng.normal(0, 12, rgb.shape), 0, 255).astype(np.uint8)
 
 
-def seconds_per_window(backends: dict, repeat: int = 7) -> dict[str, list[float]]:
+def seconds_per_window(backends: dict, repeat: int = ROUNDS) -> dict[str, list[float]]:
     """Seconds per window of each backend through the tile loop itself (runtime.tiled: window extraction, the
     backend's own layout, the call, the 8-bit conversion) on a small image of default-size tiles, one figure per
     round; each round runs every backend once, in turn. Timing the call alone read the two runtimes level (25.3 /
@@ -124,8 +131,19 @@ def litert_ratio(times: dict[str, list[float]]) -> float:
     return float(np.median([lite / ort for lite, ort in zip(times["litert"], times["onnxruntime"])]))
 
 
-def choose(desc: ModelDescription, threads: int | None, open_named, log=print):
-    """The opened fp32 backend for ``desc``: the remembered winner, or both timed now and the faster kept.
+def worth_probing(work: int | None, tile: int, runtimes: int = len(FP32_RUNTIMES)) -> bool:
+    """Whether a run of ``work`` LR pixels (None: unknown, taken as large) pays for the probe: its windows
+    (``tile`` px, the default tile) at least 1 / PROBE_SHARE times the probe's."""
+    if work is None:
+        return True
+    probe = (ROUNDS + 1) * runtimes * PROBE_TILES[0] * PROBE_TILES[1]
+    return work / float(tile) ** 2 * PROBE_SHARE >= probe
+
+
+def choose(desc: ModelDescription, threads: int | None, open_named, log=print, work: int | None = None):
+    """The opened fp32 backend for ``desc``: the remembered winner, or, for a run of ``work`` LR pixels large
+    enough to pay for it (``worth_probing``), both timed now and the faster kept; a smaller run takes ONNX
+    Runtime and remembers nothing.
 
     ``open_named(name)`` opens a backend by runtime name. Returns None when neither runtime is installed."""
     names = installed()
@@ -135,7 +153,12 @@ def choose(desc: ModelDescription, threads: int | None, open_named, log=print):
     known = _read().get(k, {}).get("backend")
     if known in names:
         return open_named(known)
-    opened = {name: open_named(name) for name in names}
+    ort = open_named("onnxruntime")
+    if not worth_probing(work, ort.caps.default_tile, len(names)):
+        return ort
+    log(f"backend auto: timing ONNX Runtime and LiteRT on this model's architecture, once for this machine "
+        f"({ROUNDS + 1} rounds of {PROBE_TILES[0] * PROBE_TILES[1]} windows each)")
+    opened = {name: ort if name == "onnxruntime" else open_named(name) for name in names}
     times = seconds_per_window(opened)
     ratio = litert_ratio(times)
     best = "litert" if ratio < 1 - MARGIN else "onnxruntime"

@@ -1,0 +1,200 @@
+"""The MemSR claim, side by side: memsr's bundled students and teachers against the lightweight SR networks people
+ship (random weights: memory depends on the architecture only). Writes a Markdown table and a plot.
+
+Every network goes through the paths a user's model takes: exported to ONNX (plain students from their
+description, the others by torch's exporter), its halo derived from the graph (formats/receptive_field.py), its
+peak predicted by the profiler's ONNX Runtime walk, and measured in a fresh ONNX Runtime process (one thread,
+arena off) at the paper's 960x540.
+
+    python -m memsr_bench.peers --out benchmarks/results/peers.md [--scales 2,4] [--no-measure]
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import onnx
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from memsr_deploy.errors import MemsrError, cli_errors
+from memsr_deploy.formats.onnx_graph import model_to_onnx
+from memsr_deploy.formats.receptive_field import radius
+from memsr_deploy.outputs.atomic import write_bytes, write_text
+from memsr_deploy.profiler.analytic import load_subject, measured_prediction, predict
+from memsr_deploy.profiler.measure import measure_peak
+from memsr_deploy.profiler.report import human
+
+from . import peer_nets
+
+PAPER = (540, 960)
+SIZES = {"12MP": (3000, 4000), "100MP": (8160, 12240)}
+TILE = 512
+
+
+def _others(scale: int) -> dict:
+    """name -> (module, input channels) of the networks not bundled with memsr."""
+    from memsr_deploy.foreign.compact import Compact
+    from memsr_deploy.foreign.span import SPAN
+    from memsr_deploy.method.models import ResidualSR, TeacherConfig, TEACHER_PRESETS
+    nets = {name: peer_nets.build(name, scale) for name in peer_nets.PEERS}
+    nets["EDSR-baseline"] = ResidualSR(TeacherConfig(scale=scale, **TEACHER_PRESETS["edsr-baseline"]))
+    nets["SRVGGNetCompact"] = Compact(3, 3, 64, 16, scale)     # realesr-animevideov3's size
+    nets["SPAN"] = SPAN(3, 3, 48, scale, norm=True)
+    out = {n: (m.eval(), peer_nets.input_channels(m)) for n, m in nets.items()}
+    try:
+        from spandrel.architectures.SwinIR import SwinIR   # where spandrel imports (needs a working torchvision)
+        light = SwinIR(upscale=scale, img_size=64, window_size=8, img_range=1.0, depths=[6, 4, 4, 4],
+                       embed_dim=60, num_heads=[6, 6, 6, 6], mlp_ratio=2, upsampler="pixelshuffledirect")
+        out["SwinIR-light"] = (light.eval(), 3)
+    except Exception as e:   # noqa: BLE001 - any import failure means the row says why
+        out["SwinIR-light"] = (None, f"n/a: needs spandrel with a working torchvision ({e.__class__.__name__})")
+    return out
+
+
+def macs_per_lr_pixel(module: nn.Module, channels: int, side: int = 32) -> float:
+    """Multiply-accumulates of the convs and linear layers per LR pixel (attention's matrix products left out)."""
+    total = [0]
+
+    def hook(m, inp, out):
+        if isinstance(m, nn.Conv2d):
+            total[0] += out.numel() * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, nn.ConvTranspose2d):
+            total[0] += inp[0].numel() * m.out_channels // m.groups * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, nn.Linear):
+            total[0] += out.numel() // m.out_features * m.in_features * m.out_features
+    handles = [m.register_forward_hook(hook) for m in module.modules()
+               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    with torch.no_grad():
+        module(torch.rand(1, channels, side, side))
+    for h in handles:
+        h.remove()
+    return total[0] / side ** 2
+
+
+def profile(name: str, onnx_path: Path, params: int, macs: float, measure: bool) -> dict:
+    model = onnx.load(str(onnx_path))
+    r = radius(model)
+    sub = load_subject(onnx_path)
+    row = {"name": name, "params": params, "macs": macs, "halo": r.halo if r.finite and r.align == 1 else None,
+           "halo_note": "" if r.finite else r.reason}
+    h, w = PAPER
+    row["pred_paper"] = predict(sub, h, w, "whole", "fp32", "onnxruntime").peak_bytes
+    if measure:
+        expected = measured_prediction(sub, h, w, "onnxruntime")
+        m = measure_peak(onnx_path, "onnxruntime", h, w)
+        row["measured_paper"], row["ratio"] = m.peak_bytes, m.peak_bytes / expected
+    for label, (hh, ww) in SIZES.items():
+        row[f"whole_{label}"] = predict(sub, hh, ww, "whole", "fp32", "onnxruntime").peak_bytes
+        row[f"tiled_{label}"] = None if row["halo"] is None else \
+            predict(sub, hh, ww, "tiled", "fp32", "onnxruntime", tile=TILE).peak_bytes
+    return row
+
+
+def run(scales, measure: bool, workdir: Path) -> dict:
+    from memsr_deploy.formats.model_file import load_model
+    from memsr_deploy.formats.registry import available, resolve
+    results = {}
+    for scale in scales:
+        jobs = {}
+        for name in available():
+            net, desc = load_model(resolve(name))
+            if desc.scale == scale:
+                jobs[name] = (resolve(name), net, 3)
+        for name, (net, channels) in _others(scale).items():
+            jobs[name] = (net, net, channels) if net is not None else (None, None, channels)
+        rows = []
+        for name, (spec, net, channels) in tqdm(jobs.items(), desc=f"x{scale}", file=sys.stderr):
+            if spec is None:
+                rows.append({"name": name, "skip": channels})
+                continue
+            path = workdir / f"{name}_x{scale}.onnx"
+            onnx.save(model_to_onnx(spec, channels=channels), str(path))
+            params = sum(p.numel() for p in net.parameters())
+            rows.append(profile(name, path, params, macs_per_lr_pixel(net, channels), measure))
+        results[scale] = rows
+    return results
+
+
+def markdown(results: dict, argv: list[str], measure: bool) -> str:
+    lines = ["# memsr against other lightweight SR networks", "",
+             f"{datetime.date.today()}, {platform.processor() or platform.machine()}. Random weights (memory "
+             "depends on the architecture only). Peaks are activation bytes on ONNX Runtime (fp32): predicted by "
+             "the profiler's walk of each network's ONNX graph, measured in a fresh process (one thread, arena "
+             "off) at 960x540 LR, the paper's setting. Tiled: exact tiles of "
+             f"{TILE} LR px with the halo derived from the graph (none where the graph has no finite receptive "
+             "radius). FSRCNN and ESPCN take the Y channel only, as published.", "",
+             f"`python -m memsr_bench.peers {' '.join(argv)}`", ""]
+    for scale, rows in results.items():
+        ref = next((r for r in rows if r["name"] == f"memsr-x{scale}"), None)
+        lines += [f"## x{scale}", "",
+                  "| network | params | MACs / LR px | halo | 960x540 predicted | measured (ratio) | vs memsr-x"
+                  f"{scale} | 12 MP whole | 12 MP tiled | 100 MP whole | 100 MP tiled |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in rows:
+            if "skip" in r:
+                lines.append(f"| {r['name']} | {r['skip']} |" + " |" * 9)
+                continue
+            meas = f"{human(r['measured_paper'])} ({r['ratio']:.2f})" if measure else "not measured"
+            vs = f"{r['pred_paper'] / ref['pred_paper']:.1f}x" if ref else ""
+            halo = str(r["halo"]) if r["halo"] is not None else "none" if "no finite" in r["halo_note"] else "?"
+            tiled = lambda k: human(r[k]) if r[k] is not None else "n/a"
+            lines.append(f"| {r['name']} | {r['params']:,} | {r['macs'] / 1e3:.1f}k | {halo} | "
+                         f"{human(r['pred_paper'])} | {meas} | {vs} | {human(r['whole_12MP'])} | "
+                         f"{tiled('tiled_12MP')} | {human(r['whole_100MP'])} | {tiled('tiled_100MP')} |")
+        notes = [f"- {r['name']}: {r['halo_note']}" for r in rows if r.get("halo_note")]
+        lines += ["", *notes, ""] if notes else [""]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results: dict, path: Path) -> None:
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.5), squeeze=False)
+    for ax, (scale, rows) in zip(axes[0], results.items()):
+        for r in rows:
+            if "skip" in r:
+                continue
+            ours = r["name"].startswith(("memsr-", "teacher-"))
+            ax.scatter(r["macs"] / 1e3, r["pred_paper"] / 2 ** 20, c="tab:red" if ours else "tab:blue")
+            ax.annotate(r["name"], (r["macs"] / 1e3, r["pred_paper"] / 2 ** 20), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        ax.set(xscale="log", yscale="log", xlabel="k MACs per LR pixel",
+               ylabel="peak activations at 960x540 (MiB, ONNX Runtime)", title=f"x{scale} (red: memsr)")
+        ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    write_bytes(path, buf.getvalue())
+
+
+@cli_errors
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m memsr_bench.peers", description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True, help="Markdown file (a PNG plot is written beside it)")
+    p.add_argument("--scales", default="2,4")
+    p.add_argument("--no-measure", action="store_true", help="predictions only")
+    args = p.parse_args(argv)
+    try:
+        scales = [int(s) for s in args.scales.split(",")]
+    except ValueError:
+        raise MemsrError(f"--scales {args.scales!r}: comma-separated integers") from None
+    with tempfile.TemporaryDirectory(prefix="memsr-peers-") as tmp:
+        results = run(scales, not args.no_measure, Path(tmp))
+    out = Path(args.out)
+    write_text(out, markdown(results, sys.argv[1:] if argv is None else argv, not args.no_measure))
+    plot(results, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
