@@ -28,6 +28,7 @@ from memsr_deploy.errors import MemsrError, cli_errors
 from memsr_deploy.formats.model_file import load_model, pair_paths, save_model
 from memsr_deploy.formats.sidecar import file_sha256, read_sidecar
 from memsr_deploy.outputs.atomic import atomic_path, is_temp_name
+from memsr_deploy.outputs.folder_job import JOURNAL
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
@@ -93,7 +94,7 @@ def test_folder_run_skips_outputs_that_are_inputs_or_exist(tmp_path, tiny_plain_
     assert rc == 0, err
     after = digest(d)
     assert {k: after[k] for k in before} == before  # every existing file byte-identical
-    assert set(after) - set(before) == {"a_x2_x2.png"}
+    assert set(after) - set(before) == {"a_x2_x2.png", JOURNAL}
     assert "skipped" in err and "a.png" in err and "input" in err
     out = tmp_path / "out"
     out.mkdir()
@@ -103,7 +104,7 @@ def test_folder_run_skips_outputs_that_are_inputs_or_exist(tmp_path, tiny_plain_
     assert rc == 0, err
     assert "skipped" in err and "--overwrite" in err
     assert digest(out)["a_x2.png"] == kept["a_x2.png"] and set(digest(out)) == {"a_x2.png", "a_x2_x2.png",
-                                                                                 "a_x2_x2_x2.png"}
+                                                                                 "a_x2_x2_x2.png", JOURNAL}
 
 
 def test_existing_output_needs_overwrite(tmp_path, tiny_plain_path, capsys):
@@ -158,7 +159,7 @@ def test_folder_runs_ignore_temp_and_hidden_files(tmp_path, tiny_plain_path, cap
     assert is_temp_name(d / ".a.memsr-tmp.k2j4h5g6.png") and not is_temp_name(d / "a.png")
     rc, err = upscale(capsys, d, "-o", tmp_path / "out", "--model", tiny_plain_path)
     assert rc == 0, err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [JOURNAL, "a_x2.png"]
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

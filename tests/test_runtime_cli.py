@@ -15,6 +15,7 @@ from memsr_deploy.cli.upscale import main
 from memsr_deploy.errors import MemsrError
 from memsr_deploy.formats.model_file import read_description, save_model
 from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
+from memsr_deploy.outputs.folder_job import JOURNAL
 from memsr_deploy.runtime.backends.torch_backend import TorchBackend
 from memsr_deploy.imageio import read_picture
 from test_runtime_exact import one_thread  # noqa: F401 (autouse fixture: one torch thread)
@@ -73,7 +74,7 @@ def test_folder_run_reports_a_bad_file_and_does_the_rest(tmp_path, tiny_plain_pa
     (src / "notes.txt").write_text("not an image and not picked up")
     rc, err = run(capsys, src, "-o", tmp_path / "out", "--model", tiny_plain_path, "--ext", "tif")
     assert rc == 2
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_x2.tif", "c_x2.tif"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [JOURNAL, "a_x2.tif", "c_x2.tif"]
     assert "b.png" in err and "1 of 3 files failed" in err
     assert read_picture(tmp_path / "out" / "c_x2.tif").pixels.shape == (40, 48, 1)
 
@@ -84,7 +85,7 @@ def test_glob_input(tmp_path, tiny_plain_path, capsys):
     save_png(tmp_path / "other.bmp")
     rc, err = run(capsys, str(tmp_path / "p*.png"), "-o", tmp_path / "o", "--model", tiny_plain_path)
     assert rc == 0, err
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["p0_x2.png", "p1_x2.png"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [JOURNAL, "p0_x2.png", "p1_x2.png"]
 
 
 @pytest.mark.parametrize("case", ["missing", "not_image", "truncated", "folder_is_file", "bad_ext", "scale",

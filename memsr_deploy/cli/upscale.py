@@ -61,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refuse inputs above this many pixels (decompression-bomb guard; default 250e6)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace existing output files (never an input); without it they are refused, or "
-                        "skipped in folder runs")
+                        "skipped in folder runs, and a batch run keeps what an earlier run of the same command "
+                        "finished (after a crash, run the command again to finish)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -93,18 +94,40 @@ def expand_inputs(items: list[str]) -> tuple[list[Path], bool]:
     return files, batch
 
 
-def plan_outputs(files: list[Path], args, scale: int, batch: bool, log) -> tuple[list[Path], dict]:
-    """The files to run and their outputs, checked all at once before the first pixel (outputs.plan)."""
+def plan_outputs(files: list[Path], args, scale: int, batch: bool, log, job=None) -> tuple[list[Path], dict]:
+    """The files to run and their outputs, checked all at once before the first pixel (outputs.plan).
+
+    With a shared ``job`` (batch runs: outputs.folder_job), the outputs an earlier run of the same job finished
+    are kept and left out, and, in a folder this run writes to, are not inputs either."""
+    import os
+
     from ..outputs.plan import OutputPlan
     from_folder = any(Path(i).is_dir() or (not Path(i).exists() and any(c in i for c in "*?["))
                       for i in args.inputs)
+    outputs = {src: output_for(src, args, scale, batch) for src in files}
+    if job is not None:
+        written_to = {os.path.realpath(o.parent) for o in outputs.values()}
+        files = [f for f in files if not (os.path.realpath(f.parent) in written_to and job.is_own_output(f))]
     plan = OutputPlan(inputs=[f for f in files if f.exists()], overwrite=args.overwrite,
                       skip_existing=from_folder, log=log)
-    outputs = {}
+    done = 0
     for src in files:
-        outputs[src] = output_for(src, args, scale, batch)
-        plan.add(src, outputs[src])
+        kept = job.finished(src, outputs[src]) if job is not None and src.exists() else None
+        done += kept == "earlier"
+        if not kept:
+            plan.add(src, outputs[src])
+    if done:
+        job.log(f"{done} of {len(files)} photo(s) already done by an earlier run of this command: kept "
+                f"(--overwrite redoes them)")
     return plan.check(), outputs
+
+
+def job_settings(args, backend) -> dict:
+    """What decides an output's pixels, for the shared job's key (outputs.folder_job)."""
+    import os
+    return {"weights": backend.desc.weights_sha256, "model": str(args.model or ""),
+            "artefact": os.path.realpath(args.artefact) if args.artefact else "", "backend": args.backend,
+            "precision": args.precision, "scale": backend.caps.scale, "halo": args.halo, "quality": args.quality}
 
 
 def lr_pixels(files) -> int:
@@ -154,6 +177,9 @@ def main(argv=None) -> int:
         if not args.quiet:
             print(f"note: {msg}", file=sys.stderr, flush=True)
 
+    def job_note(msg: str) -> None:   # what other runs did: said even with -q
+        tqdm.write(f"note: {msg}", file=sys.stderr)
+
     files, batch = expand_inputs(args.inputs)
     if not batch:   # before the backend: its first opening may probe speed for a minute
         require_file(files[0])
@@ -162,7 +188,14 @@ def main(argv=None) -> int:
     backend = open_backend(model=args.model, artefact=args.artefact, threads=args.threads, scale=args.scale,
                            backend=args.backend, precision=args.precision, lean=lean, log=note,
                            work=lr_pixels(files) if measures else None)
-    files, outputs = plan_outputs(files, args, backend.caps.scale, batch, log)
+    job = None
+    if batch:   # other processes and re-runs of this job may share its outputs: outputs/folder_job.py
+        from ..outputs.folder_job import SharedJob, job_key
+        job = SharedJob(job_key(job_settings(args, backend)), args.overwrite, job_note, log)
+    files, outputs = plan_outputs(files, args, backend.caps.scale, batch, log, job)
+    folders = sorted({outputs[f].parent for f in files})
+    if job is not None:
+        job.clean(folders)
     if args.precision == "int8":
         from ..formats.onnx_graph import int8_cost_note
         print(f"note: {int8_cost_note(backend.desc)}", file=sys.stderr)
@@ -173,22 +206,33 @@ def main(argv=None) -> int:
                          quality=args.quality, max_pixels=int(args.max_pixels), progress=not args.quiet)
     up = Upscaler(backend, options, log)
     failed = 0
-    outer = tqdm(files, unit="file", disable=args.quiet or len(files) < 2, file=sys.stderr)
-    for src in outer:
+
+    def work(src: Path, before_rename=None) -> None:
+        with tqdm(unit="tile" if args.mode == "tile" else "row", desc=src.name, leave=False, delay=0.5,
+                  disable=args.quiet, file=sys.stderr) as bar, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            up.upscale_file(src, outputs[src], bar, before_rename)
+        for w in caught:
+            log(f"{src}: {w.message}")
+
+    def one(src: Path, wait: bool = False) -> None:
+        nonlocal failed
         try:
-            dst = outputs[src]
-            with tqdm(unit="tile" if args.mode == "tile" else "row", desc=src.name, leave=False, delay=0.5,
-                      disable=args.quiet, file=sys.stderr) as bar, warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                up.upscale_file(src, dst, bar)
-            for w in caught:
-                log(f"{src}: {w.message}")
+            if job is None:
+                work(src)
+            else:
+                job.attempt(src, outputs[src], work, wait)
         except (MemsrError, OSError) as e:
             if not batch:
                 raise
             failed += 1
             msg = str(e) if isinstance(e, MemsrError) else f"{src}: {e.strerror or e}"
             tqdm.write(f"error: {msg}", file=sys.stderr)
+
+    for src in tqdm(files, unit="file", disable=args.quiet or len(files) < 2, file=sys.stderr):
+        one(src)
+    if job is not None:
+        job.finish(outputs, one, folders)
     if failed:
         print(f"error: {failed} of {len(files)} files failed", file=sys.stderr)
         return 2

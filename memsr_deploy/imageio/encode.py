@@ -141,6 +141,11 @@ def _vips_write(tmp: Path, fmt: str, bands, height: int, width: int, channels: i
                 image.set_type(pyvips.GValue.blob_type, "exif-data", exif)
                 image.set_type(pyvips.GValue.gint_type, "orientation", 1)
             image.write_to_file(str(tmp), **_SAVE_OPTIONS[fmt](quality))
+        except pyvips.Error as e:
+            # without its traceback: the frames it holds (pyvips' save operation among them) would keep the
+            # output file open, in a reference cycle through ``failure``, until the garbage collector runs; the
+            # failed file, already unlinked, would hold its disk space meanwhile (a full disk stayed full)
+            failure.append(e.with_traceback(None))
         except BaseException as e:  # noqa: BLE001 - reported by the waiting thread
             failure.append(e)
 
@@ -180,14 +185,15 @@ def _pil_write(tmp: Path, bands, height: int, width: int, channels: int, fmt: st
 
 
 def write_bands(path, bands: Iterable[np.ndarray], height: int, width: int, channels: int, dtype,
-                quality: int = 95, icc: bytes | None = None, exif: bytes | None = None) -> None:
+                quality: int = 95, icc: bytes | None = None, exif: bytes | None = None,
+                before_rename=None) -> None:
     """Write bands (H_i x W x C, top to bottom, in a sample type the format holds: see ``storage_dtype``)
-    to ``path``, format from the extension, atomically."""
+    to ``path``, format from the extension, atomically (``before_rename``: see outputs.atomic.atomic_path)."""
     path = Path(path)
     fmt = output_format(path)
     dtype = np.dtype(dtype)
     try:
-        with atomic_path(path) as tmp:
+        with atomic_path(path, before_rename=before_rename) as tmp:
             readable_by_all(tmp)
             if fmt == "BMP":
                 _pil_write(tmp, bands, height, width, channels, fmt)

@@ -8,11 +8,14 @@ import re
 import tempfile
 import threading
 from pathlib import Path
+from typing import Callable
 
-# Temporary names are hidden and carry a fixed marker, so that folder runs can recognise (and skip) the
-# leftovers of a run killed with SIGKILL: ".NAME.memsr-tmp.XXXXXXXX.EXT".
+# Temporary names are hidden and carry a fixed marker and the writer's pid, so that folder runs can recognise
+# (and skip) the leftovers of a run killed with SIGKILL, and remove those whose writer is gone:
+# ".NAME.memsr-tmp.PID_XXXXXXXX.EXT" (older versions wrote no PID; such files are left alone).
 TEMP_MARKER = "memsr-tmp"
 _TEMP_NAME = re.compile(rf"^\..*\.{TEMP_MARKER}\.[A-Za-z0-9_]+(\.[^.]*)?$")
+_TEMP_PID = re.compile(rf"\.{TEMP_MARKER}\.(\d+)_[A-Za-z0-9_]+(\.[^.]*)?$")
 
 
 def is_temp_name(path) -> bool:
@@ -20,13 +23,44 @@ def is_temp_name(path) -> bool:
     return bool(_TEMP_NAME.match(Path(path).name))
 
 
+def process_gone(pid: int, since: float) -> bool:
+    """Whether the process ``pid`` that was running at time ``since`` (a file's mtime) has ended. A pid in use
+    by a process started after ``since`` is another process (pids are reused); within a second, which clock
+    granularity cannot tell apart, the writer is taken to be alive."""
+    import psutil
+    try:
+        proc = psutil.Process(pid)
+        return proc.create_time() > since + 1.0 or proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:  # exists, but cannot be inspected: alive as far as we know
+        return False
+
+
+def remove_dead_temps(folder) -> list[Path]:
+    """Remove the temporary files in ``folder`` whose writer has ended (a run killed with SIGKILL, a power
+    cut); a live process's are left alone. Returns the removed paths."""
+    removed = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for p in Path(folder).iterdir():
+            m = _TEMP_PID.search(p.name)
+            if not (p.name.startswith(".") and m):
+                continue
+            with contextlib.suppress(FileNotFoundError):
+                if p.is_file() and process_gone(int(m.group(1)), p.stat().st_mtime):
+                    p.unlink()
+                    removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
-def atomic_path(path, suffix: str | None = None):
+def atomic_path(path, suffix: str | None = None, before_rename: Callable[[Path], None] | None = None):
     """Yield a temporary path in the destination folder; on success rename it onto ``path``.
 
     The temporary name keeps the destination's extension (writers such as PIL or cv2 pick the format from it).
     It is removed on any exception, including KeyboardInterrupt and the SIGTERM exception that
-    ``errors.cli_errors`` installs.
+    ``errors.cli_errors`` installs. ``before_rename(tmp)`` runs once the file is complete and before it takes
+    its name (a folder job records the file there: outputs/folder_job.py); if it raises, nothing is renamed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,7 +68,8 @@ def atomic_path(path, suffix: str | None = None):
     try:
         # a SIGTERM between creating the file and knowing its name would leave it behind: held until then
         with _signals_held() as held:
-            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{TEMP_MARKER}.", suffix=suffix or path.suffix,
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{TEMP_MARKER}.{os.getpid()}_",
+                                       suffix=suffix or path.suffix,
                                        dir=path.parent)
             os.close(fd)
         for signum in held:  # delivered here, where the cleanup below knows the name
@@ -42,6 +77,8 @@ def atomic_path(path, suffix: str | None = None):
         yield Path(tmp)
         if os.path.isfile(tmp):  # mkstemp makes 0600; give the result the permissions a plain open() would
             os.chmod(tmp, 0o666 & ~_umask())
+        if before_rename is not None:
+            before_rename(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         if tmp is not None:

@@ -123,7 +123,9 @@ class Upscaler:
         return assemble(self.bands(pic, bar=bar, clip=clip), pic.height * s, pic.width * s, pic.channels, pic.dtype)
 
     # ------------------------------------------------------------------------------------------- files
-    def upscale_file(self, src, dst, bar=None) -> dict:
+    def upscale_file(self, src, dst, bar=None, before_rename=None) -> dict:
+        """``before_rename(tmp)``: called with the complete output before it takes its name (a folder job
+        records it: outputs/folder_job.py)."""
         src, dst = Path(src), Path(dst)
         fmt = output_format(dst)
         check_writable(dst, src)
@@ -141,7 +143,8 @@ class Upscaler:
         pic = RowWindows(reader)
         computed = ahead((b.pixels for b in self.bands(pic, dtype, bar, alpha=keep_alpha)), depth=1)
         try:
-            write_bands(dst, computed, *shape, channels, dtype, self.opt.quality, reader.icc, reader.exif)
+            write_bands(dst, computed, *shape, channels, dtype, self.opt.quality, reader.icc, reader.exif,
+                        before_rename)
         finally:
             computed.stop()  # first the compute thread (it reads the decoder's rows), then the decoder
             pic.close()
