@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import signal
 import re
@@ -20,13 +21,27 @@ def is_temp_name(path) -> bool:
     return bool(_TEMP_NAME.match(Path(path).name))
 
 
+def remove_temps(path) -> list[Path]:
+    """Remove the temporary files that atomic_path left for ``path`` in a run killed with SIGKILL (names made
+    for this destination only); returns them."""
+    path = Path(path)
+    prefix = f".{path.stem}.{TEMP_MARKER}."
+    found = [p for p in path.parent.glob(f"{glob.escape(prefix)}*") if is_temp_name(p)] \
+        if path.parent.is_dir() else []
+    for p in found:
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+    return found
+
+
 @contextlib.contextmanager
-def atomic_path(path, suffix: str | None = None):
+def atomic_path(path, suffix: str | None = None, sync: bool = False):
     """Yield a temporary path in the destination folder; on success rename it onto ``path``.
 
     The temporary name keeps the destination's extension (writers such as PIL or cv2 pick the format from it).
     It is removed on any exception, including KeyboardInterrupt and the SIGTERM exception that
-    ``errors.cli_errors`` installs.
+    ``errors.cli_errors`` installs. ``sync``: flush the file to disk before the rename and the folder after it,
+    so that after a power cut the destination holds the old file or the new one (for files a run resumes from).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,7 +57,11 @@ def atomic_path(path, suffix: str | None = None):
         yield Path(tmp)
         if os.path.isfile(tmp):  # mkstemp makes 0600; give the result the permissions a plain open() would
             os.chmod(tmp, 0o666 & ~_umask())
+        if sync:
+            _fsync(tmp)
         os.replace(tmp, path)
+        if sync:
+            _fsync(path.parent)
     except BaseException:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -71,17 +90,28 @@ def _signals_held():
                 signal.signal(s, handler)
 
 
+def _fsync(path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a folder; the file itself was synced
+        if os.path.isfile(path):
+            raise
+    finally:
+        os.close(fd)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def write_text(path, text: str) -> None:
-    with atomic_path(path) as tmp:
+def write_text(path, text: str, sync: bool = False) -> None:
+    with atomic_path(path, sync=sync) as tmp:
         tmp.write_text(text)
 
 
-def write_bytes(path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+def write_bytes(path, data: bytes, sync: bool = False) -> None:
+    with atomic_path(path, sync=sync) as tmp:
         tmp.write_bytes(data)
