@@ -182,8 +182,11 @@ def plan_outputs(args) -> None:
     or an input model (outputs.plan). A resumed run replaces its own files."""
     out = check_folder(args.out, "run folder (--out)")
     stem = args.output or f"{args.out}/model"
-    run_files = [out / CHECKPOINT, out / PREVIOUS, out / "train.csv", out / "val.csv"]
+    run_files = [out / CHECKPOINT, out / "train.csv", out / "val.csv"]
     resuming = not args.no_resume and ((out / CHECKPOINT).exists() or (out / PREVIOUS).exists())
+    # checked apart: a hard link to an earlier checkpoint.pt, which the plan would take for the same file
+    if (out / PREVIOUS).exists() and not resuming and not args.overwrite:
+        raise MemsrError("output exists (pass --overwrite to replace it)", out / PREVIOUS)
     own = [*run_files, *pair_paths(f"{args.out}/model")] if resuming else []
     plan = OutputPlan(inputs=model_pair_inputs(getattr(args, "teacher", None), getattr(args, "model", None)),
                       overwrite=args.overwrite, own=own)

@@ -24,11 +24,15 @@ class DeferredStop:
                 self._previous[s] = signal.signal(s, self._record)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         for s, handler in self._previous.items():
             if handler is not None:
                 signal.signal(s, handler)
-        self._previous = {}
+        restored, self._previous = bool(self._previous), {}
+        if exc_type is None and self.signum and restored:
+            # arrived after the loop last looked (its checkpoint is on disk): not lost, delivered to the caller's
+            # handler now
+            signal.raise_signal(self.signum)
         return False
 
     def _record(self, signum, frame):
