@@ -194,6 +194,8 @@ def limited_file_size(limit: int):
     """RLIMIT_FSIZE (``ulimit -f``) for this process: writes past ``limit`` bytes fail with EFBIG, as on a full
     disk (Python ignores SIGXFSZ). The soft limit is put back after."""
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
 
     class Limit:
         def __enter__(self):
@@ -255,7 +257,7 @@ def faulted_run(out: Path, argv: list[str], sig: int, step: int, delay: float) -
     return {"finished": finished, "rc": proc.returncode, "err": err, "loads": loads}
 
 
-def test_fault_injection_kill9_and_sigterm_at_random_points(photo_dir, tmp_path, straight):
+def test_fault_injection_kill9_and_sigterm_at_random_points(photo_dir, tmp_path, straight, capsys):
     """TRIALS runs killed with SIGKILL at a random moment and one stopped with SIGTERM, each resumed with the same
     command. Invariants: once a checkpoint has been saved, checkpoint.pt exists and loads (digest checked) at
     every moment, checked while the run goes; the resumed run ends with the uninterrupted run's weights and loss
@@ -270,9 +272,12 @@ def test_fault_injection_kill9_and_sigterm_at_random_points(photo_dir, tmp_path,
     report = []
     for i, ((out, sig, step, delay), run) in enumerate(zip(trials, runs)):
         where = f"trial {i} (seed {seed}): {run['err'][-2000:]}"
-        assert run["rc"] == (0 if run["finished"] else 143 if sig == signal.SIGTERM else -signal.SIGKILL), where
+        # 0: the run ended before the signal; -15: SIGTERM during the interpreter's exit, after the model was
+        # written and the CLI's handlers were put back
+        assert run["rc"] in ((0, 143, -signal.SIGTERM) if sig == signal.SIGTERM else (0, -signal.SIGKILL)), where
+        run["finished"] = run["finished"] or run["rc"] == 0
         at = load_checkpoint(out / CHECKPOINT)["step"]
-        if sig == signal.SIGTERM and not run["finished"]:
+        if run["rc"] == 143:
             # in train(): a checkpoint at the step it stopped at; after it (while the model is written, the last
             # step's checkpoint on disk) the plain one-word line
             assert last_line(run["err"]) in (f"terminated: stopped at step {at}, checkpoint {out / CHECKPOINT}; "
@@ -285,9 +290,10 @@ def test_fault_injection_kill9_and_sigterm_at_random_points(photo_dir, tmp_path,
         report.append(f"{'kill -9' if sig == signal.SIGKILL else 'SIGTERM'} {delay:.3f} s after step {step}'s "
                       f"checkpoint: " + ("the run had finished" if run["finished"] else f"checkpoint at step {at}")
                       + f", {run['loads']} checkpoint reads during the run, {len(left)} temp files left behind")
-    print(f"\ntraining fault injection: {TRIALS} kill -9 trials + 1 SIGTERM trial of a {STEPS}-step run (seed {seed}; "
-          "MEMSR_FAULT_TRIALS, MEMSR_FAULT_SEED to change), each resumed with the same command")
-    print("invariants held in every trial: a loadable checkpoint at every moment after the first save; resumed "
-          "final weights and loss curve equal to the uninterrupted run's (bitwise); no temporary files left")
-    for i, r in enumerate(report):
-        print(f"  trial {i}: {r}")
+    with capsys.disabled():  # shown in CI's log, where pytest captures the output of passing tests
+        print(f"\ntraining fault injection: {TRIALS} kill -9 trials + 1 SIGTERM trial of a {STEPS}-step run (seed "
+              f"{seed}; MEMSR_FAULT_TRIALS, MEMSR_FAULT_SEED to change), each resumed with the same command")
+        print("invariants held in every trial: a loadable checkpoint at every moment after the first save; resumed "
+              "final weights and loss curve equal to the uninterrupted run's (bitwise); no temporary files left")
+        for i, r in enumerate(report):
+            print(f"  trial {i}: {r}")

@@ -74,7 +74,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    default=0, help="torch threads per process (0 = torch default)")
     p.add_argument("--max-minutes", type=types.non_negative_float,
                    default=0.0, help="stop (with checkpoint) after this much training")
-    p.add_argument("--out", required=True, help="run folder: checkpoint, train.csv, val.csv")
+    p.add_argument("--out", required=True, help="run folder: checkpoint.pt (and checkpoint.prev.pt, the one before, "
+                   "used on resume if checkpoint.pt is damaged), train.csv, val.csv")
     p.add_argument("-o", "--output", default=None, help="final model path stem (default: OUT/model)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUT")
     p.add_argument("--overwrite", action="store_true", help="replace files of another run in OUT (with --no-resume) "
@@ -198,6 +199,8 @@ def _signal_at(text: str) -> dict:
     if not text:
         return {}
     step, _, name = text.partition(":")
+    if not step.isdigit() or name not in ("", "TERM", "INT"):
+        raise MemsrError(f"--signal-at must be STEP, STEP:TERM or STEP:INT, got {text!r}")
     return {"signal_at": int(step), "signal_num": int(signal.SIGINT if name == "INT" else signal.SIGTERM)}
 
 

@@ -139,9 +139,9 @@ class RunCheckpoints:
         for name in (CHECKPOINT, PREVIOUS):
             remove_temps(self.folder / name)
 
-    def resume(self) -> tuple[dict, Path] | None:
+    def resume(self, warn: bool = True) -> tuple[dict, Path] | None:
         """The newest usable checkpoint and its path, None when there is none. A damaged checkpoint.pt falls back
-        to checkpoint.prev.pt with a warning on stderr; none usable: MemsrError (one line)."""
+        to checkpoint.prev.pt with a warning on stderr (``warn``); none usable: MemsrError (one line)."""
         if not self.path.exists() and not self.previous.exists():
             return None
         problem = None
@@ -164,8 +164,9 @@ class RunCheckpoints:
             raise MemsrError(f"{problem}; the previous one is not usable either ({e}); {hint}") from None
         self._rotate, self._keep_previous = False, True
         self.good, self.step = self.previous, int(state["step"])
-        print(f"warning: {problem}; resuming from the previous checkpoint, {self.previous} (step {self.step})",
-              file=sys.stderr)
+        if warn:
+            print(f"warning: {problem}; resuming from the previous checkpoint, {self.previous} (step {self.step})",
+                  file=sys.stderr)
         return state, self.previous
 
     def save(self, state: dict) -> None:

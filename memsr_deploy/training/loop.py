@@ -180,7 +180,7 @@ def _train(task: Task, dataset, cfg: TrainConfig, world: World, validate, stop: 
     saved_at = None  # the step of the last checkpoint on disk, on every rank
     arch = _arch(task)
     average = None
-    found = ckpts.resume() if cfg.resume else None
+    found = ckpts.resume(warn=world.is_main) if cfg.resume else None
     if found is not None:
         state, ckpt_path = found
         _check_resume(state, task, module, ckpt_path)
