@@ -21,9 +21,10 @@ class Terminated(BaseException):
     """SIGTERM as an exception (like KeyboardInterrupt for SIGINT), so that ``finally`` blocks and the
     ``atomic_path`` context manager remove temporary files before the process exits."""
 
-    def __init__(self, signum: int):
+    def __init__(self, signum: int, detail: str = ""):
         super().__init__(f"signal {signum}")
         self.signum = signum
+        self.detail = detail  # said after "terminated: " (e.g. where a training run left its checkpoint)
 
 
 def _raise_terminated(signum, frame):
@@ -91,11 +92,11 @@ def cli_errors(main):
             return 2
         except SystemExit as e:  # argparse: --help (0) or a bad flag (2, its one line already printed)
             return e.code if isinstance(e.code, int) else 2
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
+        except KeyboardInterrupt as e:
+            print("interrupted" + (f": {e}" if str(e) else ""), file=sys.stderr)
             return 130
         except Terminated as e:
-            print("terminated", file=sys.stderr)
+            print("terminated" + (f": {e.detail}" if e.detail else ""), file=sys.stderr)
             return 128 + e.signum
 
     return wrapper

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import shlex
+import signal
 import sys
 
 import torch
@@ -16,9 +17,11 @@ import torch
 from ..method import models
 from ..errors import MemsrError, cli_errors
 from ..formats.model_file import load_model, pair_paths, save_model
+from ..outputs.atomic import remove_dead_temps
 from ..outputs.plan import OutputPlan, check_folder, model_pair_inputs
 from . import args as types
 from ..training import distributed
+from ..training.checkpoint import CHECKPOINT, PREVIOUS, nonfinite_tensors
 from ..training.loop import TrainConfig, train
 from ..training.tasks import finetune_task, int8_task, student_task, teacher_task
 
@@ -71,12 +74,15 @@ def _common(p: argparse.ArgumentParser) -> None:
                    default=0, help="torch threads per process (0 = torch default)")
     p.add_argument("--max-minutes", type=types.non_negative_float,
                    default=0.0, help="stop (with checkpoint) after this much training")
-    p.add_argument("--out", required=True, help="run folder: checkpoint, train.csv, val.csv")
+    p.add_argument("--out", required=True, help="run folder: checkpoint.pt (and checkpoint.prev.pt, the one before, "
+                   "used on resume if checkpoint.pt is damaged), train.csv, val.csv")
     p.add_argument("-o", "--output", default=None, help="final model path stem (default: OUT/model)")
     p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint in OUT")
     p.add_argument("--overwrite", action="store_true", help="replace files of another run in OUT (with --no-resume) "
                    "or an existing -o model")
     p.add_argument("--halt-after", type=types.non_negative_int, default=0, help=argparse.SUPPRESS)
+    # testing aid: raise SIGTERM (or SIGINT with "--signal-at N:INT") inside step N
+    p.add_argument("--signal-at", default="", help=argparse.SUPPRESS)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -177,13 +183,25 @@ def plan_outputs(args) -> None:
     or an input model (outputs.plan). A resumed run replaces its own files."""
     out = check_folder(args.out, "run folder (--out)")
     stem = args.output or f"{args.out}/model"
-    run_files = [out / "checkpoint.pt", out / "train.csv", out / "val.csv"]
-    resuming = not args.no_resume and (out / "checkpoint.pt").exists()
+    run_files = [out / CHECKPOINT, out / "train.csv", out / "val.csv"]
+    resuming = not args.no_resume and ((out / CHECKPOINT).exists() or (out / PREVIOUS).exists())
+    # checked apart: a hard link to an earlier checkpoint.pt, which the plan would take for the same file
+    if (out / PREVIOUS).exists() and not resuming and not args.overwrite:
+        raise MemsrError("output exists (pass --overwrite to replace it)", out / PREVIOUS)
     own = [*run_files, *pair_paths(f"{args.out}/model")] if resuming else []
     plan = OutputPlan(inputs=model_pair_inputs(getattr(args, "teacher", None), getattr(args, "model", None)),
                       overwrite=args.overwrite, own=own)
     plan.add(f"the run in {args.out}", *run_files, *pair_paths(stem))
     plan.check()
+
+
+def _signal_at(text: str) -> dict:
+    if not text:
+        return {}
+    step, _, name = text.partition(":")
+    if not step.isdigit() or name not in ("", "TERM", "INT"):
+        raise MemsrError(f"--signal-at must be STEP, STEP:TERM or STEP:INT, got {text!r}")
+    return {"signal_at": int(step), "signal_num": int(signal.SIGINT if name == "INT" else signal.SIGTERM)}
 
 
 @cli_errors
@@ -253,6 +271,7 @@ def main(argv=None) -> int:
     cfg = TrainConfig(ema=ema, steps=args.steps, batch=args.batch, lr=args.lr, schedule=args.schedule, warmup=args.warmup,
                       val_every=args.val_every, ckpt_every=args.ckpt_every, seed=args.seed, out=args.out,
                       resume=not args.no_resume, halt_after=args.halt_after, max_seconds=args.max_minutes * 60,
+                      **_signal_at(args.signal_at),
                       sampler=f"flat_threshold={args.flat_threshold} channel_shuffle={args.channel_shuffle}"
                               # named only when used, so checkpoints from before the option resume unwarned
                               + (f" flat_colours={args.flat_colours}" if args.flat_colours else ""))
@@ -277,8 +296,17 @@ def main(argv=None) -> int:
                 log(f"validation PSNR-Y of the model saved: {provenance['val_psnr_y_finished']:.3f} dB")
         extra = {k: v for k, v in task.meta.items() if k != "kind"}
         stem = args.output or f"{args.out}/model"
-        desc = save_model(final, stem, kind=task.meta["kind"], provenance=provenance,
-                          extra={"training": extra} if extra else None)
+        bad = nonfinite_tensors(final.state_dict())
+        if bad:  # checkpoints are checked; this guards what a task's finish step did to them
+            raise MemsrError(f"the trained model has {len(bad)} non-finite tensors (first: {bad[0]}); not saved")
+        for path in pair_paths(stem):  # left by a run killed with SIGKILL while it saved the model
+            remove_dead_temps(path.parent, path.stem)
+        try:
+            desc = save_model(final, stem, kind=task.meta["kind"], provenance=provenance,
+                              extra={"training": extra} if extra else None)
+        except OSError as e:  # a full disk: both files are renamed only once both are written
+            raise MemsrError(f"could not write the model ({e.strerror or e}); a model there before is kept, "
+                             "and the same command writes it again from the checkpoint", stem) from None
         log(f"wrote {desc.path} ({result.steps_done} steps, {result.seconds / 60:.1f} min)")
     distributed.teardown(world)
     return 0

@@ -19,7 +19,7 @@ from safetensors import SafetensorError as SafetensorsError
 
 from ..method import plain_layout
 from ..method.input_spec import InputSpec
-from ..outputs.atomic import write_bytes, write_text
+from ..outputs.atomic import atomic_path
 from ..errors import MemsrError
 from .tagged_json import dumps_strict, read_tagged_json
 
@@ -99,8 +99,10 @@ def save_model(model, path, kind: str | None = None, provenance: dict | None = N
     meta = desc.to_json()
     meta["weights"] = wpath.name
     text = dumps_strict(meta, jpath, indent=2) + "\n"  # before writing anything: a NaN figure is refused
-    write_bytes(wpath, blob)
-    write_text(jpath, text)
+    # both files are written in full before either is renamed, so a full disk keeps the previous pair whole
+    with atomic_path(wpath, sync=True) as wtmp, atomic_path(jpath, sync=True) as jtmp:
+        wtmp.write_bytes(blob)
+        jtmp.write_text(text)
     desc.path = str(jpath)
     return desc
 

@@ -37,14 +37,16 @@ def process_gone(pid: int, since: float) -> bool:
         return False
 
 
-def remove_dead_temps(folder) -> list[Path]:
-    """Remove the temporary files in ``folder`` whose writer has ended (a run killed with SIGKILL, a power
-    cut); a live process's are left alone. Returns the removed paths."""
+def remove_dead_temps(folder, stem: str | None = None) -> list[Path]:
+    """Remove the temporary files in ``folder`` (only those made for destinations named ``stem``, if given)
+    whose writer has ended (a run killed with SIGKILL, a power cut); a live process's are left alone. Returns
+    the removed paths."""
     removed = []
+    prefix = f".{stem}.{TEMP_MARKER}." if stem is not None else "."
     with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for p in Path(folder).iterdir():
             m = _TEMP_PID.search(p.name)
-            if not (p.name.startswith(".") and m):
+            if not (p.name.startswith(prefix) and m):
                 continue
             with contextlib.suppress(FileNotFoundError):
                 if p.is_file() and process_gone(int(m.group(1)), p.stat().st_mtime):
@@ -54,13 +56,16 @@ def remove_dead_temps(folder) -> list[Path]:
 
 
 @contextlib.contextmanager
-def atomic_path(path, suffix: str | None = None, before_rename: Callable[[Path], None] | None = None):
+def atomic_path(path, suffix: str | None = None, before_rename: Callable[[Path], None] | None = None,
+                sync: bool = False):
     """Yield a temporary path in the destination folder; on success rename it onto ``path``.
 
     The temporary name keeps the destination's extension (writers such as PIL or cv2 pick the format from it).
     It is removed on any exception, including KeyboardInterrupt and the SIGTERM exception that
     ``errors.cli_errors`` installs. ``before_rename(tmp)`` runs once the file is complete and before it takes
     its name (a folder job records the file there: outputs/folder_job.py); if it raises, nothing is renamed.
+    ``sync``: flush the file to disk before the rename and the folder after it, so that after a power cut the
+    destination holds the old file or the new one (for files a run resumes from).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,9 +82,13 @@ def atomic_path(path, suffix: str | None = None, before_rename: Callable[[Path],
         yield Path(tmp)
         if os.path.isfile(tmp):  # mkstemp makes 0600; give the result the permissions a plain open() would
             os.chmod(tmp, 0o666 & ~_umask())
+        if sync:
+            _fsync(tmp)
         if before_rename is not None:
             before_rename(Path(tmp))
         os.replace(tmp, path)
+        if sync:
+            _fsync(path.parent)
     except BaseException:
         if tmp is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -108,17 +117,28 @@ def _signals_held():
                 signal.signal(s, handler)
 
 
+def _fsync(path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a folder; the file itself was synced
+        if os.path.isfile(path):
+            raise
+    finally:
+        os.close(fd)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
 
 
-def write_text(path, text: str) -> None:
-    with atomic_path(path) as tmp:
+def write_text(path, text: str, sync: bool = False) -> None:
+    with atomic_path(path, sync=sync) as tmp:
         tmp.write_text(text)
 
 
-def write_bytes(path, data: bytes) -> None:
-    with atomic_path(path) as tmp:
+def write_bytes(path, data: bytes, sync: bool = False) -> None:
+    with atomic_path(path, sync=sync) as tmp:
         tmp.write_bytes(data)

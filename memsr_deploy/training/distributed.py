@@ -45,3 +45,13 @@ def teardown(world: World) -> None:
 def barrier(world: World) -> None:
     if world.size > 1:
         dist.barrier()
+
+
+def max_over_ranks(world: World, values: list[float]) -> list[float]:
+    """The element-wise maximum of ``values`` over the processes, so that all take the same decision (stop on a
+    signal or a non-finite loss that only some of them saw)."""
+    if world.size == 1:
+        return list(values)
+    t = torch.tensor(values, dtype=torch.float32, device=world.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return t.tolist()

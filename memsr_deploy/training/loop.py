@@ -2,15 +2,22 @@
 atomic checkpoints with exact resume, and DDP under torchrun.
 
 Exact resume: the batch at step t is a pure function of (seed, t, rank), the LR a pure function of t, and the
-checkpoint holds model, optimiser, step, loss history and elapsed time. A run killed after a checkpoint and
-resumed reproduces the uninterrupted run's loss curve bit for bit (on the same machine and thread count).
+checkpoint holds model, optimiser, weight average, step, loss history, probes, torch RNG and elapsed time. A run
+killed after a checkpoint and resumed reproduces the uninterrupted run's loss curve and weights bit for bit (on
+the same machine and thread count).
+
+Faults: a non-finite loss stops the run at that step with one line (before the optimiser step, so nothing
+non-finite is ever checkpointed); SIGTERM / SIGINT finish the step, checkpoint it and exit 143 / 130
+(interrupt.py); checkpoints are atomic, checked when read, and the previous one is kept (checkpoint.py).
 """
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
+import math
 import os
+import signal
 import sys
 import time
 from dataclasses import dataclass, asdict, field
@@ -23,9 +30,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..errors import MemsrError
-from ..outputs.atomic import atomic_path
-from .checkpoint import load_checkpoint, save_checkpoint
-from .distributed import World, barrier
+from ..outputs.atomic import atomic_path, remove_dead_temps
+from .checkpoint import RunCheckpoints, nonfinite_tensors
+from .distributed import World, barrier, max_over_ranks
+from .interrupt import DeferredStop, stop_exception
 from .schedule import lr_at
 from .weight_average import WeightAverage
 
@@ -43,6 +51,8 @@ class TrainConfig:
     out: str = "runs/train"
     resume: bool = True
     halt_after: int = 0             # testing aid: exit abruptly after this step's checkpoint, like a kill
+    signal_at: int = 0              # testing aid: raise signal_num in this step (handled at the step's end)
+    signal_num: int = 15            # (SIGTERM)
     max_seconds: float = 0.0        # stop early (with a checkpoint) after this much training time; 0 = no limit
     ema: float = 0.0                # decay of the weight average that is validated and saved; 0 = the raw weights
     sampler: str = ""               # the patch sampler's settings (flat threshold, channel shuffle, flat colours), as text
@@ -96,12 +106,19 @@ def state_digest(module: nn.Module) -> str:
     return hashlib.sha256(buf.getvalue()).hexdigest()
 
 
+# what train() writes into the run folder besides the checkpoints (rewritten from the checkpoint at each save)
+RUN_CSVS = ("train.csv", "val.csv", "probe.csv")
+
+
 def _write_csv(path: Path, header: list[str], rows: list) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            w.writerows(rows)
+    try:
+        with atomic_path(path) as tmp:
+            with open(tmp, "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(header)
+                w.writerows(rows)
+    except OSError as e:
+        raise MemsrError(f"could not write ({e.strerror or e}); the previous one is kept", path) from None
 
 
 def _arch(task: Task) -> dict:
@@ -142,18 +159,30 @@ def _resume_changes(state: dict, cfg: TrainConfig) -> tuple[dict, dict]:
 
 def train(task: Task, dataset, cfg: TrainConfig, world: World,
           validate: Callable[[nn.Module], float] | None = None) -> TrainResult:
+    with DeferredStop() as stop:  # from the start: a signal while resuming or validating step 0 is deferred too
+        return _train(task, dataset, cfg, world, validate, stop)
+
+
+def _train(task: Task, dataset, cfg: TrainConfig, world: World, validate, stop: DeferredStop) -> TrainResult:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = out / "checkpoint.pt"
+    ckpts = RunCheckpoints(out)
+    ckpt_path = ckpts.path
+    if world.is_main:  # left by a run killed with SIGKILL
+        ckpts.remove_temps()
+        for name in RUN_CSVS:
+            remove_dead_temps(out, Path(name).stem)
     module = task.module.to(world.device)
     net = DistributedDataParallel(module) if world.size > 1 else module
     opt = torch.optim.Adam(module.parameters(), lr=cfg.lr, betas=(0.9, 0.999))
 
     start, history, val, probes, elapsed, changes = 0, [], [], [], 0.0, {}
+    saved_at = None  # the step of the last checkpoint on disk, on every rank
     arch = _arch(task)
     average = None
-    if cfg.resume and ckpt_path.exists():
-        state = load_checkpoint(ckpt_path)
+    found = ckpts.resume(warn=world.is_main) if cfg.resume else None
+    if found is not None:
+        state, ckpt_path = found
         _check_resume(state, task, module, ckpt_path)
         new, changes = _resume_changes(state, cfg)
         if new and world.is_main:
@@ -163,6 +192,7 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
         module.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         start, history, val, elapsed = state["step"], state["history"], state["val"], state["elapsed"]
+        saved_at = start
         probes = state.get("probes", [])
         torch.set_rng_state(state["torch_rng"])
         if cfg.ema and "ema" in state:
@@ -181,17 +211,25 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
             return validate(task.eval_model())
 
     def checkpoint(step: int) -> None:
+        nonlocal saved_at
         if world.is_main:
-            save_checkpoint(ckpt_path, {"model": module.state_dict(), "optimizer": opt.state_dict(), "step": step,
-                                        "history": history, "val": val, "elapsed": elapsed, "probes": probes,
-                                        "torch_rng": torch.get_rng_state(), "config": asdict(cfg),
-                                        "arch": arch, "resume_changes": changes,
-                                        **({"ema": average.state_dict()} if average is not None else {})})
+            state = {"model": module.state_dict(), "optimizer": opt.state_dict(), "step": step,
+                     "history": history, "val": val, "elapsed": elapsed, "probes": probes,
+                     "torch_rng": torch.get_rng_state(), "config": asdict(cfg),
+                     "arch": arch, "resume_changes": changes,
+                     **({"ema": average.state_dict()} if average is not None else {})}
+            bad = nonfinite_tensors(state)
+            if bad:  # a finite loss with weights that overflowed in the update
+                raise MemsrError(f"step {step}: {len(bad)} tensors of the model, optimiser or weight average are "
+                                 f"not finite (first: {bad[0]}): training diverged (try a lower --lr or a "
+                                 f"--warmup); {ckpts.describe()}")
+            ckpts.save(state)
             _write_csv(out / "train.csv", ["step", "loss"], history)
             _write_csv(out / "val.csv", ["step", "seconds", "psnr_y"], val)
             if probes:
                 names = sorted({k for _, p in probes for k in p})
                 _write_csv(out / "probe.csv", ["step", *names], [[s, *(p.get(k) for k in names)] for s, p in probes])
+        saved_at = step
         barrier(world)
 
     def run_probe(step: int, lr_b, hr_b, measured: dict | None = None) -> None:
@@ -211,44 +249,58 @@ def train(task: Task, dataset, cfg: TrainConfig, world: World,
     bar = tqdm(total=cfg.steps, initial=start, disable=not world.is_main, desc="train", unit="step",
                dynamic_ncols=True)
     step = start
-    while step < cfg.steps:
-        t0 = time.perf_counter()
-        for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.schedule, cfg.warmup)
-        lr_b, hr_b = batch_at(dataset, step, cfg.batch, world)
-        module.train()
-        loss, parts = task.loss(net, lr_b.to(world.device), hr_b.to(world.device), step, cfg.steps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if average is not None:
-            average.update(module)
-        step += 1
-        dt = time.perf_counter() - t0
-        elapsed += dt
-        history.append([step, loss.item()])
-        bar.set_postfix(loss=f"{history[-1][1]:.4f}", patches_s=f"{cfg.batch * world.size / dt:.1f}",
-                        **{k: f"{v:.3g}" for k, v in parts.items() if k != "l1"})
-        bar.update(1)
-        timed_out = cfg.max_seconds and elapsed >= cfg.max_seconds
-        last = step == cfg.steps or timed_out
-        measured = {}
-        if validate is not None and world.is_main and (step % cfg.val_every == 0 or last):
-            val.append([step, round(elapsed, 2), validated()])
-            if average is not None:  # the raw weights too, so the average's effect is on record
-                measured["val_psnr_y_raw"] = validate(task.eval_model())
-            raw = f", raw weights {measured['val_psnr_y_raw']:.3f}" if measured else ""
-            bar.write(f"step {step}: validation PSNR-Y {val[-1][2]:.3f} dB{raw} ({elapsed:.0f} s)")
-        if step % cfg.val_every == 0 or last:
-            run_probe(step, lr_b, hr_b, measured)
-        if step % cfg.ckpt_every == 0 or last:
-            checkpoint(step)
-        if cfg.halt_after and step == cfg.halt_after:
-            bar.close()
-            os._exit(3)  # simulate a kill: no cleanup, nothing after the checkpoint
-        if timed_out:
-            break
-    bar.close()
+    with bar:
+        while step < cfg.steps:
+            if max_over_ranks(world, [stop.signum])[0]:
+                break
+            t0 = time.perf_counter()
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, cfg.steps, cfg.lr, cfg.schedule, cfg.warmup)
+            lr_b, hr_b = batch_at(dataset, step, cfg.batch, world)
+            module.train()
+            loss, parts = task.loss(net, lr_b.to(world.device), hr_b.to(world.device), step, cfg.steps)
+            value = loss.item()
+            if max_over_ranks(world, [0.0 if math.isfinite(value) else 1.0])[0]:
+                raise MemsrError(f"step {step + 1}: the loss is {value}: training diverged (try a lower --lr or a "
+                                 f"--warmup); {ckpts.describe()}")
+            if cfg.signal_at and step + 1 == cfg.signal_at:
+                signal.raise_signal(cfg.signal_num)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if average is not None:
+                average.update(module)
+            step += 1
+            dt = time.perf_counter() - t0
+            elapsed += dt
+            history.append([step, value])
+            bar.set_postfix(loss=f"{history[-1][1]:.4f}", patches_s=f"{cfg.batch * world.size / dt:.1f}",
+                            **{k: f"{v:.3g}" for k, v in parts.items() if k != "l1"})
+            bar.update(1)
+            timed_out = cfg.max_seconds and elapsed >= cfg.max_seconds
+            last = step == cfg.steps or timed_out
+            measured = {}
+            if validate is not None and world.is_main and (step % cfg.val_every == 0 or last):
+                val.append([step, round(elapsed, 2), validated()])
+                if average is not None:  # the raw weights too, so the average's effect is on record
+                    measured["val_psnr_y_raw"] = validate(task.eval_model())
+                raw = f", raw weights {measured['val_psnr_y_raw']:.3f}" if measured else ""
+                bar.write(f"step {step}: validation PSNR-Y {val[-1][2]:.3f} dB{raw} ({elapsed:.0f} s)")
+            if step % cfg.val_every == 0 or last:
+                run_probe(step, lr_b, hr_b, measured)
+            if step % cfg.ckpt_every == 0 or last:
+                checkpoint(step)
+            if cfg.halt_after and step == cfg.halt_after:
+                bar.close()
+                os._exit(3)  # simulate a kill: no cleanup, nothing after the checkpoint
+            if timed_out:
+                break
+        signum = int(max_over_ranks(world, [stop.signum])[0])
+        if signum:
+            if saved_at != step:
+                checkpoint(step)
+            raise stop_exception(signum, f"stopped at step {step}, checkpoint {ckpts.path}; "
+                                         "the same command resumes from it")
     if average is not None:  # what the run saves is the average it validated
         average.copy_to(module)
 
