@@ -119,10 +119,13 @@ def test_a_signal_checkpoints_the_current_step_and_the_run_resumes_exactly(photo
     assert line == f"{word}: stopped at step 5, checkpoint {out / CHECKPOINT}; the same command resumes from it"
     assert load_checkpoint(out / CHECKPOINT)["step"] == 5 and load_checkpoint(out / PREVIOUS)["step"] == 3
     assert not (out / "model.json").exists() and temps(out) == []
-    # what a kill -9 while saving leaves (the run's own temporary names): removed by the resumed run
-    for name in (".checkpoint.memsr-tmp.k2j4h5g6.pt", ".checkpoint.prev.memsr-tmp.a1b2c3d4.pt",
-                 ".train.memsr-tmp.z9y8x7w6.csv", ".model.memsr-tmp.q1w2e3r4.safetensors"):
-        (out / name).write_bytes(b"half")
+    # what a kill -9 while saving leaves (the run's own temporary names, with the dead writer's pid): removed by
+    # the resumed run
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for name in (".checkpoint.memsr-tmp.{}_k2j4h5g6.pt", ".checkpoint.prev.memsr-tmp.{}_a1b2c3d4.pt",
+                 ".train.memsr-tmp.{}_z9y8x7w6.csv", ".model.memsr-tmp.{}_q1w2e3r4.safetensors"):
+        (out / name.format(gone.pid)).write_bytes(b"half")
     assert len(temps(out)) == 4
     assert_resumes_exactly(photo_dir, out, straight)
 
