@@ -39,11 +39,18 @@ AOSP_VERSION=1:10.0.0+r36-10
 AOSP_ORIG=android-platform-frameworks-base_10.0.0+r36.orig.tar.xz
 AOSP_ORIG_SHA256=67251bc9a4152b0d4783653d9d45ec815349771f501f28a8f96479848cfee26b
 
+wheel_path() { echo "$cache/wheels/$(echo "${1%%==*}" | tr - _)-${1##*==}-py3-none-any.whl"; }
 die_missing() { echo "error: $1" >&2; exit 3; }
 
 fetch() {
     mkdir -p "$cache/wheels" "$cache/npm" "$cache/aosp"
-    "$PYTHON" -m pip download -q --no-deps -d "$cache/wheels" "${PIP_PINS[@]}"
+    local pin missing=()
+    for pin in "${PIP_PINS[@]}"; do
+        [[ -f "$(wheel_path "$pin")" ]] || missing+=("$pin")
+    done
+    if ((${#missing[@]})); then
+        "$PYTHON" -m pip download -q --no-deps -d "$cache/wheels" "${missing[@]}"
+    fi
     if [[ ! -f "$cache/npm/$NPM_TGZ" ]]; then
         (cd "$cache/npm" && npm pack -q "$NPM_PIN" >/dev/null)
     fi
@@ -83,14 +90,15 @@ command -v aapt >/dev/null || die_missing "aapt: not found ($install_hint)"
 [[ -f "$ORG_JSON_JAR" ]] || die_missing "$ORG_JSON_JAR: not found ($install_hint)"
 fetch_hint="run android_demo/run_app_compile_check.sh --fetch"
 for pin in "${PIP_PINS[@]}"; do
-    whl="$cache/wheels/$(echo "${pin%%==*}" | tr - _)-${pin##*==}-py3-none-any.whl"
+    whl=$(wheel_path "$pin")
     [[ -f "$whl" ]] || die_missing "$whl: not found ($fetch_hint)"
 done
 [[ -f "$cache/npm/$NPM_TGZ" ]] || die_missing "$cache/npm/$NPM_TGZ: not found ($fetch_hint)"
 [[ -f "$cache/aosp/current.txt" ]] || die_missing "$cache/aosp/current.txt: not found ($fetch_hint)"
 
 # The stubs, keyed by everything they are made from.
-key=$( (printf '%s\n' "${PIP_PINS[@]}" "$NPM_PIN" "$AOSP_ORIG_SHA256"; javac -version 2>&1; ecj -version 2>&1
+key=$( (printf '%s\n' "${PIP_PINS[@]}" "$NPM_PIN" "$AOSP_ORIG_SHA256"; javac -version 2>&1
+        ls -lL "$(command -v ecj)" /usr/share/java/ecj.jar 2>/dev/null
         cat "$here/appcheck/gen_stubs.py" "$here/appcheck/restored.txt" "$here/appcheck/litert_api.txt") \
       | sha256sum | cut -c1-16)
 stubs="$cache/stubs-$key"
@@ -161,7 +169,8 @@ fi
 
 { find "$app/src/main/java" "$here/core/src/main/java" -name '*.java'; find "$build/gen" -name '*.java'; } \
     > "$build/sources.txt"
-if ! javac --release 17 -Xmaxerrs 500 -encoding UTF-8 -proc:none -d "$build/classes" \
+# should-stop.ifError=FLOW: also report unreported checked exceptions when other errors were found
+if ! javac --release 17 -Xmaxerrs 500 -XDshould-stop.ifError=FLOW -encoding UTF-8 -proc:none -d "$build/classes" \
         -cp "$stubs/classes:$ORG_JSON_JAR" @"$build/sources.txt" 2>"$build/javac.log"; then
     cat "$build/javac.log" >&2
     echo "FAILED: the app does not compile against the stubs" >&2

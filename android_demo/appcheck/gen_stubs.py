@@ -539,6 +539,11 @@ def merge(aosp: dict, chq: dict, ns: dict, restored: list, jdk_interfaces: set, 
                 c.kind = "interface"
             if info["abstract"] and c.kind == "class":
                 c.mods = c.mods + ["abstract"]
+        elif c.kind == "class" and fqn not in aosp_all and _looks_like_interface(c):
+            # neither AOSP 29 nor NativeScript knows it (an AndroidX class newer than NativeScript's): a type
+            # with no constructor and only instance methods is taken for an interface
+            c.kind = "interface"
+            stats["kinds_guessed"] += 1
         if c.kind == "interface" or (info is not None and info["interface"]):
             known_iface.add(fqn)
     for fqn, c in out.items():
@@ -614,6 +619,13 @@ def _overridden_access(classes: dict, c: Cls, m: Member, seen=None) -> str | Non
         if found:
             return found
     return None
+
+
+def _looks_like_interface(c: Cls) -> bool:
+    methods = [m for m in c.members if m.kind == "method"]
+    return (not any(m.kind == "ctor" for m in c.members) and bool(methods)
+            and not any(m.static for m in methods) and not any(m.kind == "field" and not m.static
+                                                               for m in c.members))
 
 
 def _same(a: Member, b: Member) -> bool:
@@ -781,7 +793,7 @@ def main(argv=None) -> int:
     chq = parse_chaquopy(a.chaquopy, ("android.", "androidx.", "dalvik.", "org.apache.http.", "org.xmlpull."))
     ns = parse_nativescript(a.nativescript)
     stats = {"members_after_29": 0, "kinds_from_nativescript": 0, "abstract_from_nativescript": 0, "restored": 0,
-             "dropped_members": 0, "dropped_supertypes": 0, "protected_by_override": 0}
+             "dropped_members": 0, "dropped_supertypes": 0, "protected_by_override": 0, "kinds_guessed": 0}
     merged = merge(aosp, chq, ns, parse_restored(a.restored), jdk_interfaces, stats, aosp_all)
     stubs = a.out / "org/memsr/stubs"
     stubs.mkdir(parents=True, exist_ok=True)
@@ -805,7 +817,7 @@ def main(argv=None) -> int:
     from_aosp = sum(1 for c in merged.values() if c.source == "aosp-29")
     print(f"stubs: {n} files, {len(merged)} classes ({from_aosp} from AOSP API 29, {len(merged) - from_aosp} from "
           f"chaquopy), {stats['members_after_29']} members from chaquopy added to AOSP 29 classes, "
-          f"{stats['kinds_from_nativescript']} class kinds from NativeScript, {stats['restored']} restored facts, "
+          f"{stats['kinds_from_nativescript']} class kinds from NativeScript ({stats['kinds_guessed']} more guessed), {stats['restored']} restored facts, "
           f"{stats['protected_by_override']} protected overrides, "
           f"{stats['dropped_members']} members left out (types of packages no source has)")
     return 0
