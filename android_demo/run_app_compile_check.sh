@@ -64,7 +64,8 @@ fetch() {
         printf 'Types: deb-src\nURIs: %s\nSuites: %s\nComponents: main\nSigned-By: %s\n' \
             "${uri:-http://deb.debian.org/debian}" "$suite" /usr/share/keyrings/debian-archive-keyring.gpg \
             > "$apt/src.sources"
-        local opts=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$apt" -o "Dir::State::Lists=$apt/lists")
+        local opts=(-o Dir::Etc::SourceList=/dev/null -o "Dir::Etc::SourceParts=$apt" -o "Dir::State::Lists=$apt/lists"
+                    -o APT::Sandbox::User=root)
         apt-get "${opts[@]}" update -qq
         (cd "$cache/aosp" && apt-get "${opts[@]}" source -qq --download-only "$AOSP_SRC=$AOSP_VERSION" >/dev/null)
         echo "$AOSP_ORIG_SHA256  $cache/aosp/$AOSP_ORIG" | sha256sum -c --quiet

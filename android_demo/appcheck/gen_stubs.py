@@ -459,7 +459,8 @@ def parse_nativescript(paths: list[Path]) -> dict[str, dict]:
             fqn = fm.group(1)
             window = "\n".join(lines[i + 2:i + 5])
             out[fqn] = {
-                "interface": f"{fqn.replace('.', '$', 0)}" and " interface with the provided implementation" in window,
+                # NativeScript declares an interface as a class whose constructor comment says so
+                "interface": " interface with the provided implementation" in window,
                 "abstract": bool(m.group(1)),
                 "extends": re.sub(r"<.*>", "", m.group(4)).replace("globalAndroid.", "android.").strip(),
                 "implements": [re.sub(r"<.*>", "", x).replace("globalAndroid.", "android.").strip()
@@ -500,11 +501,12 @@ def _in_hierarchy(aosp_all: dict, fqn: str, m: Member, seen=None) -> bool:
         return False
     if any(_same(m, x) for x in c.members):
         return True
-    return any(_in_hierarchy(aosp_all, _resolve(re.sub(r"<.*>", "", b), c), m, seen)
+    return any(_in_hierarchy(aosp_all, _resolve(re.sub(r"<.*>", "", b)), m, seen)
                for b in c.extends + c.implements)
 
 
-def _resolve(name: str, c: Cls) -> str:
+def _resolve(name: str) -> str:
+    """current.txt writes java.lang types by simple name."""
     return name if "." in name else "java.lang." + name
 
 
@@ -684,8 +686,6 @@ def _class_text(c: Cls, children: dict, classes: dict, top: bool, indent: str = 
         mods = [m for m in mods if m not in ("static", "protected", "private")]
     if c.kind == "interface" or c.kind == "@interface" or c.kind == "enum":
         mods = [m for m in mods if m not in ("abstract", "final")]
-    if not top and c.kind == "class" and "static" not in mods and _is_in_interface(c, classes):
-        pass
     head = " ".join(mods + [c.kind, c.rel.split(".")[-1] + c.tparams])
     if c.extends and c.kind == "class":
         head += " extends " + c.extends[0]
@@ -733,26 +733,22 @@ def _class_text(c: Cls, children: dict, classes: dict, top: bool, indent: str = 
     return "\n".join(lines)
 
 
-def _is_in_interface(c: Cls, classes: dict) -> bool:
-    outer = classes.get(c.fqn.rsplit(".", 1)[0])
-    return outer is not None and outer.kind == "interface"
-
-
 def _field_text(m: Member, iface: bool) -> str:
+    """A field declaration; a final (or interface) field whose value no source gives is set from a call, so that it
+    compiles and does not become a compile-time constant the real one may not be."""
     java = m.java
-    if " = " in java:
-        return java
     toks = java.split()
-    typ = toks[-2]
-    if "final" in toks or iface:
-        default = {"boolean": "false", "char": "(char) 0", "float": "0f", "double": "0d", "long": "0L",
-                   "byte": "(byte) 0", "short": "(short) 0", "int": "0"}.get(typ, "null")
-        # a call, not a literal: a field whose value the stubs do not know must not become a compile-time constant
-        default = f"({typ}) Stubs.value()" if typ not in PRIMS else \
-            f"({typ}) Stubs.value{typ.capitalize()}()" if typ in ("int", "long", "float", "double", "boolean") \
-            else default
-        return f"{java} = {default}"
-    return java
+    if " = " in java or ("final" not in toks and not iface):
+        return java
+    rest = toks[:]
+    while rest and rest[0] in MODS:
+        rest.pop(0)
+    typ = " ".join(rest[:-1])
+    if typ in ("int", "long", "float", "double", "boolean"):
+        return f"{java} = org.memsr.stubs.Stubs.value{typ.capitalize()}()"
+    if typ in ("char", "byte", "short"):
+        return f"{java} = ({typ}) org.memsr.stubs.Stubs.valueInt()"
+    return f"{java} = ({typ}) org.memsr.stubs.Stubs.value()"
 
 
 def _in_pkgs(fqn: str, pkgs: tuple) -> bool:
@@ -809,11 +805,6 @@ def main(argv=None) -> int:
         merged[k] = v
     drop_unresolvable(merged, jdk_pkgs, stats)
     n = emit(merged, a.out, ("org.json.",))
-    for p in a.out.rglob("*.java"):  # the helper's short name is used above
-        if p.name != "Stubs.java":
-            t = p.read_text()
-            if "Stubs.value" in t:
-                p.write_text(t.replace("Stubs.value", "org.memsr.stubs.Stubs.value"))
     from_aosp = sum(1 for c in merged.values() if c.source == "aosp-29")
     print(f"stubs: {n} files, {len(merged)} classes ({from_aosp} from AOSP API 29, {len(merged) - from_aosp} from "
           f"chaquopy), {stats['members_after_29']} members from chaquopy added to AOSP 29 classes, "
