@@ -1,7 +1,7 @@
 """Java source stubs of the Android API and the AndroidX libraries the demo app uses, for compiling the app on a
 plain JDK (no Android SDK here). Run by ../run_app_compile_check.sh; standard library only.
 
-Sources, in order of trust (see ../README.md, "What the compile check cannot catch"):
+Sources, in order of trust (../README.md, section 4, says what the check cannot catch):
   * AOSP's API signature file of Android 10 (API 29), api/current.txt from Debian's source package
     android-platform-frameworks-base: exact kinds, modifiers, generics, primitive types, throws and constants.
   * chaquopy-stubs-android (API 35) and chaquopy-stubs-androidx-* (Python type stubs, PyPI): the members added
