@@ -45,5 +45,7 @@ javac --release 17 -d "$build/test-classes" -cp "$build/classes:$ORG_JSON_JAR:$J
     @"$build/test-sources.txt"
 
 tests=$(cd "$build/test-classes" && find . -name '*Test.class' | sed 's|^\./||; s|\.class$||; s|/|.|g' | sort)
+# src/test/resources on the class path: the sidecar contract shared with tests/test_sidecar_contract.py
 java -Djava.awt.headless=true -Dmemsr.vectors="$build/vectors.json" \
-    -cp "$build/classes:$build/test-classes:$ORG_JSON_JAR:$JUNIT_JAR:$HAMCREST_JAR" org.junit.runner.JUnitCore $tests
+    -cp "$build/classes:$build/test-classes:$here/core/src/test/resources:$ORG_JSON_JAR:$JUNIT_JAR:$HAMCREST_JAR" \
+    org.junit.runner.JUnitCore $tests

@@ -156,6 +156,8 @@ REQUIRED = ("target", "file", "precision", "scale", "halo", "tile", "layout", "i
 DTYPES = ("float32", "float16", "uint8", "int8")
 LAYOUTS = ("NCHW", "NHWC")
 TWO_FILE_TARGETS = ("ncnn",)   # artefacts of these targets are file + data_file
+QUANT_RANGE = {"uint8": (0, 255), "int8": (-128, 127)}  # where an 8-bit tensor's zero point can be
+INT32_MAX = 2 ** 31 - 1
 
 
 def _int(v) -> bool:
@@ -169,6 +171,11 @@ def _integral(v) -> bool:
 
 def _num(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _same_number(v, n: int) -> bool:
+    """v is the number n (11 or 11.0; not True for 1, which Python's == lets through)."""
+    return _num(v) and v == n
 
 
 def _hw(v) -> bool:
@@ -200,8 +207,11 @@ def validate_sidecar(d: dict, path) -> None:
     for name in ("scale", "halo", "tile"):
         if not _integral(d[name]):
             raise MemsrError(f"{name} must be an integer, got {_py(d[name])}", path)
-    if d["scale"] not in (2, 3, 4) or d["halo"] < 0 or d["tile"] < 1:
-        raise MemsrError(f"bad scale/halo/tile ({_py(d['scale'])}/{_py(d['halo'])}/{_py(d['tile'])})", path)
+    if d["scale"] not in (2, 3, 4):
+        bad("scale", f"must be 2, 3 or 4, got {_py(d['scale'])}")
+    for name, lo in (("halo", 0), ("tile", 1)):  # the phone's tile loop counts in 32-bit ints
+        if not lo <= d[name] <= INT32_MAX:
+            bad(name, f"must be from {lo} to {INT32_MAX}, got {_py(d[name])}")
     d["scale"], d["halo"], d["tile"] = int(d["scale"]), int(d["halo"]), int(d["tile"])
     f = d["file"]
     if not _file_name(f):
@@ -219,7 +229,7 @@ def validate_sidecar(d: dict, path) -> None:
             bad("data_sha256", "must be the SHA-256 hex digest of data_file")
     elif d.get("data_sha256") is not None:
         bad("data_sha256", "is given but data_file is not")
-    if "receptive_radius" in d and d["receptive_radius"] != d["halo"]:
+    if "receptive_radius" in d and not _same_number(d["receptive_radius"], d["halo"]):
         bad("receptive_radius", f"is {d['receptive_radius']!r} but halo is {d['halo']!r} (they are one number)")
     layout = d["layout"]
     if not isinstance(layout, dict) or any(layout.get(k) not in LAYOUTS for k in ("input", "output")):
@@ -239,6 +249,10 @@ def validate_sidecar(d: dict, path) -> None:
             bad(f"{side}.quant", f"must be null or {{scale > 0, integer zero_point}}, got {q!r}")
         if io["dtype"] in ("uint8", "int8") and q is None:
             bad(f"{side}.quant", f"is null but {side}.dtype is {io['dtype']} (no way to map pixels)")
+        if io["dtype"] in QUANT_RANGE and q is not None:
+            lo, hi = QUANT_RANGE[io["dtype"]]
+            if not lo <= q["zero_point"] <= hi:
+                bad(f"{side}.quant", f"zero_point {q['zero_point']} is outside {io['dtype']}'s {lo}..{hi}")
     shape, srange = d.get("input_shape"), d.get("shape_range")
     if shape is not None and not _hw(shape):
         bad("input_shape", f"must be null or [H, W] of positive integers, got {shape!r}")
@@ -248,5 +262,5 @@ def validate_sidecar(d: dict, path) -> None:
     sm = d["source_model"]
     if not isinstance(sm, dict):
         bad("source_model", "must be an object")
-    if "receptive_radius" in sm and sm["receptive_radius"] != d["halo"]:
+    if "receptive_radius" in sm and not _same_number(sm["receptive_radius"], d["halo"]):
         bad("source_model.receptive_radius", f"is {sm['receptive_radius']!r} but halo is {d['halo']!r}")

@@ -22,18 +22,51 @@ def read_tagged_json(path: Path, fmt: str, version: int, what: str, missing: str
     if not path.exists():
         raise MemsrError(missing, path)
     try:
-        d = json.loads(path.read_text(), parse_constant=_refuse_constant)
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:  # ValueError: NaN / Infinity
+        d = json.loads(path.read_text(), parse_constant=_NotJson.constant, parse_float=_float, parse_int=_int)
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as e:
         raise MemsrError(f"{short} is not valid JSON ({e.__class__.__name__}: {e})", path) from None
+    bad = _first_not_json(d, ())
+    if bad is not None:  # named by the field it is in, as the Android core's reader does
+        raise MemsrError(f"{short} is not valid JSON (ValueError: {bad[1].why} in field '{bad[0]}')", path)
     if not isinstance(d, dict) or d.get("format") != fmt:
         raise MemsrError(f"not a memsr {what} (format != {fmt!r})", path)
-    if d.get("version") != version:
-        raise MemsrError(f"unsupported {short} version {d.get('version')!r}", path)
+    v = d.get("version")
+    if v != version or isinstance(v, bool):  # True == 1 in Python; not a version number
+        raise MemsrError(f"unsupported {short} version {v!r}", path)
     return d
 
 
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not a JSON number")
+class _NotJson:
+    """A value Python's json module reads and strict JSON has no such number for: NaN, Infinity, a number out of
+    the range of a double (1e400) or of a 64-bit integer (the readers on the phone hold no larger)."""
+    def __init__(self, why: str):
+        self.why = why
+
+    @classmethod
+    def constant(cls, name: str):
+        return cls(f"{name} is not a JSON number")
+
+
+def _float(s: str):
+    v = float(s)
+    return v if math.isfinite(v) else _NotJson(f"{s} is out of range")
+
+
+def _int(s: str):
+    v = int(s)
+    return v if -2 ** 63 <= v < 2 ** 63 else _NotJson(f"integer {s} is out of range")
+
+
+def _first_not_json(v, keys: tuple):
+    """(dotted path, _NotJson) of the first such value in document order, or None."""
+    if isinstance(v, _NotJson):
+        return ".".join(map(str, keys)), v
+    items = v.items() if isinstance(v, dict) else enumerate(v) if isinstance(v, list) else ()
+    for k, x in items:
+        found = _first_not_json(x, (*keys, k))
+        if found is not None:
+            return found
+    return None
 
 
 def dumps_strict(doc, what=None, **kw) -> str:

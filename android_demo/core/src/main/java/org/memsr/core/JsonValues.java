@@ -1,20 +1,19 @@
 package org.memsr.core;
 
-import java.util.Iterator;
 import org.json.JSONArray;
 import org.json.JSONException;
 import org.json.JSONObject;
-import org.json.JSONTokener;
 
 /**
- * Parsing with org.json (part of Android since API 1; on the JDK, Debian's libandroid-json-java, the same code)
- * and typed reads of its values, as strict as Python's {@code read_sidecar}.
+ * Strict JSON parsing into org.json's value classes (part of Android since API 1; on the JDK, Debian's
+ * libandroid-json-java, the same code) and typed reads of those values, as strict as Python's {@code read_sidecar}.
  *
- * <p>org.json's own getters coerce ({@code getInt} turns 3.5 into 3 and "3" into 3), so the sidecar checks go
- * through these instead: an integer is an integral number, a string a string. The parser is also more lenient than
- * Python's json module in places; the two differences that matter for files memsr writes are closed here: text
- * after the value, and NaN / Infinity (org.json refuses them as object members but not inside arrays). Comments,
- * single quotes and unquoted words still parse in org.json; memsr never writes them.
+ * <p>The text is read by this class's own RFC 8259 parser, not by org.json's JSONTokener, which accepts what
+ * Python's json module refuses (comments, single quotes, unquoted words, trailing commas, octal and hex numbers
+ * such as {@code 010}, read as 8): a sidecar the Python side refuses must not load on the phone. Like
+ * {@code memsr_deploy/formats/tagged_json.py}, NaN / Infinity and numbers out of range are refused naming the
+ * field. org.json's own getters coerce ({@code getInt} turns 3.5 into 3 and "3" into 3), so the sidecar checks go
+ * through the typed reads below: an integer is an integral number, a string a string.
  */
 final class JsonValues {
     private JsonValues() {
@@ -22,32 +21,216 @@ final class JsonValues {
 
     /** One JSON value (JSONObject, JSONArray, String, Boolean, Integer/Long/Double or JSONObject.NULL). */
     static Object parse(String text) {
-        try {
-            JSONTokener t = new JSONTokener(text);
-            Object v = t.nextValue();
-            if (t.nextClean() != '\0') {
-                throw new MemsrException("invalid JSON: unexpected text after the value");
-            }
-            requireFinite(v);
-            return v;
-        } catch (JSONException e) {
-            throw new MemsrException("invalid JSON: " + e.getMessage());
+        Reader r = new Reader(text);
+        r.skipSpace();
+        Object v = r.value("");
+        r.skipSpace();
+        if (r.pos < text.length()) {
+            throw new MemsrException("invalid JSON: unexpected text after the value at character " + r.pos);
         }
+        return v;
     }
 
-    private static void requireFinite(Object v) {
-        if (v instanceof Double && (((Double) v).isNaN() || ((Double) v).isInfinite())) {
-            throw new MemsrException("invalid JSON: " + v + " is not a JSON number");
-        } else if (v instanceof JSONObject) {
-            JSONObject o = (JSONObject) v;
-            for (Iterator<String> it = o.keys(); it.hasNext(); ) {
-                requireFinite(o.opt(it.next()));
+    /** A recursive-descent reader of RFC 8259 JSON; {@code path} names the value being read (a.b.0). */
+    private static final class Reader {
+        private final String s;
+        int pos;
+
+        Reader(String s) {
+            this.s = s;
+        }
+
+        private MemsrException error(String what) {
+            return new MemsrException("invalid JSON: " + what + " at character " + pos);
+        }
+
+        void skipSpace() {
+            while (pos < s.length() && " \t\n\r".indexOf(s.charAt(pos)) >= 0) {
+                pos++;
             }
-        } else if (v instanceof JSONArray) {
-            JSONArray a = (JSONArray) v;
-            for (int i = 0; i < a.length(); i++) {
-                requireFinite(a.opt(i));
+        }
+
+        private boolean take(String word) {
+            if (s.startsWith(word, pos)) {
+                pos += word.length();
+                return true;
             }
+            return false;
+        }
+
+        Object value(String path) {
+            if (pos >= s.length()) {
+                throw error("unexpected end of text");
+            }
+            char c = s.charAt(pos);
+            if (c == '{') {
+                return object(path);
+            }
+            if (c == '[') {
+                return array(path);
+            }
+            if (c == '"') {
+                return string();
+            }
+            if (take("true")) {
+                return Boolean.TRUE;
+            }
+            if (take("false")) {
+                return Boolean.FALSE;
+            }
+            if (take("null")) {
+                return JSONObject.NULL;
+            }
+            for (String constant : new String[] {"NaN", "Infinity", "-Infinity"}) {
+                if (take(constant)) {  // what Python's json reads, and memsr refuses, naming the field
+                    throw new MemsrException("invalid JSON: " + constant + " is not a JSON number in field '"
+                            + path + "'");
+                }
+            }
+            if (c == '-' || (c >= '0' && c <= '9')) {
+                return number(path);
+            }
+            throw error("unexpected character '" + c + "'");
+        }
+
+        private JSONObject object(String path) {
+            JSONObject o = new JSONObject();
+            pos++;
+            skipSpace();
+            if (take("}")) {
+                return o;
+            }
+            while (true) {
+                skipSpace();
+                if (pos >= s.length() || s.charAt(pos) != '"') {
+                    throw error("expected a member name in double quotes");
+                }
+                String key = string();
+                skipSpace();
+                if (!take(":")) {
+                    throw error("expected ':'");
+                }
+                skipSpace();
+                Object v = value(path.isEmpty() ? key : path + "." + key);
+                try {
+                    o.put(key, v);  // a repeated name: the last value wins, as in Python
+                } catch (JSONException e) {
+                    throw error(e.getMessage());
+                }
+                skipSpace();
+                if (take("}")) {
+                    return o;
+                }
+                if (!take(",")) {
+                    throw error("expected ',' or '}'");
+                }
+            }
+        }
+
+        private JSONArray array(String path) {
+            JSONArray a = new JSONArray();
+            pos++;
+            skipSpace();
+            if (take("]")) {
+                return a;
+            }
+            while (true) {
+                skipSpace();
+                a.put(value((path.isEmpty() ? "" : path + ".") + a.length()));
+                skipSpace();
+                if (take("]")) {
+                    return a;
+                }
+                if (!take(",")) {
+                    throw error("expected ',' or ']'");
+                }
+            }
+        }
+
+        private String string() {
+            StringBuilder b = new StringBuilder();
+            pos++;
+            while (true) {
+                if (pos >= s.length()) {
+                    throw error("unterminated string");
+                }
+                char c = s.charAt(pos++);
+                if (c == '"') {
+                    return b.toString();
+                }
+                if (c < 0x20) {
+                    throw error("control character in a string");
+                }
+                if (c != '\\') {
+                    b.append(c);
+                    continue;
+                }
+                if (pos >= s.length()) {
+                    throw error("unterminated string");
+                }
+                char e = s.charAt(pos++);
+                int k = "\"\\/bfnrt".indexOf(e);
+                if (k >= 0) {
+                    b.append("\"\\/\b\f\n\r\t".charAt(k));
+                } else if (e == 'u' && pos + 4 <= s.length() && s.substring(pos, pos + 4).matches("[0-9a-fA-F]{4}")) {
+                    b.append((char) Integer.parseInt(s.substring(pos, pos + 4), 16));
+                    pos += 4;
+                } else {
+                    throw error("bad escape in a string");
+                }
+            }
+        }
+
+        private Object number(String path) {
+            int start = pos;
+            take("-");
+            if (take("0")) {
+                if (pos < s.length() && Character.isDigit(s.charAt(pos))) {
+                    throw error("leading zero in a number");
+                }
+            } else if (!digits()) {
+                throw error("expected a digit");
+            }
+            boolean integer = true;
+            if (take(".")) {
+                integer = false;
+                if (!digits()) {
+                    throw error("expected a digit after '.'");
+                }
+            }
+            if (pos < s.length() && (s.charAt(pos) == 'e' || s.charAt(pos) == 'E')) {
+                integer = false;
+                pos++;
+                if (!take("+")) {
+                    take("-");
+                }
+                if (!digits()) {
+                    throw error("expected a digit in the exponent");
+                }
+            }
+            String literal = s.substring(start, pos);
+            if (integer) {
+                try {
+                    long v = Long.parseLong(literal);
+                    return v == (int) v ? (Object) Integer.valueOf((int) v) : (Object) Long.valueOf(v);
+                } catch (NumberFormatException e) {
+                    throw new MemsrException("invalid JSON: integer " + literal + " is out of range in field '"
+                            + path + "'");
+                }
+            }
+            double d = Double.parseDouble(literal);
+            if (Double.isInfinite(d)) {
+                throw new MemsrException("invalid JSON: " + literal + " is out of range in field '" + path + "'");
+            }
+            return d;
+        }
+
+        private boolean digits() {
+            int start = pos;
+            while (pos < s.length() && s.charAt(pos) >= '0' && s.charAt(pos) <= '9') {
+                pos++;
+            }
+            return pos > start;
         }
     }
 

@@ -100,21 +100,25 @@ public final class Sidecar {
         if (!oneOf(d.opt("precision"), PRECISIONS)) {
             throw new MemsrException("unknown precision " + pyRepr(JsonValues.get(d, "precision")), source);
         }
-        long sc;
-        long halo;
-        long tile;
-        try {
-            sc = JsonValues.asLong(d.opt("scale"), "scale");
-            halo = JsonValues.asLong(d.opt("halo"), "halo");
-            tile = JsonValues.asLong(d.opt("tile"), "tile");
-        } catch (MemsrException e) {
-            throw new MemsrException(e.getMessage(), source);
+        for (String k : new String[] {"scale", "halo", "tile"}) {
+            if (!isIntegral(d.opt(k))) {
+                throw new MemsrException(k + " must be an integer, got " + pyStr(d.opt(k)), source);
+            }
         }
-        if ((sc != 2 && sc != 3 && sc != 4) || halo < 0 || tile < 1 || halo > Integer.MAX_VALUE
-                || tile > Integer.MAX_VALUE) {
-            throw new MemsrException("bad scale/halo/tile (" + pyStr(d.opt("scale")) + "/" + pyStr(d.opt("halo"))
-                    + "/" + pyStr(d.opt("tile")) + ")", source);
+        double sc = ((Number) d.opt("scale")).doubleValue();
+        if (sc != 2 && sc != 3 && sc != 4) {
+            throw new MemsrException(bad("scale", "must be 2, 3 or 4, got " + pyStr(d.opt("scale"))).reason(), source);
         }
+        // the tile loop counts in ints: halo and tile must fit one (Python's limit is the same)
+        for (String k : new String[] {"halo", "tile"}) {
+            double v = ((Number) d.opt(k)).doubleValue();
+            int lo = "halo".equals(k) ? 0 : 1;
+            if (v < lo || v > Integer.MAX_VALUE) {
+                throw new MemsrException(bad(k, "must be from " + lo + " to " + Integer.MAX_VALUE + ", got "
+                        + pyStr(d.opt(k))).reason(), source);
+            }
+        }
+        long halo = ((Number) d.opt("halo")).longValue();
         try {
             checkFields(d, halo);
         } catch (MemsrException e) {
@@ -217,10 +221,23 @@ public final class Sidecar {
         if (q == null && ("uint8".equals(dtype) || "int8".equals(dtype))) {
             throw bad(side + ".quant", "is null but " + side + ".dtype is " + dtype + " (no way to map pixels)");
         }
+        if (q != null && ("uint8".equals(dtype) || "int8".equals(dtype))) {
+            long zp = ((Number) ((JSONObject) q).opt("zero_point")).longValue();
+            int lo = "uint8".equals(dtype) ? 0 : -128;
+            int hi = "uint8".equals(dtype) ? 255 : 127;
+            if (zp < lo || zp > hi) {
+                throw bad(side + ".quant", "zero_point " + zp + " is outside " + dtype + "'s " + lo + ".." + hi);
+            }
+        }
     }
 
     private static MemsrException bad(String field, String why) {
         return new MemsrException("sidecar field '" + field + "' " + why);
+    }
+
+    /** An integer or a whole finite number (Python's _integral: 2 or 2.0, not True). */
+    private static boolean isIntegral(Object v) {
+        return isInt(v) || (v instanceof Double && ((Double) v) == Math.rint((Double) v));
     }
 
     /** A JSON integer (Python's int, which a whole float like 1.0 is not). */
