@@ -58,6 +58,12 @@ class ModelDescription:
     def is_plain(self) -> bool:
         return self.kind in ("plain", "student")
 
+    @property
+    def shuffles(self) -> list[int]:
+        """A plain net's pixel-shuffle factor after each conv, tail convs included (1 = none): what every graph
+        writer, the runtime and the profiler read the chain's resolutions from (plain_layout.shuffle_after)."""
+        return plain_layout.shuffle_after(len(self.arch["widths"]), self.scale, self.arch.get("tail", "shuffle"))
+
     def to_json(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "kind": self.kind, "scale": self.scale,
                 "arch": self.arch, "input": self.input.to_dict(), "receptive_radius": self.receptive_radius,
