@@ -77,6 +77,9 @@ class Source:
         out = {"name": self.name, "kind": self.desc.kind, "path": self.desc.path,
                "weights_sha256": self.desc.weights_sha256, "receptive_radius": self.halo,
                "layer_widths": list(self.desc.layer_widths), "layer_acts": list(self.desc.layer_acts)}
+        tail = self.desc.arch.get("tail", "shuffle")
+        if tail != "shuffle":   # sidecars of one-conv-tail models stay as they were
+            out["tail"] = tail
         built = self.weights_for(precision)
         if built is not self:
             out["int8_model"] = {"path": built.desc.path, "weights_sha256": built.desc.weights_sha256}
