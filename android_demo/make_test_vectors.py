@@ -26,6 +26,7 @@ from memsr_deploy.profiler.budget import per_pixel_channels, peak_bytes_tiled, t
 from memsr_deploy.formats.sidecar import Sidecar, read_sidecar, sidecar_text  # noqa: E402
 from memsr_deploy.formats.tagged_json import dumps_strict  # noqa: E402
 from memsr_deploy.formats.tile_plan import plan, plan_to_json  # noqa: E402
+from memsr_deploy.method.plain_layout import shuffle_after  # noqa: E402
 
 # (height, width): degenerate, primes, odd shapes, a 12 MP photo and a 100 MP one.
 SIZES = [(1, 1), (1, 7), (2, 3), (7, 13), (13, 7), (64, 64), (65, 63), (97, 101), (257, 509), (1009, 2003),
@@ -74,24 +75,30 @@ def plan_error_cases() -> list[dict]:
     return out
 
 
-def _desc(widths, halo):
+def _desc(widths, halo, scale=2, tail="shuffle"):
     # budget.py reads only these attributes of a plain model's description
-    return SimpleNamespace(kind="student", is_plain=True, layer_widths=list(widths), receptive_radius=halo, path=None)
+    shuffles = shuffle_after(len(widths) - len(shuffle_after(0, scale, tail)), scale, tail)
+    return SimpleNamespace(kind="student", is_plain=True, layer_widths=list(widths), receptive_radius=halo,
+                           shuffles=shuffles, path=None)
 
 
 def budget_cases() -> list[dict]:
-    models = [  # (scale, layer widths incl. the tail 3*s*s, halo = number of convs)
-        (2, [8, 8, 8, 12]),
-        (2, [64] * 33 + [12]),
-        (3, [48, 56, 40, 64, 32, 27]),
-        (4, [32] * 10 + [48]),
-        (4, [16, 48]),         # tail-dominated: P = 2*48
-        (2, [180, 12]),        # a wide first layer: P = 3 + 180 + ...
+    models = [  # (scale, layer widths incl. the tail's, halo = number of convs, tail)
+        (2, [8, 8, 8, 12], "shuffle"),
+        (2, [64] * 33 + [12], "shuffle"),
+        (3, [48, 56, 40, 64, 32, 27], "shuffle"),
+        (4, [32] * 10 + [48], "shuffle"),
+        (4, [16, 48], "shuffle"),         # tail-dominated: P = 2*48
+        (2, [180, 12], "shuffle"),        # a wide first layer: P = 3 + 180 + ...
+        # EDSR's upsampler: HR maps dominate (x4: the second stage's 4*W channels at 2x, shuffled, copied)
+        (2, [64] * 4 + [256, 3], "upsampler"),
+        (3, [8, 8, 72, 3], "upsampler"),
+        (4, [16, 16, 64, 64, 3], "upsampler"),
     ]
     out = []
-    for scale, widths in models:
+    for scale, widths, tail in models:
         halo = len(widths)
-        desc = _desc(widths, halo)
+        desc = _desc(widths, halo, scale, tail)
         p = per_pixel_channels(desc)
         for dtype_bytes in (1, 2, 4):
             for batch in (1, 2, 4):
@@ -101,8 +108,8 @@ def budget_cases() -> list[dict]:
                 budgets = {0, 1, need1 - 1, need1, need1 + 1, unit * side * side - 1, unit * side * side,
                            64 << 20, 256 << 20, 1 << 30, 3_000_000_007, 1 << 40, (1 << 62) + 12345}
                 for budget in sorted(b for b in budgets if b >= 0):
-                    case = {"scale": scale, "layer_widths": widths, "halo": halo, "budget": budget,
-                            "dtype_bytes": dtype_bytes, "batch": batch, "per_pixel_channels": p}
+                    case = {"scale": scale, "layer_widths": widths, "shuffles": desc.shuffles, "halo": halo,
+                            "budget": budget, "dtype_bytes": dtype_bytes, "batch": batch, "per_pixel_channels": p}
                     try:
                         tile = tile_for_budget(desc, budget, dtype_bytes, batch)
                         case["tile"] = tile
@@ -114,8 +121,8 @@ def budget_cases() -> list[dict]:
     for halo in (0, 5, 100):
         desc = _desc([32, 32, 12], halo)
         for budget in (1 << 20, 50 << 20):
-            case = {"scale": 2, "layer_widths": [32, 32, 12], "halo": halo, "budget": budget, "dtype_bytes": 4,
-                    "batch": 1, "per_pixel_channels": per_pixel_channels(desc)}
+            case = {"scale": 2, "layer_widths": [32, 32, 12], "shuffles": desc.shuffles, "halo": halo,
+                    "budget": budget, "dtype_bytes": 4, "batch": 1, "per_pixel_channels": per_pixel_channels(desc)}
             try:
                 case["tile"] = tile_for_budget(desc, budget, 4, 1)
                 case["peak_bytes_tiled"] = peak_bytes_tiled(desc, case["tile"], 4, 1)
@@ -157,8 +164,12 @@ def sidecar_texts() -> list[tuple[str, str]]:
     # a two-file artefact: the .param is `file`, the .bin `data_file`, each with its checksum
     ncnn = _sidecar(target="ncnn", file="m_ncnn_int8.param", precision="int8", data_file="m_ncnn_int8.bin",
                     data_sha256="cd" * 32, layout={"input": "NCHW", "output": "NCHW"}).to_json()
+    # EDSR's upsampler tail: two conv + shuffle stages, then a conv to 3 channels at the output resolution
+    x4_upsampler = _sidecar(scale=4, halo=4, source_model={"name": "edsr-student-x4", "receptive_radius": 4,
+                                                           "layer_widths": [16, 16, 64, 64, 3], "tail": "upsampler"}
+                            ).to_json()
     cases = [("good_x2_fp32", dump(good)), ("good_x4_int8_fixed", dump(x4_int8)), ("good_x3_onnx", dump(x3_onnx)),
-             ("good_x2_ncnn", dump(ncnn)),
+             ("good_x2_ncnn", dump(ncnn)), ("good_x4_upsampler", dump(x4_upsampler)),
              ("compact_unicode", json.dumps({**good, "created": "2025-01-01T00:00:00Z \u00e9\u6f22"},
                                             separators=(",", ":"), ensure_ascii=True))]
 
@@ -256,6 +267,9 @@ def field_faults() -> list[tuple[str, object]]:
         ("source_model_string", put(source_model="memsr-x2")),
         ("source_model_radius_mismatch", lambda d: d["source_model"].update(receptive_radius=9)),
         ("source_model_radius_float", lambda d: d["source_model"].update(receptive_radius=12.5)),
+        ("source_model_tail_unknown", lambda d: d["source_model"].update(tail="pixelshuffle")),
+        ("source_model_tail_null", lambda d: d["source_model"].update(tail=None)),
+        ("source_model_tail_shuffle_ok", lambda d: d["source_model"].update(tail="shuffle")),
         # two faults: both readers must report the first in validate_sidecar's order
         ("file_and_layout", put(file="a/b", layout={})),
         ("output_before_shape", lambda d: (d["output"].update(dtype="bool"), d.update(input_shape=[0, 0]))),
@@ -282,7 +296,10 @@ def sidecar_cases() -> list[dict]:
                                   "file_sha256": sc.file_sha256, "input_shape": sc.input_shape,
                                   "data_file": sc.data_file, "data_sha256": sc.data_sha256,
                                   "layout": sc.layout, "input": sc.input, "output": sc.output,
-                                  "layer_widths": sm.get("layer_widths")}
+                                  "layer_widths": sm.get("layer_widths"), "tail": sm.get("tail", "shuffle")}
+                if sm.get("layer_widths"):
+                    case["expect"]["shuffles"] = _desc(sm["layer_widths"], sc.halo, sc.scale,
+                                                       case["expect"]["tail"]).shuffles
             out.append(case)
     return out
 
@@ -380,13 +397,19 @@ def exported_cases(out_dir: Path) -> list[dict]:
     torch.manual_seed(0)
     cfg = models.PlainConfig(scale=2, widths=[8, 8, 8], acts=["relu", "relu", "none"], input=models.InputSpec())
     save_model(models.PlainSR(cfg).eval(), out_dir / "tiny_x2", kind="student")
+    # a student with EDSR's upsampler tail (the paper's --tail teacher): its sidecar carries the tail
+    cfg = models.PlainConfig(scale=4, widths=[8, 8], acts=["relu", "none"], input=models.InputSpec(),
+                             tail="upsampler")
+    save_model(models.PlainSR(cfg).eval(), out_dir / "tiny_upsampler_x4", kind="student")
     out = []
-    for precision in ("fp32", "int8-uint8io"):
-        path = export_model(out_dir / "tiny_x2", "tflite", precision, out_dir=out_dir, verify=False)
+    for stem, precision in (("tiny_x2", "fp32"), ("tiny_x2", "int8-uint8io"), ("tiny_upsampler_x4", "fp32")):
+        path = export_model(out_dir / stem, "tflite", precision, out_dir=out_dir, verify=False)
         sc = read_sidecar(path)  # check_file: the artefact exists and matches its checksum
+        widths = sc.source_model["layer_widths"]
         out.append({"name": path.name, "text": Path(path).read_text(), "artefact": str(sc.artefact_path()),
                     "scale": sc.scale, "halo": sc.halo, "tile": sc.tile, "file_sha256": sc.file_sha256,
-                    "layer_widths": sc.source_model["layer_widths"], "input": sc.input, "output": sc.output})
+                    "layer_widths": widths, "input": sc.input, "output": sc.output,
+                    "shuffles": _desc(widths, sc.halo, sc.scale, sc.source_model.get("tail", "shuffle")).shuffles})
     return out
 
 

@@ -46,8 +46,9 @@ def gemm_peak_macs(threads: int) -> float:
 
 
 def macs_per_lr_pixel(desc) -> int:
-    c = [3, *desc.layer_widths]
-    return sum(9 * c[i] * c[i + 1] for i in range(len(c) - 1))
+    from memsr_deploy.profiler.budget import chain
+    # a conv at r times the LR size (after an upsampler's shuffle) runs r * r times per LR pixel
+    return sum(9 * cin * cout * r * r for cin, cout, r, _ in chain(desc))
 
 
 def compute_rows(model, img: np.ndarray, threads: int, peak: dict) -> list[dict]:

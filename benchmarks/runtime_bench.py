@@ -108,7 +108,9 @@ def litert_whole_bytes(torch_backend, img: np.ndarray) -> int:
     """What LiteRT holds for a whole-image call: with a dynamic input shape its XNNPACK path keeps every
     layer's output (measured: 24 GB RSS, then the OOM killer, for a 12 MP x2 call of the bundled student, whose
     layer outputs add up to 16 GB), so count all of them, and half as much again."""
-    return int(1.5 * sum(torch_backend.desc.layer_widths) * img.shape[0] * img.shape[1] * 4)
+    from memsr_deploy.profiler.budget import map_elements
+    # elements per LR pixel of every layer output (HR maps of an upsampler tail counted at their size)
+    return int(1.5 * sum(map_elements(torch_backend.desc)[1:]) * img.shape[0] * img.shape[1] * 4)
 
 
 def throughput(model, img: np.ndarray, tile: int, rows: int, threads: int | None, work: Path) -> list[dict]:

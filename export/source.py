@@ -21,6 +21,7 @@ class Layer:
     weight: np.ndarray
     bias: np.ndarray
     act: str  # "relu" or "none"
+    shuffle: int = 1  # pixel-shuffle factor after it (desc.shuffles; > 1 only in a tail)
 
 
 @dataclass
@@ -61,10 +62,9 @@ class Source:
         if not self.is_plain:
             raise MemsrError(f"{self.desc.kind} models are not plain; convert to a plain net first "
                              "(memsr-convert) or export to ONNX", self.desc.path)
-        acts = [*self.model.acts, "none"]
         return [Layer(c.weight.detach().cpu().numpy().astype(np.float32),
-                      c.bias.detach().cpu().numpy().astype(np.float32), a)
-                for c, a in zip(self.model.convs(), acts)]
+                      c.bias.detach().cpu().numpy().astype(np.float32), a, f)
+                for c, a, f in zip(self.model.convs(), self.desc.layer_acts, self.desc.shuffles)]
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """The PyTorch reference: NCHW float32 in model units -> NCHW float32."""
@@ -77,6 +77,9 @@ class Source:
         out = {"name": self.name, "kind": self.desc.kind, "path": self.desc.path,
                "weights_sha256": self.desc.weights_sha256, "receptive_radius": self.halo,
                "layer_widths": list(self.desc.layer_widths), "layer_acts": list(self.desc.layer_acts)}
+        tail = self.desc.arch.get("tail", "shuffle")
+        if tail != "shuffle":   # sidecars of one-conv-tail models stay as they were
+            out["tail"] = tail
         built = self.weights_for(precision)
         if built is not self:
             out["int8_model"] = {"path": built.desc.path, "weights_sha256": built.desc.weights_sha256}

@@ -10,10 +10,10 @@ from memsr_deploy.method import models
 from memsr_deploy.formats.model_file import save_model
 
 
-def make_plain(scale=2, widths=(8, 8, 8), acts=("relu", "relu", "none"), seed=0, input_spec=None):
+def make_plain(scale=2, widths=(8, 8, 8), acts=("relu", "relu", "none"), seed=0, input_spec=None, tail="shuffle"):
     torch.manual_seed(seed)
     cfg = models.PlainConfig(scale=scale, widths=list(widths), acts=list(acts),
-                             input=input_spec or models.InputSpec())
+                             input=input_spec or models.InputSpec(), tail=tail)
     m = models.PlainSR(cfg)
     # Random init gives near-constant outputs; a larger spread makes comparisons meaningful.
     with torch.no_grad():

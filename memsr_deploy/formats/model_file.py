@@ -58,6 +58,18 @@ class ModelDescription:
     def is_plain(self) -> bool:
         return self.kind in ("plain", "student")
 
+    @property
+    def shuffles(self) -> list[int]:
+        """A plain net's pixel-shuffle factor after each conv, tail convs included (1 = none): what every graph
+        writer, the runtime and the profiler read the chain's resolutions from (plain_layout.shuffle_after).
+        Without body widths in ``arch`` (an artefact's description, built from its sidecar) the body is every
+        conv the tail does not account for."""
+        tail = self.arch.get("tail", "shuffle")
+        widths = self.arch.get("widths")
+        n_body = len(widths) if widths is not None else len(self.layer_widths) - len(
+            plain_layout.shuffle_after(0, self.scale, tail))
+        return plain_layout.shuffle_after(n_body, self.scale, tail)
+
     def to_json(self) -> dict:
         return {"format": FORMAT, "version": VERSION, "kind": self.kind, "scale": self.scale,
                 "arch": self.arch, "input": self.input.to_dict(), "receptive_radius": self.receptive_radius,

@@ -2,7 +2,8 @@
 ``.bin`` bytes (numpy only; no torch, no converter, no ncnn needed to write them).
 
 Graph: Input -> [Scale: input normalisation] -> [Convolution 3x3 pad 1 (ReLU fused, activation_type=1)] * L ->
-tail Convolution -> PixelShuffle. ncnn's PixelShuffle in mode 0 reads channel c*s*s + i*s + j as colour c at
+tail Convolution -> PixelShuffle, or with EDSR's upsampler tail [Convolution -> PixelShuffle] per scale factor ->
+Convolution: a PixelShuffle follows every conv the chain shuffles after (``desc.shuffles``). ncnn's PixelShuffle in mode 0 reads channel c*s*s + i*s + j as colour c at
 sub-pixel (i, j), which is torch's pixel_shuffle (CRD); mode 1 is DCR. Units and the tail's 1 / value_range fold
 are as in ``onnx_graph`` (``model_units``: in and out in [0, value_range], as exported files are).
 
@@ -23,8 +24,9 @@ zero point, so an asymmetric range [lo, hi] maps to the symmetric [-m, m] with m
 exactly representable (zero padding is exact), at the cost of resolution where a range is lopsided (a ReLU
 output [0, hi] uses only the 128 non-negative codes, half of what the asymmetric uint8 of the ONNX / LiteRT int8
 graphs gets). Biases stay float32 (ncnn adds them after dequantising). Every body conv requantises its output
-straight into the next conv's int8 input (int8_scale_term 102, as ncnn's own ncnn2int8 fuses it); the tail
-dequantises to float32, so PixelShuffle and the output are float and the tail's range is not used.
+straight into the next conv's int8 input (int8_scale_term 102, as ncnn's own ncnn2int8 fuses it); a conv
+followed by a PixelShuffle, and the last conv, dequantise to float32, so every PixelShuffle and the output are
+float (the next conv quantises the shuffled map with its own input scale) and the last conv's range is unused.
 """
 from __future__ import annotations
 
@@ -99,22 +101,25 @@ def build(desc, convs, precision: str = "fp32", model_units: bool = False, shuff
         scales_in = [symmetric_scale(*inp_range)] + [
             symmetric_scale(0.0 if act == "relu" else lo, hi) for (lo, hi), act in zip(ranges, acts)]
     last = len(convs) - 1
-    for i, ((w, bias), act) in enumerate(zip(convs, acts)):
+    for i, ((w, bias), act, f) in enumerate(zip(convs, acts, desc.shuffles)):
         params = f"0={w.shape[0]} 1=3 4=1 5=1 6={w.size}"
         if act == "relu":
             params += f" 9={RELU}"
+        requantise = i < last and f == 1   # the next layer is a conv that reads this output as it is
         if int8:
-            term = INT8_PER_CHANNEL + (REQUANTISE if i < last else 0)
+            term = INT8_PER_CHANNEL + (REQUANTISE if requantise else 0)
             params += f" 8={term}"
             q, sw = int8_weight_grid(w)
             data += [_tagged(TAG_INT8, q.tobytes()), _floats(bias), _floats(1.0 / sw),
                      _floats([scales_in[i]])]
-            if i < last:
+            if requantise:
                 data.append(_floats([scales_in[i + 1]]))
         else:
             data += [_tagged(TAG_FLOAT32, _floats(w)), _floats(bias)]
-        layer("Convolution", f"conv{i}", f"conv{i}", params)
-    layer("PixelShuffle", "shuffle", OUTPUT, f"0={int(desc.scale)} 1={int(shuffle_mode)}")
+        layer("Convolution", f"conv{i}", OUTPUT if i == last and f == 1 else f"conv{i}", params)
+        if f > 1:
+            layer("PixelShuffle", "shuffle" if i == last else f"shuffle{i}", OUTPUT if i == last else f"hr{i}",
+                  f"0={f} 1={int(shuffle_mode)}")
     param = "\n".join([str(MAGIC), f"{len(lines)} {len(blobs)}", *lines]) + "\n"
     return NcnnModel(param=param, bin=b"".join(data))
 

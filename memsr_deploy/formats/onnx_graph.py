@@ -1,8 +1,9 @@
 """The ONNX graph of a plain net, built straight from its description and weights (numpy + onnx.helper, no torch).
 
-fp32: [Mul, Add: input normalisation] -> [Conv (+ Relu)] * L -> tail Conv -> DepthToSpace(CRD) -> output.
-DepthToSpace in CRD mode reads channel c*s*s + i*s + j as colour c at sub-pixel (i, j), which is exactly
-torch's pixel_shuffle. The runtime speaks [0, 1]; a model trained on [0, value_range] gets its units from the
+fp32: [Mul, Add: input normalisation] -> [Conv (+ Relu)] * L -> tail Conv -> DepthToSpace(CRD) -> output, or
+with EDSR's upsampler tail (``desc.shuffles``) [Conv -> DepthToSpace(CRD)] per scale factor -> Conv -> output:
+a DepthToSpace follows every conv the chain shuffles after. DepthToSpace in CRD mode reads channel
+c*s*s + i*s + j as colour c at sub-pixel (i, j), which is exactly torch's pixel_shuffle. The runtime speaks [0, 1]; a model trained on [0, value_range] gets its units from the
 normalisation in front (x * value_range) and has 1 / value_range folded into its tail conv (nothing reads the
 tail output through a padded conv, so the fold changes round-off only). The normalisation itself is not folded
 into the first conv: that would change what the conv's zero padding means at the image border.
@@ -11,7 +12,9 @@ int8 (QDQ): every conv reads QuantizeLinear -> DequantizeLinear activations (uin
 description's ``int8_activation_ranges``), per-output-channel symmetric int8 weights (max |w| / 127, the grid
 ``method.quant_aware`` trains on, so the bundled students' weights pass through unchanged) and int32 biases;
 ONNX Runtime fuses each group into one integer convolution. A ReLU is the quantiser's lower clamp (its output
-range starts at 0, so the zero point is 0) and is left out. The tail output is dequantised before DepthToSpace.
+range starts at 0, so the zero point is 0) and is left out. A conv's output is dequantised before its
+DepthToSpace; a conv that reads the shuffled map gets it through a Q/DQ pair of the same parameters (exact: the
+values are already on that grid), so it too is one integer convolution.
 
 The same graph (fp32) is what ``memsr-export --target onnx`` writes for plain nets and what the profiler
 measures: ``model_to_onnx`` is the one way memsr makes an ONNX graph of a model (teachers, whose skips this
@@ -60,7 +63,19 @@ def _convs_in_runtime_units(desc, convs):
 
 
 def _acts(desc) -> list[str]:
-    return [*desc.arch.get("acts", desc.layer_acts[:-1]), "none"]
+    """Per conv its activation; tail convs have none."""
+    acts = list(desc.arch.get("acts", desc.layer_acts[:-1]))
+    return acts + ["none"] * (len(desc.layer_widths) - len(acts))
+
+
+def _name_output(nodes: list, x: str, keep: bool) -> None:
+    """Make the chain's last tensor ``x`` the graph's "output": its node writes it under that name, or, when
+    ``keep`` (a calibration graph that exposes ``x`` under its own name), an Identity copies it."""
+    from onnx import helper
+    if keep:
+        nodes.append(helper.make_node("Identity", [x], ["output"]))
+    else:
+        nodes[-1].output[0] = "output"
 
 
 def build_fp32(desc, convs, layer_outputs: bool = False, input_size: tuple[int, int] | None = None,
@@ -76,7 +91,7 @@ def build_fp32(desc, convs, layer_outputs: bool = False, input_size: tuple[int, 
     extra.append(x)
     if not model_units:
         convs = _convs_in_runtime_units(desc, convs)
-    for i, ((w, b), act) in enumerate(zip(convs, _acts(desc))):
+    for i, ((w, b), act, f) in enumerate(zip(convs, _acts(desc), desc.shuffles)):
         inits += [numpy_helper.from_array(w.astype(np.float32), f"w{i}"),
                   numpy_helper.from_array(b.astype(np.float32), f"b{i}")]
         y = f"conv{i}"
@@ -86,7 +101,10 @@ def build_fp32(desc, convs, layer_outputs: bool = False, input_size: tuple[int, 
             y = f"act{i}"
         x = y
         extra.append(x)
-    nodes.append(helper.make_node("DepthToSpace", [x], ["output"], blocksize=int(desc.scale), mode="CRD"))
+        if f > 1:
+            nodes.append(helper.make_node("DepthToSpace", [x], [f"hr{i}"], blocksize=f, mode="CRD"))
+            x = f"hr{i}"
+    _name_output(nodes, x, layer_outputs and x == extra[-1])
     outs = [_output(desc, input_size)]
     if layer_outputs:
         outs += [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in extra]
@@ -163,7 +181,7 @@ def build_int8(desc, convs):
     convs = _convs_in_runtime_units(desc, convs)
     vr = float(desc.input.value_range)
     acts = _acts(desc)
-    for i, ((w, b), act) in enumerate(zip(convs, acts)):
+    for i, ((w, b), act, f) in enumerate(zip(convs, acts, desc.shuffles)):
         qw, sw = int8_weight_grid(w)
         qb = np.rint(b / (s_in * sw)).astype(np.int32)
         inits += [numpy_helper.from_array(qw, f"w{i}_q"), numpy_helper.from_array(sw, f"w{i}_s"),
@@ -182,7 +200,13 @@ def build_int8(desc, convs):
             lo = 0.0   # the quantiser's clamp at zero point 0 is the ReLU
         src = [f"conv{i}"]
         x, s_in = qdq(f"a{i}", lo, hi)
-    nodes.append(helper.make_node("DepthToSpace", [x], ["output"], blocksize=int(desc.scale), mode="CRD"))
+        if f > 1:
+            nodes.append(helper.make_node("DepthToSpace", [x], [f"hr{i}"], blocksize=f, mode="CRD"))
+            x = f"hr{i}"
+            if i < len(convs) - 1:
+                src = [x]
+                x, s_in = qdq(f"a{i}_hr", lo, hi)
+    _name_output(nodes, x, False)
     return _model(nodes, inits, [_output(desc, None)])
 
 

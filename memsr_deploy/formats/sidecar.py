@@ -23,7 +23,9 @@ Fields (version 1):
   input / output  {"dtype": "float32"|"float16"|"uint8"|"int8", "range": [lo, hi],
                    "quant": {"scale": float, "zero_point": int} or null}
   channel_order "RGB"
-  source_model  {"name", "kind", "path", "weights_sha256", "receptive_radius", "layer_widths", "layer_acts"}
+  source_model  {"name", "kind", "path", "weights_sha256", "receptive_radius", "layer_widths", "layer_acts",
+                 optional "tail": "shuffle" (absent: the one-conv tail) | "upsampler" (EDSR's: a pixel shuffle
+                 after each LR-side tail conv, then a conv at the output resolution; plain_layout.py)}
   verification  {"passed": bool, "max_abs_diff": float, "psnr_y_vs_torch": float, ...}; a PSNR of identical
                 outputs is infinite and written as null (strict JSON: no NaN/Infinity, see tagged_json.dumps_strict)
   tools         {"torch": "2.13.0", ...}
@@ -39,6 +41,7 @@ from pathlib import Path
 
 from ..outputs.atomic import write_text
 from ..errors import MemsrError
+from ..method.plain_layout import TAILS
 from .vocabulary import PRECISIONS, TARGETS
 from .tagged_json import dumps_strict, read_tagged_json
 
@@ -264,3 +267,5 @@ def validate_sidecar(d: dict, path) -> None:
         bad("source_model", "must be an object")
     if "receptive_radius" in sm and not _same_number(sm["receptive_radius"], d["halo"]):
         bad("source_model.receptive_radius", f"is {sm['receptive_radius']!r} but halo is {d['halo']!r}")
+    if "tail" in sm and sm["tail"] not in TAILS:
+        bad("source_model.tail", f"is {sm['tail']!r}; expected one of {', '.join(TAILS)}")

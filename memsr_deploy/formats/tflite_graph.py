@@ -4,9 +4,11 @@ runtime's LiteRT backend builds its in-memory model here and ``memsr-export --ta
 artefacts here.
 
 NHWC, dynamic batch/height/width (or a fixed 1 x H x W): [MUL, ADD: input normalisation] -> [CONV_2D (fused
-ReLU)] * L -> tail CONV_2D -> DEPTH_TO_SPACE. TFLite's DEPTH_TO_SPACE reads channel (i*s + j)*3 + c as colour c
-at sub-pixel (i, j) (DCR), torch's pixel_shuffle c*s*s + i*s + j (CRD), so the tail's output channels are
-permuted. Units and the tail's 1 / value_range fold are as in ``onnx_graph``; exported artefacts speak the
+ReLU)] * L -> tail CONV_2D -> DEPTH_TO_SPACE, or with EDSR's upsampler tail [CONV_2D -> DEPTH_TO_SPACE] per scale
+factor -> CONV_2D: a DEPTH_TO_SPACE follows every conv the chain shuffles after (``desc.shuffles``). TFLite's
+DEPTH_TO_SPACE reads channel (i*f + j)*C + c as channel c at sub-pixel (i, j) (DCR), torch's pixel_shuffle
+c*f*f + i*f + j (CRD), so the output channels of every conv before a shuffle are permuted (the shuffled map is
+then torch's, and the next conv reads it unchanged). Units and the tail's 1 / value_range fold are as in ``onnx_graph``; exported artefacts speak the
 model's own units instead (``model_units``: the sidecar gives the range). ``d2s="transposed-conv"`` ends in a
 stride-s TRANSPOSE_CONV with fixed 0/1 weights (same result) for GPU delegates that reject DEPTH_TO_SPACE.
 
@@ -107,7 +109,7 @@ class _Writer:
 
     def activation(self, name: str, channels: int, ttype: int, quant: tuple | None = None,
                    upscale: int = 1) -> int:
-        """A feature map; ``upscale``: it is the HR image (the fixed size times the scale)."""
+        """A feature map; ``upscale``: its size is the fixed input size times this (HR maps)."""
         if self.size is None:
             return self.tensor(name, [1, 1, 1, channels], ttype, quant=quant, signature=[-1, -1, -1, channels])
         h, w = self.size
@@ -176,23 +178,30 @@ def build(desc, convs, precision: str = "fp32", *, input_size: tuple[int, int] |
     inp, x = _input(wr, desc, precision, model_units, q_in)
     if not model_units:
         convs = _convs_in_runtime_units(desc, convs)
-    w_t, b_t = convs[-1]
-    perm = crd_to_dcr(int(desc.scale)) if permute_tail else np.arange(len(b_t))
-    convs = [*convs[:-1], (w_t[perm], b_t[perm])]
-    acts = _acts(desc)
-    for i, ((w, b), act) in enumerate(zip(convs, acts)):
+    shuffles, last = desc.shuffles, len(convs) - 1
+    r = 1   # the resolution the next conv runs at, in LR sizes
+    for i, ((w, b), act, f) in enumerate(zip(convs, _acts(desc), shuffles)):
+        if f > 1 and permute_tail:
+            perm = crd_to_dcr(f, w.shape[0] // (f * f))
+            w, b = w[perm], b[perm]
         if not int8:
-            x = _float_conv(wr, i, x, w, b, act == "relu", precision)
-            continue
-        lo, hi = layer_ranges[i]
-        if i == len(convs) - 1:
-            lo, hi = lo / tail_unit, hi / tail_unit
-        if act == "relu":
-            lo = 0.0
-        q_out = int8_params(lo, hi)
-        x = _int8_conv(wr, i, x, q_in[0], w, b, act == "relu", q_out)
-        q_in = q_out
-    out = _tail(wr, x, int(desc.scale), precision, d2s, q_in)
+            x = _float_conv(wr, i, x, w, b, act == "relu", precision, r)
+        else:
+            lo, hi = layer_ranges[i]
+            if i == last:
+                lo, hi = lo / tail_unit, hi / tail_unit
+            if act == "relu":
+                lo = 0.0
+            q_out = int8_params(lo, hi)
+            x = _int8_conv(wr, i, x, q_in[0], w, b, act == "relu", q_out, r)
+            q_in = q_out
+        if f > 1 and i < last:   # a shuffle inside the tail: the next conv reads the shuffled map
+            y = wr.activation(f"hr{i}", w.shape[0] // (f * f), wr.fb.TensorType.INT8 if int8 else
+                              wr.fb.TensorType.FLOAT32, quant=q_in if int8 else None, upscale=r * f)
+            _shuffle(wr, x, y, f, r, d2s, int8, f"{i}")
+            x = y
+        r *= f
+    out = _tail(wr, x, shuffles[-1], int(desc.scale), precision, d2s, q_in)
     return wr.finish([inp], [out])
 
 
@@ -250,8 +259,9 @@ def _fp16_const(wr: _Writer, name: str, data: np.ndarray) -> int:
     return full
 
 
-def _float_conv(wr: _Writer, i: int, x: int, w: np.ndarray, b: np.ndarray, relu: bool, precision: str) -> int:
-    """One conv on float activations (fp32, fp16, dynamic); returns its output tensor."""
+def _float_conv(wr: _Writer, i: int, x: int, w: np.ndarray, b: np.ndarray, relu: bool, precision: str,
+                r: int = 1) -> int:
+    """One conv on float activations (fp32, fp16, dynamic) at ``r`` times the LR size; returns its output."""
     fb = wr.fb
     f32, i8 = fb.TensorType.FLOAT32, fb.TensorType.INT8
     w_ohwi, b = _ohwi(w).astype(np.float32), b.astype(np.float32)
@@ -265,13 +275,13 @@ def _float_conv(wr: _Writer, i: int, x: int, w: np.ndarray, b: np.ndarray, relu:
         version = _CONV_HYBRID_PER_CHANNEL
     else:
         wt, bt = wr.const(f"w{i}", w_ohwi, f32), wr.const(f"b{i}", b, f32)
-    y = wr.activation(f"conv{i}", w.shape[0], f32)
+    y = wr.activation(f"conv{i}", w.shape[0], f32, upscale=r)
     wr.conv(x, wt, bt, y, relu, version)
     return y
 
 
 def _int8_conv(wr: _Writer, i: int, x: int, s_in: float, w: np.ndarray, b: np.ndarray, relu: bool,
-               q_out: tuple[float, int]) -> int:
+               q_out: tuple[float, int], r: int = 1) -> int:
     """One full-integer conv: int8 weights on the quant_aware grid, int32 bias at input x weight scale."""
     fb = wr.fb
     cout = w.shape[0]
@@ -281,23 +291,28 @@ def _int8_conv(wr: _Writer, i: int, x: int, s_in: float, w: np.ndarray, b: np.nd
     zeros = np.zeros(cout, np.int64)
     wt = wr.const(f"w{i}", _ohwi(qw), fb.TensorType.INT8, quant=(sw, zeros))
     bt = wr.const(f"b{i}", qb, fb.TensorType.INT32, quant=(bias_scale, zeros))
-    y = wr.activation(f"conv{i}", cout, fb.TensorType.INT8, quant=q_out)
+    y = wr.activation(f"conv{i}", cout, fb.TensorType.INT8, quant=q_out, upscale=r)
     wr.conv(x, wt, bt, y, relu, _CONV_INT8)
     return y
 
 
-def _tail(wr: _Writer, x: int, scale: int, precision: str, d2s: str, q_tail) -> int:
-    """Sub-pixels to pixels (DEPTH_TO_SPACE or the 0/1 TRANSPOSE_CONV), then back to the output's dtype;
-    returns the graph output. Both only move values, so an int8 tail keeps its quantisation."""
+def _tail(wr: _Writer, x: int, f: int, scale: int, precision: str, d2s: str, q_tail) -> int:
+    """The last conv's output ``x`` to the graph output: sub-pixels to pixels when the chain shuffles after it
+    (``f`` > 1: DEPTH_TO_SPACE or the 0/1 TRANSPOSE_CONV), then to the output's dtype. Both only move values, so
+    an int8 tail keeps its quantisation."""
     fb = wr.fb
     f32, i8, u8 = fb.TensorType.FLOAT32, fb.TensorType.INT8, fb.TensorType.UINT8
     int8 = precision in INT8_PRECISIONS
     if not int8:
+        if f == 1:
+            return x
         out = wr.activation("output", 3, f32, upscale=scale)
-        _shuffle(wr, x, out, scale, d2s, int8=False)
+        _shuffle(wr, x, out, f, scale // f, d2s, False)
         return out
-    hr = wr.activation("hr_q", 3, i8, quant=q_tail, upscale=scale)
-    _shuffle(wr, x, hr, scale, d2s, int8=True)
+    hr = x
+    if f > 1:
+        hr = wr.activation("hr_q", 3, i8, quant=q_tail, upscale=scale)
+        _shuffle(wr, x, hr, f, scale // f, d2s, True)
     if precision == "int8":
         out = wr.activation("output", 3, f32, upscale=scale)
         wr.op(fb.BuiltinOperator.DEQUANTIZE, _DEQUANTIZE, [hr], [out])
@@ -308,17 +323,20 @@ def _tail(wr: _Writer, x: int, scale: int, precision: str, d2s: str, q_tail) -> 
     return out
 
 
-def _shuffle(wr: _Writer, x: int, y: int, scale: int, d2s: str, int8: bool) -> None:
+def _shuffle(wr: _Writer, x: int, y: int, f: int, r: int, d2s: str, int8: bool, tag: str = "") -> None:
+    """Shuffle ``x`` (a map at ``r`` times the LR size) by ``f`` into ``y``; ``tag`` tells the constants of
+    several shuffles apart."""
     if d2s == "depth_to_space":
-        wr.depth_to_space(x, y, scale, _D2S_INT8 if int8 else _D2S_FLOAT)
+        wr.depth_to_space(x, y, f, _D2S_INT8 if int8 else _D2S_FLOAT)
         return
     fb = wr.fb
     h, w = wr.size
-    shape = wr.const("hr_shape", np.array([1, h * scale, w * scale, 3], np.int32), fb.TensorType.INT32)
-    f = d2s_filter(scale)
+    colours = int(wr.tensors[y].shape[-1])
+    shape = wr.const(f"hr_shape{tag}", np.array([1, h * r * f, w * r * f, colours], np.int32), fb.TensorType.INT32)
+    filt = d2s_filter(f, colours)
     if int8:  # 1 = 127 steps of 1/127 per output channel: each output is exactly one input value
-        filt = wr.const("d2s_filter", (f * 127).astype(np.int8), fb.TensorType.INT8,
-                        quant=(np.full(3, 1 / 127, np.float32), np.zeros(3, np.int64)))
+        filt = wr.const(f"d2s_filter{tag}", (filt * 127).astype(np.int8), fb.TensorType.INT8,
+                        quant=(np.full(colours, 1 / 127, np.float32), np.zeros(colours, np.int64)))
     else:  # float in fp16 and dynamic too: a 0/1 selection has nothing to gain from fewer bits
-        filt = wr.const("d2s_filter", f, fb.TensorType.FLOAT32)
-    wr.transpose_conv(shape, filt, x, y, scale, _TCONV_INT8 if int8 else _TCONV_FLOAT)
+        filt = wr.const(f"d2s_filter{tag}", filt, fb.TensorType.FLOAT32)
+    wr.transpose_conv(shape, filt, x, y, f, _TCONV_INT8 if int8 else _TCONV_FLOAT)

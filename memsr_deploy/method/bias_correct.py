@@ -25,6 +25,7 @@ def tail_bias_offsets(model: PlainSR, batches) -> torch.Tensor:
     """Mean residual HR - output per tail output channel over ``batches`` of (lr, hr), in the model's output
     units. A border of the receptive radius is left out: zero padding there is not what whole images see."""
     r, halo = model.cfg.scale, model.receptive_radius
+    f = model.cfg.shuffles()[-1]   # the shuffle after the tail conv: s for the one-conv tail, 1 for the upsampler
     total, count = None, 0
     for lr, hr in batches:
         res = hr - model(lr)
@@ -32,10 +33,10 @@ def tail_bias_offsets(model: PlainSR, batches) -> torch.Tensor:
             res = res[..., halo * r:-halo * r, halo * r:-halo * r]
         if res.shape[-1] == 0 or res.shape[-2] == 0:
             raise ValueError(f"patches of {lr.shape[-1]} px leave nothing inside a border of {halo} px")
-        # pixel_unshuffle inverts the tail's pixel shuffle: one value per tail output channel
-        s = F.pixel_unshuffle(res, r).sum((0, 2, 3))
+        # pixel_unshuffle inverts the pixel shuffle after the tail conv: one value per tail output channel
+        s = F.pixel_unshuffle(res, f).sum((0, 2, 3))
         total = s if total is None else total + s
-        count += res.shape[0] * (res.shape[-2] // r) * (res.shape[-1] // r)
+        count += res.shape[0] * (res.shape[-2] // f) * (res.shape[-1] // f)
     if total is None:
         raise ValueError("no patches to measure the tail's offsets on")
     return total / count

@@ -68,7 +68,8 @@ def with_int8_weights(model: PlainSR, activations: bool = False) -> PlainSR:
     for conv in model.convs():
         parametrize.register_parametrization(conv, "weight", _Int8Grid())
     if activations:
-        relus = [a == "relu" for a in model.acts] + [False]
+        relus = [a == "relu" for a in model.acts] + [False] * (len(model.convs()) - len(model.acts))
+        # a grid on a conv the chain shuffles after rounds the same values the shuffled map holds
         model.activation_grids = nn.ModuleList(ActivationGrid(r) for r in relus)
         for conv, grid in zip(model.convs(), model.activation_grids):
             conv.register_forward_hook(lambda _m, _i, out, g=grid: g(out))

@@ -187,16 +187,17 @@ def _predict_stream(subject: Subject, width: int, height: int, rows: int, d: int
     if rows < 1:
         raise MemsrError(f"strip rows must be at least 1, got {rows}")
     rows = min(rows, height)
-    c = budget.channels(subject.desc)
-    carries = 2 * sum(c[:-1]) * width * d
+    chain = budget.chain(subject.desc)
+    carries = sum(2 * cin * r for cin, _, r, _ in chain) * width * d
     nodes = []
-    for i in range(len(c) - 1):
-        work = ((rows + 2) * c[i] + rows * c[i + 1]) * width * d
-        nodes.append(NodeMemory(f"conv {i}" if i < len(c) - 2 else "tail", "conv", carries + work,
-                                rows * c[i + 1] * width * d, 0, (1, c[i + 1], rows, width)))
-    s = subject.scale
-    nodes.append(NodeMemory("pixel_shuffle", "pixel_shuffle", carries + 2 * rows * c[-1] * width * d,
-                            rows * c[-1] * width * d, 0, (1, 3, rows * s, width * s)))
+    for i, (cin, cout, r, f) in enumerate(chain):
+        h, w = rows * r, width * r   # the rows and width of the resolution this conv runs at
+        out = h * cout * w * d
+        nodes.append(NodeMemory(f"conv {i}" if i < len(chain) - 1 else "tail", "conv",
+                                carries + (h + 2) * cin * w * d + out, out, 0, (1, cout, h, w)))
+        if f > 1:
+            nodes.append(NodeMemory("pixel_shuffle", "pixel_shuffle", carries + 2 * out, out, 0,
+                                    (1, cout // (f * f), h * f, w * f)))
     peak = budget.peak_bytes_stream(subject.desc, width, rows, d)
     top = max(nodes, key=lambda n: n.live_bytes)
     if top.live_bytes != peak:

@@ -106,8 +106,9 @@ def window_bytes_per_pixel(desc, runtime: str, dtype_bytes: int = 4, module=None
     if runtime == "onnxruntime" and desc.is_plain:
         return ort_runtime_bytes_per_pixel(desc, dtype_bytes)
     if runtime == "litert" and desc.is_plain:
-        c = budget.channels(desc)
-        return (sum(c) + c[-1]) * dtype_bytes + (3 + c[-1]) * 4
+        e, out = budget.map_elements(desc), 3 * desc.scale ** 2
+        copies = sum(e[i + 1] for i, f in enumerate(desc.shuffles) if f > 1)
+        return (sum(e) + copies) * dtype_bytes + (3 + out) * 4
     return budget.per_pixel_channels(desc) * dtype_bytes
 
 
@@ -119,6 +120,7 @@ def ort_runtime_bytes_per_pixel(desc, dtype_bytes: int = 4) -> int:
     plus the graph's input and its output with the output's reorder copy. The arena keeps what a call
     allocated, rounded up, for the next call. The walk is therefore scaled by the largest measured ratio
     (``ORT_RUNTIME_MARGIN``): a bound, conservative by up to 3x for narrow aligned nets."""
-    from .budget import peak_pair
-    pair = peak_pair([3, *(round_up(w, ORT_CHANNEL_BLOCK) for w in desc.layer_widths)])
-    return math.ceil((pair + 3 + 2 * desc.layer_widths[-1]) * dtype_bytes * ORT_RUNTIME_MARGIN)
+    from .budget import chain, peak_pair
+    padded = [3] + [round_up(cout, ORT_CHANNEL_BLOCK) * r * r for _, cout, r, _ in chain(desc)]
+    pair = peak_pair(padded, desc.shuffles)
+    return math.ceil((pair + 3 + 2 * 3 * desc.scale ** 2) * dtype_bytes * ORT_RUNTIME_MARGIN)

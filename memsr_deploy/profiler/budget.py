@@ -7,8 +7,14 @@ arithmetic so the Java port gives identical answers.
 Notation (plain model, i.e. ``desc.is_plain``)
 ----------------------------------------------
 * ``s`` = scale, ``C = [3, *desc.layer_widths]``: channels of every feature map in execution order - the
-  input, each body layer's output, then the tail output ``C[-1] = 3*s*s`` (``layer_widths`` ends with the tail).
-  ``L + 1 = len(C) - 1`` convs, conv ``i`` reads ``C[i]`` channels and writes ``C[i+1]``.
+  input, each body layer's output, then each tail conv's output (``layer_widths`` ends with the tail).
+  ``n = len(C) - 1`` convs, conv ``i`` reads ``C[i]`` channels and writes ``C[i+1]``.
+* ``f[i]`` = ``desc.shuffles[i]``: the pixel-shuffle factor after conv ``i`` (1 = none). The one-conv tail
+  shuffles by ``s`` after the last conv only; EDSR's upsampler tail after each of its LR-side convs, then ends in
+  a conv at the output resolution. ``r[i]`` = the resolution conv ``i`` runs at, in LR sizes: ``r[0] = 1``,
+  ``r[i+1] = r[i] * f[i]``.
+* ``E[0] = 3``, ``E[i+1] = C[i+1] * r[i]**2``: elements per LR pixel of every map (a pixel shuffle keeps the
+  count). Without an upsampler tail ``E == C``.
 * ``d`` = bytes per activation element (fp32 4, fp16 2, int8 1).
 * Activations only: weights, the caller's full input photo and the full output image are not counted.
 * Activations (ReLU) and the input normalisation are assumed fused into their conv / done in place, as every
@@ -17,8 +23,10 @@ Notation (plain model, i.e. ``desc.is_plain``)
 
 Per-pixel live channels
 -----------------------
-``P = max(max_i (C[i] + C[i+1]), 2 * 3*s*s)``: while conv ``i`` runs its input and output are alive (two maps at
-a time, the plain net's whole point); the pixel shuffle copies the tail output, so it is alive twice.
+``P = max(max_i (E[i] + E[i+1]), max_{i: f[i] > 1} 2 * E[i+1])``: while conv ``i`` runs its input and output are
+alive (two maps at a time, the plain net's whole point); a pixel shuffle copies the map it shuffles, so that
+map is alive twice. With the one-conv tail this is ``max(max_i (C[i] + C[i+1]), 2 * 3*s*s)``; with EDSR's
+upsampler the HR maps (``W * s * s`` per LR pixel) dominate.
 
 Tiled mode (``tile_plan``): each window has side ``tile + 2*halo`` LR pixels (``halo = desc.receptive_radius``)
 ---------------------------------------------------------------------------------------------------------------
@@ -29,25 +37,26 @@ is an upper bound for every tile of a plan.
 
 Streaming mode: strips of ``R`` LR rows over the full image width ``W`` (LR pixels) - ``runtime/stream.py``
 ---------------------------------------------------------------------------------------------------------
-Each conv ``i`` (tail included) keeps a *carry*: the last 2 rows of its input (``C[i]`` channels; a zero row
-stands for the top border). A strip goes depth-first through the layers: conv ``i`` gets its new input rows,
-stacks them under its carry (``R + 2`` rows at most), convolves with zero padding only left and right (``R`` rows
-out, a 3x3 conv eats one row above and one below), applies ReLU in place, keeps the stack's last 2 rows as its
-new carry and frees the stack; its output rows are the next conv's new rows. The tail's ``R`` output rows
-(``3*s*s`` channels) are pixel-shuffled into ``R*s`` HR rows, a second map of the same size. Every output row is
-computed once, one row later per layer; the bottom border is a zero row after the last input row, and the
-flush that pushes the last lagged rows out must also go in pieces of at most ``R`` rows per conv.
+Each conv ``i`` (tail included) keeps a *carry*: the last 2 rows of its input (``C[i]`` channels, ``W * r[i]``
+wide; a zero row stands for the top border). A strip goes depth-first through the layers: conv ``i`` gets its
+new input rows (at most ``R * r[i]``), stacks them under its carry (``R * r[i] + 2`` rows at most), convolves
+with zero padding only left and right (as many rows out as came in, a 3x3 conv eats one row above and one
+below), applies ReLU in place, keeps the stack's last 2 rows as its new carry and frees the stack; its output
+rows, pixel-shuffled into ``f[i]`` times as many rows when ``f[i] > 1`` (a second map of the same size), are the
+next conv's new rows. Every output row is computed once, one row (of its own resolution) later per layer; the
+bottom border is a zero row after the last input row, and the flush that pushes the last lagged rows out must
+also go in pieces of at most ``R * r[i]`` rows per conv.
 
-Live at once: all carries, ``2 * S`` rows-channels with ``S = sum(C[:-1])`` (every conv's input channels), plus
-the working set of one step, the largest of
-  conv i:  (R + 2) * C[i]  +  R * C[i+1]      (stacked input, output)       = A_i * R + K_i
-  shuffle: 2 * R * C[-1]                      (tail output, its HR copy)    = A_s * R
-with ``A_i = C[i] + C[i+1]``, ``K_i = 2 * C[i]``, ``A_s = 2 * C[-1]`` (note ``max(A) = P``)::
+Live at once: all carries, ``2 * S`` rows-channels with ``S = sum_i C[i] * r[i]`` (every conv's input channels
+times its width), plus the working set of one step, the largest of
+  conv i:  ((R*r[i] + 2) * C[i]  +  R*r[i] * C[i+1]) * r[i]   (stacked input, output)   = A_i * R + K_i
+  shuffle after conv i: 2 * R*r[i] * C[i+1] * r[i]            (its output, the copy)    = A'_i * R
+with ``A_i = E[i] + E[i+1]``, ``K_i = 2 * C[i] * r[i]``, ``A'_i = 2 * E[i+1]`` (note ``max(A, A') = P``)::
 
-    peak_bytes_stream(R) = W * d * (2 * S + max(max_i (A_i * R + K_i), A_s * R))
+    peak_bytes_stream(R) = W * d * (2 * S + max(max_i (A_i * R + K_i), max_{i: f[i] > 1} A'_i * R))
 
 ``strip_rows_for_budget`` returns the largest ``R >= 1`` within the budget: with ``B = budget // (W * d)``,
-``R = min(min_i (B - 2*S - K_i) // A_i, (B - 2*S) // A_s)``; ``R < 1`` raises. Cap it at the image height yourself.
+``R = min_steps (B - 2*S - K) // A``; ``R < 1`` raises. Cap it at the image height yourself.
 The same fusion assumptions as above apply (ReLU in place, the stack written directly after the carry);
 PyTorch eager adds the out-of-place ReLU and concatenation copies and oneDNN's layout copies on top.
 
@@ -81,6 +90,21 @@ def channels(desc) -> list[int]:
     return [3, *[int(w) for w in desc.layer_widths]]
 
 
+def chain(desc) -> list[tuple[int, int, int, int]]:
+    """Per conv of a plain model: (C[i], C[i+1], r[i], f[i]) - channels in and out, the resolution it runs at
+    and the pixel-shuffle factor after it (see the module docstring)."""
+    c, out, r = channels(desc), [], 1
+    for i, f in enumerate(desc.shuffles):
+        out.append((c[i], c[i + 1], r, int(f)))
+        r *= int(f)
+    return out
+
+
+def map_elements(desc) -> list[int]:
+    """E: elements per LR pixel of every map (input, then each conv's output)."""
+    return [3] + [cout * r * r for _, cout, r, _ in chain(desc)]
+
+
 def _require_plain(desc, what: str) -> None:
     if not desc.is_plain:
         raise MemsrError(f"{what} needs a plain model (chain of convs); this one is a {desc.kind}",
@@ -92,13 +116,15 @@ def per_pixel_channels(desc) -> int:
     if not desc.is_plain:
         from .skip_rule import teacher_per_pixel_channels
         return teacher_per_pixel_channels(desc)
-    return peak_pair(channels(desc))
+    return peak_pair(map_elements(desc), desc.shuffles)
 
 
-def peak_pair(c: list[int]) -> int:
-    """Channels alive at the peak of a conv chain with map channels ``c``: a conv's input and output, or the
-    tail output and its pixel-shuffled copy."""
-    return max(max(c[i] + c[i + 1] for i in range(len(c) - 1)), 2 * c[-1])
+def peak_pair(e: list[int], shuffles: list[int] | None = None) -> int:
+    """Elements per LR pixel alive at the peak of a conv chain with map sizes ``e`` (``map_elements``): a
+    conv's input and output, or a map and its pixel-shuffled copy. ``shuffles``: the factor after each conv;
+    None = after the last one only (the one-conv tail)."""
+    shuffled = [len(e) - 2] if shuffles is None else [i for i, f in enumerate(shuffles) if f > 1]
+    return max(max(e[i] + e[i + 1] for i in range(len(e) - 1)), *(2 * e[i + 1] for i in shuffled))
 
 
 def peak_bytes_tiled(desc, tile: int, dtype_bytes: int = 4, batch: int = 1) -> int:
@@ -120,9 +146,13 @@ def tile_for_budget(desc, budget_bytes: int, dtype_bytes: int = 4, batch: int = 
 
 def _stream_terms(desc) -> tuple[int, list[tuple[int, int]]]:
     """2*S and the (A, K) pairs of every step's working set (see the module docstring)."""
-    c = channels(desc)
-    steps = [(c[i] + c[i + 1], 2 * c[i]) for i in range(len(c) - 1)] + [(2 * c[-1], 0)]
-    return 2 * sum(c[:-1]), steps
+    steps, carries = [], 0
+    for cin, cout, r, f in chain(desc):
+        carries += 2 * cin * r
+        steps.append(((cin + cout) * r * r, 2 * cin * r))
+        if f > 1:
+            steps.append((2 * cout * r * r, 0))
+    return carries, steps
 
 
 def peak_bytes_stream(desc, width: int, rows: int, dtype_bytes: int = 4) -> int:

@@ -7,8 +7,11 @@ the last input row; left and right are the conv's own padding. Every output row 
 same inputs as in whole-image inference; live memory is a few rows per layer, proportional to the width.
 
 The schedule is the one ``memsr_deploy.profiler.budget`` prices (``peak_bytes_stream``): a strip goes
-depth-first through the convs, and no conv ever stacks more than ``rows + 2`` rows - the bottom zero row
-counts as a new row, so the final flush is split where it would not fit.
+depth-first through the convs, and no conv ever stacks more than ``rows * r + 2`` rows, r being the resolution
+it runs at (1 in the body; after a pixel shuffle by f, f times its predecessor's) - the bottom zero row
+counts as a new row, so the final flush is split where it would not fit. A conv after a shuffle (EDSR's
+upsampler tail) works on HR rows the same way: its carry is two HR rows, its border a zero HR row, so its
+output lags by HR rows, and an output band is handed out once whole LR rows' worth of HR rows are done.
 """
 from __future__ import annotations
 
@@ -30,7 +33,12 @@ class StreamRunner:
         self.scale = plain_model.cfg.scale
         self.value_range = float(plain_model.cfg.input.value_range)
         self.convs = [(c.weight.detach(), c.bias.detach()) for c in plain_model.convs()]
-        self.relu = [a == "relu" for a in plain_model.acts] + [False]
+        self.relu = [a == "relu" for a in plain_model.acts] + [False] * (len(self.convs) - len(plain_model.acts))
+        self.shuffles = plain_model.cfg.shuffles()
+        # per conv, the resolution it runs at in LR sizes: its rows and columns are that many times the LR ones
+        self.res = [1]
+        for f in self.shuffles[:-1]:
+            self.res.append(self.res[-1] * f)
         self.rows = max(1, int(rows))
         self.convert = convert or Converter()
         self.progress = progress
@@ -40,6 +48,7 @@ class StreamRunner:
     def bands(self, picture) -> Iterator[Band]:
         h, w = picture.height, picture.width
         read = produced = emitted = 0   # LR rows read, produced in this pass, handed out
+        pending: list[np.ndarray] = []  # HR rows produced but not yet a whole LR row's worth
         carry = self._fresh_carry(w)
         if self.progress is not None:
             self.progress.reset(total=h)
@@ -58,12 +67,16 @@ class StreamRunner:
                 self.rows //= 2
                 self.on_retry(f"out of memory; restarting with {self.rows}-row strips (rows done so far are kept)")
                 read = produced = 0
+                pending = []
                 carry = self._fresh_carry(w)
                 continue
             read = stop
+            pieces = pending + pieces
             n = sum(p.shape[0] for p in pieces) // self.scale
+            band = pieces[0] if len(pieces) == 1 else np.concatenate(pieces) if pieces else None
+            pending = [] if band is None or band.shape[0] == n * self.scale else [band[n * self.scale:]]
             if produced + n > emitted:
-                band = pieces[0] if len(pieces) == 1 else np.concatenate(pieces)
+                band = band[:n * self.scale]
                 skip = max(emitted - produced, 0)
                 if self.progress is not None:
                     self.progress.update(produced + n - max(emitted, produced))
@@ -80,7 +93,7 @@ class StreamRunner:
         the heap (measured: peak RSS creeping up by 200 MB over a 12240 px wide image)."""
         import torch  # here, not at the top: the default (ONNX Runtime) path never imports torch
         dtype = self.convs[0][0].dtype
-        return [[torch.zeros(1, wt.shape[1], 2, width, dtype=dtype), 1] for wt, _ in self.convs]
+        return [[torch.zeros(1, wt.shape[1], 2, width * r, dtype=dtype), 1] for (wt, _), r in zip(self.convs, self.res)]
 
     def _strip(self, picture, start: int, stop: int, carry: list) -> list[np.ndarray]:
         """Push input rows [start, stop) through every conv, updating the carries in place; returns the
@@ -105,14 +118,14 @@ class StreamRunner:
         while tasks:
             i, x, final = tasks.pop()
             if i == len(self.convs):
-                hr = F.pixel_shuffle(x, self.scale)[0].permute(1, 2, 0)
+                hr = x[0].permute(1, 2, 0)
                 del x
                 if self.value_range != 1.0:
                     hr = hr / self.value_range
                 pieces.append(self.convert(hr.numpy()))
                 continue
             n = 0 if x is None else x.shape[2]
-            if final and n + 1 > self.rows:
+            if final and n + 1 > self.rows * self.res[i]:
                 # no room for the zero row in this step: it follows once these rows have gone down the net
                 tasks.append((i, None, True))
                 final = False
@@ -134,6 +147,8 @@ class StreamRunner:
                 y = F.conv2d(stack, wt, b, padding=(0, 1))
                 if self.relu[i]:
                     y.relu_()
+            if self.shuffles[i] > 1:
+                y = F.pixel_shuffle(y, self.shuffles[i])
             del stack
             tasks.append((i + 1, y, final))
             del y

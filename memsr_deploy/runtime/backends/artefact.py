@@ -84,9 +84,11 @@ class Artefact:
                             default_tile=int(sc.tile), dtype_bytes=ACTIVATION_BYTES.get(sc.precision, 4))
 
     def _description(self) -> ModelDescription:
-        """Enough of the source model's description for the memory budget rule (layer widths) and messages."""
+        """Enough of the source model's description for the memory budget rule (layer widths, tail) and
+        messages."""
         sm = self.sc.source_model or {}
-        return ModelDescription(kind=str(sm.get("kind", "student")), scale=int(self.sc.scale), arch={},
+        arch = {"tail": sm["tail"]} if "tail" in sm else {}
+        return ModelDescription(kind=str(sm.get("kind", "student")), scale=int(self.sc.scale), arch=arch,
                                 receptive_radius=int(self.sc.halo),
                                 layer_widths=[int(w) for w in sm.get("layer_widths", [])],
                                 layer_acts=list(sm.get("layer_acts", [])), params=0,

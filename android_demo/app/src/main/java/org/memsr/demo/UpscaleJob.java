@@ -177,14 +177,15 @@ final class UpscaleJob implements Runnable {
         int[] widths = sidecar.layerWidths();
         int dtypeBytes = 4;  // fp32 activations; a GPU running fp16 needs half, so this is the safe side
         if (widths != null) {
-            tile = Math.min(tile, MemoryBudget.tileForBudget(widths, sidecar.halo, r.budgetBytes, dtypeBytes, 1));
+            tile = Math.min(tile, MemoryBudget.tileForBudget(widths, sidecar.shuffles(), sidecar.halo, r.budgetBytes,
+                    dtypeBytes, 1));
         }
         long bandBudget = Runtime.getRuntime().maxMemory() / 4;
         long bytesPerCoreRow = (long) r.outWidth * r.scale * 3;
         tile = (int) Math.max(1, Math.min(tile, bandBudget / bytesPerCoreRow));
         TilePlan plan = TilePlan.of(r.inHeight, r.inWidth, tile, sidecar.halo);
         r.activationBytes = widths == null ? -1 : (long) plan.windowHeight() * plan.windowWidth()
-                * MemoryBudget.perPixelChannels(widths) * dtypeBytes;
+                * MemoryBudget.perPixelChannels(widths, sidecar.shuffles()) * dtypeBytes;
         r.bandBytes = (long) r.outWidth * plan.rows.get(0).core * r.scale * 3;
         return tile;
     }

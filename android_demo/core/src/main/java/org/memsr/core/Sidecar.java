@@ -158,7 +158,12 @@ public final class Sidecar {
         if (!(d.opt("source_model") instanceof JSONObject)) {
             throw bad("source_model", "must be an object");
         }
-        checkRadius((JSONObject) d.opt("source_model"), "source_model.receptive_radius", halo, "");
+        JSONObject sm = (JSONObject) d.opt("source_model");
+        checkRadius(sm, "source_model.receptive_radius", halo, "");
+        if (sm.has("tail") && !oneOf(sm.opt("tail"), MemoryBudget.TAILS)) {
+            throw bad("source_model.tail", "is " + pyRepr(sm.opt("tail")) + "; expected one of "
+                    + String.join(", ", MemoryBudget.TAILS));
+        }
     }
 
     /** The second file of a two-file artefact: required for those targets, refused for the others. */
@@ -373,6 +378,28 @@ public final class Sidecar {
         }
     }
 
+    /** The source model's tail: "shuffle" (one conv to 3*s*s, then a pixel shuffle; also when absent) or
+     * "upsampler" (EDSR's); parse() has checked it. */
+    public String tail() {
+        Object sm = raw.opt("source_model");
+        Object t = sm instanceof JSONObject ? ((JSONObject) sm).opt("tail") : null;
+        return t instanceof String ? (String) t : "shuffle";
+    }
+
+    /** The pixel-shuffle factor after each conv of the source model (for the budget rule), or null when the
+     * sidecar lacks its layer widths. */
+    public int[] shuffles() {
+        int[] widths = layerWidths();
+        if (widths == null) {
+            return null;
+        }
+        try {
+            return MemoryBudget.shuffleAfter(widths.length, scale, tail());
+        } catch (MemsrException e) {
+            throw new MemsrException("source_model.layer_widths: " + e.reason(), source);
+        }
+    }
+
     /** The source model's name, for display. */
     public String modelName() {
         Object sm = raw.opt("source_model");
@@ -398,9 +425,16 @@ public final class Sidecar {
         checkIo(inputSpec(), "input");
         checkIo(outputSpec(), "output");
         int[] widths = layerWidths();
-        if (widths != null && widths.length > 0 && widths[widths.length - 1] != 3 * scale * scale) {
+        // the tail's last conv writes the sub-pixels of the image (one-conv tail) or the image itself (upsampler)
+        boolean upsampler = "upsampler".equals(tail());
+        int last = upsampler ? 3 : 3 * scale * scale;
+        if (widths != null && widths.length > 0 && widths[widths.length - 1] != last) {
             throw new MemsrException("source_model.layer_widths ends with " + widths[widths.length - 1]
-                    + " channels, not 3*s*s = " + 3 * scale * scale, source);
+                    + " channels, not " + (upsampler ? "3 (the upsampler tail's output conv)" : "3*s*s = " + last),
+                    source);
+        }
+        if (widths != null) {
+            shuffles();   // a tail that does not fit the layer count is refused here, not in the budget rule
         }
     }
 

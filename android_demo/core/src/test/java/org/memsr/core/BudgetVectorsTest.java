@@ -15,27 +15,28 @@ public class BudgetVectorsTest {
         int tiles = 0;
         for (JSONObject c : Vectors.cases("budgets")) {
             int[] widths = JsonValues.asIntArray(c.opt("layer_widths"), "layer_widths");
+            int[] sh = JsonValues.asIntArray(c.opt("shuffles"), "shuffles");
             int halo = Vectors.i(c, "halo");
             long budget = Vectors.l(c, "budget");
             int d = Vectors.i(c, "dtype_bytes");
             int batch = Vectors.i(c, "batch");
             String where = c.toString().substring(0, Math.min(200, c.toString().length()));
-            assertEquals(where, Vectors.i(c, "per_pixel_channels"), MemoryBudget.perPixelChannels(widths));
+            assertEquals(where, Vectors.i(c, "per_pixel_channels"), MemoryBudget.perPixelChannels(widths, sh));
             if (c.has("error")) {
                 errors++;
                 try {
-                    int t = MemoryBudget.tileForBudget(widths, halo, budget, d, batch);
+                    int t = MemoryBudget.tileForBudget(widths, sh, halo, budget, d, batch);
                     fail(where + ": Java gave tile " + t + ", Python: " + c.opt("error"));
                 } catch (MemsrException e) {
                     assertEquals(where, c.opt("error"), e.getMessage());
                 }
             } else {
                 tiles++;
-                int t = MemoryBudget.tileForBudget(widths, halo, budget, d, batch);
+                int t = MemoryBudget.tileForBudget(widths, sh, halo, budget, d, batch);
                 assertEquals(where, Vectors.i(c, "tile"), t);
                 assertEquals(where, Vectors.l(c, "peak_bytes_tiled"),
-                        MemoryBudget.peakBytesTiled(widths, halo, t, d, batch));
-                assertTrue(where, MemoryBudget.peakBytesTiled(widths, halo, t, d, batch) <= budget);
+                        MemoryBudget.peakBytesTiled(widths, sh, halo, t, d, batch));
+                assertTrue(where, MemoryBudget.peakBytesTiled(widths, sh, halo, t, d, batch) <= budget);
             }
         }
         assertTrue("both outcomes are covered", errors > 10 && tiles > 100);

@@ -24,6 +24,7 @@ public class ExportedSidecarTest {
             assertEquals(name, Vectors.i(c, "halo"), sc.halo);
             assertEquals(name, Vectors.i(c, "tile"), sc.tile);
             assertArrayEquals(name, JsonValues.asIntArray(c.opt("layer_widths"), "w"), sc.layerWidths());
+            assertArrayEquals(name, JsonValues.asIntArray(c.opt("shuffles"), "s"), sc.shuffles());
             try (InputStream in = new FileInputStream(c.optString("artefact"))) {
                 assertEquals(name, c.opt("file_sha256"), Checksums.sha256Hex(in));
             }
@@ -31,7 +32,7 @@ public class ExportedSidecarTest {
             // the codecs the app builds from it, and the tile the budget rule gives
             assertTrue(new PixelCodec(sc.inputSpec()).elementBytes() >= 1);
             assertTrue(new PixelCodec(sc.outputSpec()).elementBytes() >= 1);
-            assertTrue(MemoryBudget.tileForBudget(sc.layerWidths(), sc.halo, 16L << 20, 4, 1) >= 1);
+            assertTrue(MemoryBudget.tileForBudget(sc.layerWidths(), sc.shuffles(), sc.halo, 16L << 20, 4, 1) >= 1);
         }
     }
 }

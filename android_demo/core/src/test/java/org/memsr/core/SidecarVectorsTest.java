@@ -75,7 +75,9 @@ public class SidecarVectorsTest {
             assertNull(name, sc.layerWidths());
         } else {
             assertArrayEquals(name, JsonValues.asIntArray(e.opt("layer_widths"), "w"), sc.layerWidths());
+            assertArrayEquals(name, JsonValues.asIntArray(e.opt("shuffles"), "s"), sc.shuffles());
         }
+        assertEquals(name, e.opt("tail"), sc.tail());
     }
 
     private static void checkSpec(String name, JSONObject e, Sidecar.TensorSpec s) {
