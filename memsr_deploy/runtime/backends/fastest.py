@@ -124,6 +124,13 @@ def litert_ratio(times: dict[str, list[float]]) -> float:
     return float(np.median([lite / ort for lite, ort in zip(times["litert"], times["onnxruntime"])]))
 
 
+def remembered(desc: ModelDescription, threads: int | None) -> str | None:
+    """The winner measured before for this architecture here, without measuring (None: not measured yet)."""
+    names = installed()
+    known = _read().get(key(desc, threads, names), {}).get("backend") if len(names) > 1 else None
+    return known if known in names else None
+
+
 def choose(desc: ModelDescription, threads: int | None, open_named, log=print):
     """The opened fp32 backend for ``desc``: the remembered winner, or both timed now and the faster kept.
 
