@@ -101,6 +101,7 @@ class Runtime:
     module: object = None
     fixed_shape: tuple[int, int] | None = None
     layered_stream: bool = False      # PyTorch plain nets: runtime/stream.py's rolling buffers
+    _per_pixel: int | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, backend) -> "Runtime":
@@ -121,6 +122,12 @@ class Runtime:
         return base + WEIGHT_COPIES * int(getattr(self.desc, "params", 0) or 0) * 4
 
     def per_pixel(self) -> int:
+        """Activation bytes per LR window pixel (kept: PyTorch's is a traced walk, and plans ask many times)."""
+        if self._per_pixel is None:
+            self._per_pixel = self._window_bytes_per_pixel()
+        return self._per_pixel
+
+    def _window_bytes_per_pixel(self) -> int:
         if not self.desc.layer_widths:
             raise MemsrError("--max-memory needs the model's layer widths, which this sidecar/model does not give",
                              getattr(self.desc, "path", None))
