@@ -40,8 +40,12 @@ def make_photo(path: Path) -> Path:
     return path
 
 
+_OPENED: dict = {}
+
+
 def predicted(argv: list[str]) -> dict:
-    """The CLI's plan for this command line, made here with its own functions (nothing is run)."""
+    """The CLI's plan for this command line, made here with its own functions (nothing is run; backends are
+    opened once)."""
     from memsr_deploy.cli.upscale import backend_for_budget, build_parser, output_for
     from memsr_deploy.errors import MemsrError
     from memsr_deploy.imageio import open_image, output_format, storage_dtype
@@ -52,8 +56,10 @@ def predicted(argv: list[str]) -> dict:
         name = args.backend
         if args.max_memory and name == "auto":
             name = backend_for_budget(args, [src], False)
-        backend = open_backend(model=args.model, threads=args.threads, backend=name,
-                               lean=args.mode == "stream" or args.tile == 0)
+        lean = args.mode == "stream" or args.tile == 0
+        if (name, lean) not in _OPENED:
+            _OPENED[name, lean] = open_backend(model=args.model, threads=args.threads, backend=name, lean=lean)
+        backend = _OPENED[name, lean]
         up = Upscaler(backend, RunOptions(mode=args.mode, tile=args.tile, rows=args.rows, batch=args.batch,
                                           max_memory=args.max_memory))
         reader = open_image(src)
@@ -88,7 +94,31 @@ def cases(budgets, backends, modes, tiles):
                     yield budget, backend, f"--tile {tile}", ["--tile", str(tile)]
 
 
-def render(rows: list[dict], photo: str, note: str) -> str:
+def make_tiny(path: Path) -> Path:
+    import numpy as np
+    import pyvips
+    rng = np.random.default_rng(0)
+    pyvips.Image.new_from_array(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)).jpegsave(str(path), Q=92)
+    return path
+
+
+def floors(work: Path, backends: list[str]) -> list[dict]:
+    """The process at rest, as ``footprint.FLOOR`` prices it: a 64x48 JPEG -> PNG (its pixels and activations
+    are under 4 MiB), the most of three runs."""
+    from memsr_deploy.runtime import footprint
+    tiny = make_tiny(work / "tiny_64x48.jpg")
+    out = []
+    for name in backends:
+        runs = [measure([str(tiny), "-o", str(work / "tiny_out.png"), "--overwrite", "-q", "--backend", name])
+                for _ in range(3)]
+        out.append({"backend": name, "measured": max(r["peak"] for r in runs),
+                    "floor": footprint.FLOOR[name], "rc": max(r["rc"] for r in runs)})
+        print(f"floor {name}: {out[-1]['measured'] // MiB} MiB measured, {out[-1]['floor'] // MiB} priced",
+              file=sys.stderr, flush=True)
+    return out
+
+
+def render(rows: list[dict], photo: str, note: str, floor_rows: list[dict] | None = None) -> str:
     out = ["# `--max-memory`: predicted against measured whole-process peak RSS", "",
            f"Photo: {photo} (12 MP, 4000x3000 JPEG) -> PNG, x2, the bundled student, 2 threads (every core). "
            f"{note}", "",
@@ -115,6 +145,11 @@ def render(rows: list[dict], photo: str, note: str) -> str:
         out.append(f"{head} {r['backend']} | {r['plan']} | {r['predicted'] / MiB:.0f} | {m['peak'] / MiB:.0f}{same} | "
                    f"{m['peak'] / budget:.2f} | {'yes' if m['peak'] <= 1.1 * budget else 'NO'} | "
                    f"{m['peak'] / r['predicted']:.2f} | {m['seconds']:.0f} |")
+    if floor_rows:
+        out += ["", "Process floor (`footprint.FLOOR`): peak RSS of `memsr-upscale tiny_64x48.jpg -o out.png "
+                "--backend B -q`, the most of three runs.", "",
+                "| backend | measured (MiB) | priced (MiB) |", "|---|---|---|"]
+        out += [f"| {f['backend']} | {f['measured'] / MiB:.1f} | {f['floor'] / MiB:.1f} |" for f in floor_rows]
     return "\n".join(out) + "\n"
 
 
@@ -128,6 +163,10 @@ def main(argv=None) -> int:
     p.add_argument("--modes", default="tile,stream,whole")
     p.add_argument("--tiles", default="512,1024", help="explicit --tile rows (not for auto)")
     p.add_argument("--note", default="", help="a sentence on the machine (e.g. that it was shared)")
+    p.add_argument("--floors", default="onnxruntime,litert,torch", help="backends whose floor is measured")
+    p.add_argument("--resume", action="store_true", help="keep the rows of the JSON beside --out, run the rest")
+    p.add_argument("--skip-matrix", action="store_true",
+                   help="keep the budget rows of the JSON beside --out; measure the floors and write the table")
     args = p.parse_args(argv)
     from memsr_deploy.runtime import parse_size
     photo = args.photo or make_photo(args.work / "photo_4000x3000.jpg")
@@ -135,7 +174,20 @@ def main(argv=None) -> int:
     rows, measured = [], {}
     todo = list(cases(args.budgets.split(","), args.backends.split(","), args.modes.split(","),
                       [t for t in args.tiles.split(",") if t]))
+    args.work.mkdir(parents=True, exist_ok=True)
+    done = {}
+    if args.skip_matrix or args.resume:
+        rows = json.loads(args.out.with_suffix(".json").read_text())["rows"]
+        done = {(r["budget"], r["backend_flag"], r["mode"]) for r in rows}
+        for i, r in enumerate(rows, 1):
+            if "measured" in r and not r.get("same_as"):
+                measured[r["backend"], r["plan"]] = (r["measured"], i)
+    if args.skip_matrix:
+        todo = []
+    checked = {(r["backend_flag"], r["mode"]) for r in rows if "refused" in r}
     for i, (budget, backend, mode, flags) in enumerate(todo, 1):
+        if (budget, backend, mode) in done:
+            continue
         argv = [str(photo), "-o", str(out_png), "--overwrite", "-q", "--max-memory", budget, "--backend", backend,
                 *flags]
         row = {"budget": budget, "budget_bytes": parse_size(budget), "backend_flag": backend, "mode": mode,
@@ -147,8 +199,11 @@ def main(argv=None) -> int:
             else:
                 row["measured"] = measure(argv)
                 measured[key] = (row["measured"], len(rows) + 1)
-        else:
-            m = measure(argv)   # the CLI itself must refuse too, in one line, at once
+        elif (backend, mode) not in checked:
+            # the CLI itself must refuse too, in one line (checked once per backend and mode: the figure in the
+            # line is the one predicted here)
+            checked.add((backend, mode))
+            m = measure(argv)
             if m["rc"] != 2 or m["stderr"].count("\n") or m["stderr"] != f"error: {row['refused']}":
                 row["refused"] += f" [CLI: rc {m['rc']}, {m['stderr'][:200]!r}]"
         rows.append(row)
@@ -158,7 +213,10 @@ def main(argv=None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.with_suffix(".json").write_text(json.dumps({"photo": str(photo), "rows": rows,
                                                              "machine": platform.node()}, indent=1))
-    args.out.write_text(render(rows, photo.name, args.note))
+    floor_rows = floors(args.work, [b for b in args.floors.split(",") if b])
+    args.out.with_suffix(".json").write_text(json.dumps({"photo": str(photo), "rows": rows, "floors": floor_rows,
+                                                         "machine": platform.node()}, indent=1))
+    args.out.write_text(render(rows, photo.name, args.note, floor_rows))
     print(f"written {args.out}", file=sys.stderr)
     return 0
 

@@ -24,9 +24,9 @@ from ..errors import MemsrError
 from ..imageio.decode import CHUNK_BYTES
 
 MiB = 2 ** 20
-# Peak RSS of ``memsr-upscale`` on a 64x48 JPEG -> PNG with the bundled x2 student, less that job's own pixels
-# and activations (benchmarks/budget_bench.py; x86-64 Linux, Python 3.12, onnxruntime 1.32, ai-edge-litert,
-# torch 2.13 CPU): the interpreter, numpy, libvips, the runtime's libraries and its thread pool.
+# Peak RSS of ``memsr-upscale`` on a 64x48 JPEG -> PNG with the bundled x2 student, whose pixels and activations
+# are under 4 MiB (benchmarks/budget_bench.py; x86-64 Linux, 2 cores, Python 3, onnxruntime 1.32, ai-edge-litert
+# 2.3, torch 2.13 CPU): the interpreter, numpy, libvips, the runtime's libraries and its thread pool.
 FLOOR = {"onnxruntime": 92 * MiB, "litert": 70 * MiB, "torch": 326 * MiB}
 FLOOR_OTHER = 100 * MiB   # ncnn / Core ML: not measured here, taken near ONNX Runtime's
 # The weights' bytes are held about three times: the arrays read from the file, the runtime's graph copy and
