@@ -145,6 +145,17 @@ def render(rows: list[dict], photo: str, note: str, floor_rows: list[dict] | Non
         out.append(f"{head} {r['backend']} | {r['plan']} | {r['predicted'] / MiB:.0f} | {m['peak'] / MiB:.0f}{same} | "
                    f"{m['peak'] / budget:.2f} | {'yes' if m['peak'] <= 1.1 * budget else 'NO'} | "
                    f"{m['peak'] / r['predicted']:.2f} | {m['seconds']:.0f} |")
+    runs = [r for r in rows if "measured" in r and r["measured"].get("rc") == 0]
+    if runs:
+        over = [r["measured"]["peak"] / r["budget_bytes"] for r in runs]
+        fit = [r["measured"]["peak"] / r["predicted"] for r in runs]
+        refused = sum("refused" in r for r in rows)
+        out += ["", f"Summary: {len(runs)} rows ran ({len(set((r['backend'], r['plan']) for r in runs))} distinct "
+                f"runs), {sum(o <= 1.1 for o in over)} within 10% above their budget (measured / budget "
+                f"{min(over):.2f}-{max(over):.2f}); measured / predicted {min(fit):.2f}-{max(fit):.2f} (it errs "
+                f"high: the activation terms of both runtimes are bounds); {refused} refused before any work. The issue's three "
+                "commands are the rows 300M / litert / tile (was 423 MB), 1G / auto / whole and 2G / litert / whole "
+                "(were run at 5.07 and 14.5 GB without a word)."]
     if floor_rows:
         out += ["", "Process floor (`footprint.FLOOR`): peak RSS of `memsr-upscale tiny_64x48.jpg -o out.png "
                 "--backend B -q`, the most of three runs.", "",

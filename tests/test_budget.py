@@ -111,7 +111,7 @@ def test_cli_refusals_are_one_line_before_any_work(tmp_path, tiny_plain_path, ca
     rc, err = run(capsys, big, "-o", out, "--max-memory", "300M", "--tile", "0", "--backend", "onnxruntime")
     assert rc == 2
     one_error_line(err, "--tile 0", "--max-memory 300 MiB", "predicted peak")
-    rc, err = run(capsys, big, "-o", out, "--max-memory", "300M", "--tile", "2000", "--backend", "litert")
+    rc, err = run(capsys, big, "-o", out, "--max-memory", "300M", "--tile", "2000", "--backend", "onnxruntime")
     assert rc == 2
     one_error_line(err, "--tile 2000", "--max-memory 300 MiB")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
@@ -130,14 +130,14 @@ def test_auto_backend_under_a_budget_picks_one_that_fits(x2):
 
 def test_profiler_prints_the_same_process_figure(capsys, x2):
     from memsr_deploy.cli.profile import main
-    assert main(["--resolution", "4000x3000", "--mode", "tiled,stream,whole", "--tile", "200", "--rows", "40",
+    assert main(["--resolution", "400x300", "--mode", "tiled,stream,whole", "--tile", "200", "--rows", "40",
                  "--process", "litert", "--json"]) == 0
     import json
     rows = {r["mode"]: r["process"] for r in json.loads(capsys.readouterr().out)["rows"]}
-    lite = footprint.Runtime("litert", x2)
-    assert rows["tiled"] == footprint.predict(lite, PHOTO, "tile", tile=200).total
-    assert rows["stream"] == footprint.predict(lite, PHOTO, "stream", rows=40).total
-    assert rows["whole"] == footprint.predict(lite, PHOTO, "whole").total
+    lite, frame = footprint.Runtime("litert", x2), footprint.Frame(300, 400)
+    assert rows["tiled"] == footprint.predict(lite, frame, "tile", tile=200).total
+    assert rows["stream"] == footprint.predict(lite, frame, "stream", rows=40).total
+    assert rows["whole"] == footprint.predict(lite, frame, "whole").total > rows["tiled"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss in KiB is Linux's")

@@ -226,7 +226,9 @@ def plan_within(rt: Runtime, frame, budget_bytes: int, mode: str = "tile", tile:
     in one line naming them and ``--max-memory`` when they do not. Sizes not given: the default when it fits
     (a budget is a ceiling, and larger windows than the default buy little speed), else the largest that fits;
     ``auto_batch(tile)``: the batch wanted for small tiles, lowered until it fits. A budget below the process's
-    floor is refused saying the floor."""
+    floor is refused saying the floor. The mode is the caller's (default tile): exact tiles are both the leanest
+    (full-width strips and whole images only hold more) and, at the default size, the fastest, so the budget
+    never switches a job to them."""
     kw = dict(fmt=fmt, out_channels=out_channels, out_dtype=out_dtype)
     budget_bytes = int(budget_bytes)
     check_floor(rt, budget_bytes)

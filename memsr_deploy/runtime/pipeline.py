@@ -92,8 +92,6 @@ class Upscaler:
         batch = plan.batch if plan else opt.batch or memory.choose_batch(self.backend, t_eff, halo, n_cols,
                                                                          caps.fixed_shape)
         self.last = {"mode": "tile", "tile": t_eff, "halo": halo, "batch": batch}
-        if plan is not None:
-            self.last["predicted_peak_rss"] = plan.total
         return TiledRunner(self.backend, tile, halo, batch, convert, bar, self.log)
 
     def plan(self, frame, fmt: str | None = None, channels: int | None = None, dtype=None
@@ -129,6 +127,8 @@ class Upscaler:
             frame = footprint.Frame(picture.height, picture.width, picture.channels, picture.dtype, False)
             plan = self.plan(frame, None, picture.channels, dtype)
         runner = self._runner(picture, Converter(picture.is_grey, dtype, clip), bar, plan)
+        if plan is not None:
+            self.last["predicted_peak_rss"] = plan.total
         for band in runner.bands(picture):
             if picture.has_alpha and alpha:
                 a = upscale_alpha(picture, band.lr_start, band.lr_stop, self.scale, dtype)
