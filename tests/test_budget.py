@@ -159,3 +159,17 @@ def test_a_real_run_stays_within_its_budget(tmp_path):
     assert out.returncode == 0, out.stderr
     peak = int(out.stdout.split()[-1])
     assert 0.6 * budget < peak <= 1.1 * budget, peak / MiB
+
+
+def test_auto_under_a_budget_does_not_probe(tmp_path, capsys, monkeypatch):
+    """The speed probe opens both runtimes at once (about 240 MB here): under a budget --backend auto takes the
+    remembered winner or ONNX Runtime, the leaner, without it."""
+    from memsr_deploy.runtime.backends import fastest
+
+    def no_probe(*a, **kw):
+        raise AssertionError("speed probe under a budget")
+    monkeypatch.setattr(fastest, "choose", no_probe)
+    save_png(tmp_path / "in.png", 40, 48)
+    rc, err = run(capsys, tmp_path / "in.png", "-o", tmp_path / "out.png", "--max-memory", "300M")
+    assert rc == 0, err
+    assert read_picture(tmp_path / "out.png").pixels.shape[:2] == (80, 96)
