@@ -202,7 +202,7 @@ def check_floor(rt: Runtime, budget_bytes: int) -> None:
                          f"about {mb(floor)} on {rt.name} (Python, libraries, runtime and model at rest)")
 
 
-def largest_within(budget_bytes: int, fits_at, hi: int) -> int:
+def largest_within(fits_at, hi: int) -> int:
     """The largest n in [1, hi] with ``fits_at(n)`` (monotone: true up to some n, false after), or 0."""
     if hi < 1 or not fits_at(1):
         return 0
@@ -254,7 +254,7 @@ def plan_within(rt: Runtime, frame, budget_bytes: int, mode: str = "tile", tile:
         want = min(default_rows or frame.height, frame.height)
         if at(want).total <= budget_bytes:
             return at(want)
-        r = largest_within(budget_bytes, lambda n: at(n).total <= budget_bytes, want)
+        r = largest_within(lambda n: at(n).total <= budget_bytes, want)
         if r < 1:
             raise refuse(at(1), flags or "--mode stream (one-row strips)")
         return at(r)
@@ -275,12 +275,12 @@ def plan_within(rt: Runtime, frame, budget_bytes: int, mode: str = "tile", tile:
     cap = max(frame.height, frame.width)
     want = min(default_tile, cap)
     if at_tile(want, batch or 1).total > budget_bytes:
-        want = largest_within(budget_bytes, lambda n: at_tile(n, batch or 1).total <= budget_bytes, want)
+        want = largest_within(lambda n: at_tile(n, batch or 1).total <= budget_bytes, want)
         if want < 1:
             raise refuse(at_tile(1, batch or 1), flags or "a 1-pixel tile")
     b = batch or 1
     if batch is None and auto_batch is not None:
-        b = largest_within(budget_bytes, lambda n: at_tile(want, n).total <= budget_bytes, auto_batch(want)) or 1
+        b = largest_within(lambda n: at_tile(want, n).total <= budget_bytes, auto_batch(want)) or 1
     return at_tile(want, b)
 
 
