@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import sys
 
@@ -13,7 +12,7 @@ from PIL import Image
 from conftest import make_plain
 from memsr_deploy.cli.upscale import main
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.formats.model_file import read_description, save_model
+from memsr_deploy.formats.model_file import save_model
 from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
 from memsr_deploy.outputs.folder_job import JOURNAL
 from memsr_deploy.runtime.backends.torch_backend import TorchBackend
@@ -234,41 +233,6 @@ def test_missing_bundled_model_is_a_clean_error(tmp_path, capsys, monkeypatch):
 
 
 # -------------------------------------------------------------------------------------------- memory budget
-from memsr_deploy.profiler import budget  # noqa: E402
-
-
-def test_max_memory_picks_the_profilers_tile_and_strip(tmp_path, tiny_plain_path):
-    from memsr_deploy.profiler.backends import window_bytes_per_pixel
-    desc = read_description(tiny_plain_path)
-    save_png(tmp_path / "in.png", 50, 60)
-    halo = desc.receptive_radius
-    for size, nbytes in (("300K", 300 * 1024), ("1M", 2 ** 20)):
-        # ONNX Runtime: its session's measured bound, above the ideal rule
-        per = window_bytes_per_pixel(desc, "onnxruntime")
-        assert per > budget.per_pixel_channels(desc) * 4
-        up = Upscaler(open_backend(model=tiny_plain_path, backend="onnxruntime"), RunOptions(max_memory=nbytes))
-        up.upscale_file(tmp_path / "in.png", tmp_path / "t.png")
-        tile = up.last["tile"]
-        assert tile == math.isqrt(nbytes // per) - 2 * halo
-        assert up.last["batch"] * (tile + 2 * halo) ** 2 * per <= nbytes
-        # full-width strips with recomputed halo on ONNX Runtime
-        up = Upscaler(open_backend(model=tiny_plain_path, backend="onnxruntime"), RunOptions(mode="stream", max_memory=nbytes))
-        up.upscale_file(tmp_path / "in.png", tmp_path / "r.png")
-        assert up.last["rows"] == nbytes // (per * 60) - 2 * halo
-        assert (up.last["rows"] + 2 * halo) * 60 * per <= nbytes
-        # PyTorch: the layer-wise streaming rule, and tiles from the eager walk (more than the ideal rule)
-        torch_backend = open_backend(model=tiny_plain_path, backend="torch")
-        up = Upscaler(torch_backend, RunOptions(mode="stream", max_memory=nbytes))
-        up.upscale_file(tmp_path / "in.png", tmp_path / "s.png")
-        assert up.last["rows"] == budget.strip_rows_for_budget(desc, 60, nbytes)
-        up = Upscaler(torch_backend, RunOptions(max_memory=nbytes))
-        up.upscale_file(tmp_path / "in.png", tmp_path / "u.png")
-        per_torch = window_bytes_per_pixel(desc, "torch", 4, torch_backend.model)
-        assert up.last["tile"] == math.isqrt(nbytes // per_torch) - 2 * halo
-        assert (up.last["tile"] + 2 * halo) ** 2 * per_torch <= nbytes
-        for other in ("r.png", "s.png", "u.png"):
-            np.testing.assert_allclose(read_picture(tmp_path / "t.png").pixels,
-                                       read_picture(tmp_path / other).pixels, atol=1)
 
 
 def test_whole_image_that_would_not_fit_is_tiled(tiny_plain_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import MemsrError, cli_errors
 from ..formats.tagged_json import dumps_strict
+from ..profiler import budget
 from . import args as types
 
 DESCRIPTION = """\
@@ -46,6 +47,10 @@ def build_parser() -> types.Parser:
                    default=16, help="strip height in LR rows for stream mode (default 16)")
     p.add_argument("--dtype", default="fp32", help="activation type: fp32, fp16 or int8 (default fp32)")
     p.add_argument("--backend", default="ideal", help="prediction model: ideal, onnxruntime or torch (default ideal)")
+    p.add_argument("--process", metavar="RUNTIME", choices=("onnxruntime", "litert", "torch"),
+                   help="also predict the peak RSS of the whole memsr-upscale process (Python, libraries and runtime "
+                        "at rest, weights, image rows and bands, activations: the model --max-memory plans with) "
+                        "for a JPEG -> PNG job on this runtime: onnxruntime, litert or torch")
     p.add_argument("--measure", action="store_true",
                    help="also run each model (whole and tiled modes) in a fresh process and measure its RSS peak; "
                         "heavy: runs are skipped when they would not fit in the free RAM")
@@ -132,10 +137,23 @@ def _measure_rows(rows, subjects, args, workdir: Path) -> None:
         r.measured, r.measured_seconds, r.settings = m.peak_bytes, m.seconds, m.settings
 
 
+def _process(subject, height: int, width: int, mode: str, args) -> int | None:
+    """The whole memsr-upscale process's predicted peak RSS (runtime.footprint: the model --max-memory plans
+    with); None where that runtime does not run this subject."""
+    from ..runtime import footprint
+    if subject.desc is None or (args.process != "torch" and not subject.desc.is_plain):
+        return None
+    rt = footprint.Runtime(args.process, subject.desc, budget.dtype_bytes(args.dtype),
+                           subject.module if args.process == "torch" else None,
+                           layered_stream=args.process == "torch" and subject.desc.is_plain)
+    plan = footprint.predict(rt, footprint.Frame(height, width), {"tiled": "tile"}.get(mode, mode),
+                             tile=args.tile, rows=args.rows)
+    return plan.total
+
+
 @cli_errors
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from ..profiler import budget
     from ..profiler.analytic import MODES, load_subject, predict
     from ..profiler.backends import BACKENDS
     from ..profiler.report import Row, parse_resolution, plot, table
@@ -204,7 +222,8 @@ def main(argv=None) -> int:
                 preds.append(pred)
                 note = _note(pred) if mode != "tiled" or not sub.halo_note else f"{_note(pred)}; {sub.halo_note}"
                 rows.append(Row(**base, predicted=pred.peak_bytes, note=note,
-                                vs_teacher=pred.peak_bytes / teacher_whole if teacher_whole else None))
+                                vs_teacher=pred.peak_bytes / teacher_whole if teacher_whole else None,
+                                process=_process(sub, h, w, mode, args) if args.process else None))
 
     if args.measure:
         with tempfile.TemporaryDirectory(prefix="memsr-profile-") as tmp:

@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override the exact halo (demonstration only: seams appear)")
     p.add_argument("--batch", type=types.positive_int, help="windows per backend call (default: automatic)")
     p.add_argument("--max-memory", type=types.memory_size,
-                   help="activation memory budget, e.g. 512M or 2G: picks the tile / strip size")
+                   help="peak memory (RSS) of the whole process, e.g. 500M or 2G: picks the tile / strip size "
+                        "(and, with --backend auto, the runtime) that fits; a --tile, --rows or --tile 0 that "
+                        "cannot fit is refused before any work")
     p.add_argument("--threads", type=types.positive_int, help="CPU threads for the backend (default: every core)")
     p.add_argument("--quality", type=types.int_in(1, 100), default=95, help="JPEG/WebP quality (default 95)")
     p.add_argument("--ext", help="output format for folder runs (png, jpg, tif, webp, bmp); default: the input's")
@@ -160,6 +162,38 @@ def output_for(src: Path, args, scale: int, batch: bool) -> Path:
     return out
 
 
+def backend_for_budget(args, files: list[Path], batch: bool) -> str:
+    """``--backend auto`` under ``--max-memory`` for a plain model: the runtime remembered as the faster here
+    (else ONNX Runtime, the leaner), unless its plan for the first photo cannot keep the default tile within the
+    budget and the other's can (footprint.first_that_fits). No speed probe: it opens both runtimes at once."""
+    from ..formats.model_file import read_description
+    from ..formats.registry import default_model, names, resolve
+    from ..imageio import open_image, output_format
+    from ..runtime import footprint, memory
+    from ..runtime.backends import fastest
+    model = args.model or default_model(args.scale or 2)
+    desc = read_description(resolve(str(model)) if str(model) in names() else model)
+    installed = fastest.installed()
+    if not desc.is_plain or not installed:
+        return "auto"
+    lean = args.mode == "stream" or args.tile == 0
+    first = fastest.remembered(desc, args.threads) if not lean else None
+    order = sorted(installed, key=lambda n: (n != (first or "onnxruntime"), n))
+    src = next((f for f in files if f.is_file()), None)
+    if src is None or len(order) < 2:
+        return order[0]
+    reader = open_image(src, int(args.max_pixels))
+    try:
+        fmt = output_format(output_for(src, args, desc.scale, batch))
+        rows = memory.default_recompute_rows(reader.width, desc.receptive_radius)
+        rt, _ = footprint.first_that_fits([footprint.Runtime(n, desc) for n in order], reader, args.max_memory,
+                                          mode=args.mode, tile=args.tile, rows=args.rows, batch=args.batch,
+                                          default_rows=rows, fmt=fmt)
+    finally:
+        reader.close()
+    return rt.name
+
+
 @cli_errors
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
@@ -183,11 +217,17 @@ def main(argv=None) -> int:
     files, batch = expand_inputs(args.inputs)
     if not batch:   # before the backend: its first opening may probe speed for a minute
         require_file(files[0])
+    name = args.backend
+    if args.max_memory and name == "auto" and args.artefact is None and args.precision == "fp32":
+        name = backend_for_budget(args, files, batch)
     lean = args.mode == "stream" or args.tile == 0
-    measures = args.backend == "auto" and args.artefact is None and args.precision == "fp32" and not lean
+    measures = name == "auto" and args.artefact is None and args.precision == "fp32" and not lean
     backend = open_backend(model=args.model, artefact=args.artefact, threads=args.threads, scale=args.scale,
-                           backend=args.backend, precision=args.precision, lean=lean, log=note,
+                           backend=name, precision=args.precision, lean=lean, log=note,
                            work=lr_pixels(files) if measures else None)
+    if args.max_memory:   # once, not once per photo
+        from ..runtime import footprint
+        footprint.check_floor(footprint.Runtime.of(backend), args.max_memory)
     job = None
     if batch:   # other processes and re-runs of this job may share its outputs: outputs/folder_job.py
         from ..outputs.folder_job import SharedJob, job_key

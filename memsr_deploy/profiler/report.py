@@ -64,6 +64,7 @@ class Row:
     measured_backend: str = ""
     measured_seconds: float | None = None
     settings: dict = field(default_factory=dict)
+    process: int | None = None     # whole memsr-upscale process, predicted (runtime.footprint)
 
     @property
     def ratio(self) -> float | None:
@@ -83,6 +84,9 @@ def _input_label(r: Row) -> str:
 def table(rows: list[Row], markdown: bool = False) -> str:
     measuring = any(r.measured is not None or r.measured_backend for r in rows)
     head = ["model", "mode", "input (LR)", "output", "predicted peak", "x teacher whole"]
+    process = any(r.process is not None for r in rows)
+    if process:
+        head.append("process RSS")
     if measuring:
         head += ["expected RSS", "measured RSS", "meas/exp"]
     head.append("notes")
@@ -90,6 +94,8 @@ def table(rows: list[Row], markdown: bool = False) -> str:
     for r in rows:
         line = [r.model, r.mode, _input_label(r), f"{r.width * r.scale}x{r.height * r.scale}",
                 human(r.predicted), f"x{r.vs_teacher:.3f}" if r.vs_teacher is not None else "-"]
+        if process:
+            line.append(human(r.process))
         if measuring:
             line += [human(r.expected_rss), human(r.measured), f"{r.ratio:.3f}" if r.ratio else "-"]
         line.append(r.note)

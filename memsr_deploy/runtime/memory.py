@@ -1,7 +1,8 @@
-"""Turning a memory budget into a tile size or strip height, with the profiler's model of the backend that runs
-(``profiler.backends.window_bytes_per_pixel``: a measured bound of its session for ONNX Runtime, the eager
-walk for PyTorch, an upper bound for LiteRT), plus how many windows to batch per call, and the guard that
-keeps a window from outgrowing the machine (LiteRT on a whole photo would be OOM-killed, not fail cleanly)."""
+"""Default strip heights, how many windows to batch per call, and the guard that keeps a window from outgrowing
+the machine (LiteRT on a whole photo would be OOM-killed, not fail cleanly), with the profiler's model of the
+backend's activations (``profiler.backends.window_bytes_per_pixel``: a measured bound of its session for ONNX
+Runtime, the eager walk for PyTorch, an upper bound for LiteRT). A user's ``--max-memory`` is planned by
+``footprint``, which prices the whole process."""
 from __future__ import annotations
 
 import math
@@ -29,14 +30,6 @@ def parse_size(text: str) -> int:
     if n < 1:
         raise MemsrError(f"memory size {text!r} must be positive")
     return n
-
-
-def _budget():
-    try:
-        from ..profiler import budget
-    except ImportError as e:
-        raise MemsrError(f"--max-memory needs memsr_deploy.profiler.budget, which is not available ({e})") from None
-    return budget
 
 
 def _needs_widths(desc, source):
@@ -111,33 +104,12 @@ def fit_to_memory(backend, tile: int, height: int, width: int, log, available: i
     return smaller
 
 
-def strip_rows_for_budget(backend, width: int, budget_bytes: int) -> int:
-    """Strip height of the layer-wise streaming loop (``stream.py``, PyTorch) within the budget."""
-    _needs_widths(backend.desc, backend.source)
-    return int(_budget().strip_rows_for_budget(backend.desc, width, budget_bytes,
-                                               dtype_bytes=backend.caps.dtype_bytes))
-
-
-def check_fixed_budget(backend, budget_bytes: int) -> None:
-    """A fixed-shape artefact cannot shrink its window: refuse a budget it cannot meet, before running."""
-    fh, fw = backend.caps.fixed_shape
-    _needs_widths(backend.desc, backend.source)
-    need = bytes_per_pixel(backend) * fh * fw
-    if need > budget_bytes:
-        raise MemsrError(f"the artefact's fixed {fw}x{fh} input needs about {need / 2 ** 20:.0f} MiB, more than the "
-                         f"{budget_bytes / 2 ** 20:.0f} MiB budget", backend.source)
-
-
-def choose_batch(backend, tile: int, halo: int, n_windows: int, budget_bytes: int | None = None,
-                 fixed: tuple[int, int] | None = None) -> int:
-    """Batch small windows together; never more than the budget allows."""
+def choose_batch(backend, tile: int, halo: int, n_windows: int, fixed: tuple[int, int] | None = None) -> int:
+    """Batch small windows together (a budget lowers it further: ``footprint.plan_within``)."""
     if tile <= 0:
         return 1
     win_px = fixed[0] * fixed[1] if fixed else (tile + 2 * halo) ** 2
     batch = max(1, min(MAX_BATCH, BATCH_TARGET_PX // win_px, n_windows))
     if backend.caps.max_batch:
         batch = min(batch, backend.caps.max_batch)
-    if budget_bytes is not None and batch > 1:
-        one = bytes_per_pixel(backend) * win_px
-        batch = max(1, min(batch, budget_bytes // max(one, 1)))
     return int(batch)

@@ -3,7 +3,9 @@
 A file job is a pipeline of three stages that overlap: the reader decodes the next rows (a worker thread,
 imageio.decode), the runner computes a band (a worker thread, ``ahead``), and the writer encodes the previous
 band (this thread, libvips pulling from imageio.encode's feed). Memory follows the windows and bands, not the
-image, for every format libvips streams (JPEG, PNG, TIFF); ``memory_need`` counts the others honestly.
+image, for every format libvips streams (JPEG, PNG, TIFF); ``footprint.pixel_bytes`` counts the others honestly.
+With a budget (``max_memory``) the job is planned before decoding so that the whole process's peak RSS stays
+within it (``footprint``).
 """
 from __future__ import annotations
 
@@ -20,9 +22,8 @@ from ..errors import MemsrError
 from ..imageio import (DEFAULT_MAX_PIXELS, NO_ALPHA, Picture, RowWindows, open_image, output_format,
                        storage_dtype, write_bands)
 from ..imageio.ahead import ahead
-from ..imageio.decode import CHUNK_BYTES
 from ..outputs.plan import check_outputs
-from . import memory
+from . import footprint, memory
 from .bands import Band, Converter, assemble, upscale_alpha
 from .stream import StreamRunner
 from .tiled import TiledRunner
@@ -37,7 +38,7 @@ class RunOptions:
     halo: int | None = None          # override of the exact halo (demonstration only: not exact)
     rows: int | None = None          # strip height for streaming
     batch: int | None = None         # windows per backend call; None = automatic
-    max_memory: int | None = None    # activation budget in bytes
+    max_memory: int | None = None    # budget for the whole process's peak RSS, in bytes (footprint.py)
     quality: int = 95
     max_pixels: int = DEFAULT_MAX_PIXELS
     progress: bool = False
@@ -62,52 +63,72 @@ class Upscaler:
         return self.backend.caps.scale
 
     # ---------------------------------------------------------------------------------------- runners
-    def _runner(self, picture: Picture, convert: Converter, bar):
+    def _runner(self, picture: Picture, convert: Converter, bar, plan: footprint.Plan | None = None):
         opt, caps = self.opt, self.backend.caps
         halo = caps.halo if opt.halo is None else opt.halo
         if opt.mode == "stream" and getattr(self.backend, "plain", None) is not None:
             # PyTorch plain nets: layer-wise rolling buffers, nothing recomputed
-            rows = opt.rows
-            if rows is None and opt.max_memory:
-                rows = memory.strip_rows_for_budget(self.backend, picture.width, opt.max_memory)
-            rows = rows or memory.default_strip_rows(picture.width)
+            rows = plan.rows if plan else (opt.rows or memory.default_strip_rows(picture.width))
             self.last = {"mode": "stream", "rows": rows}
             return StreamRunner(self.backend.plain, rows, convert, bar, self.log, self.backend.source)
         if opt.mode == "stream":
             # every other backend runs a whole graph per call: full-width strips with the exact halo above and
             # below (recomputed), memory proportional to the width as in the layer-wise loop
-            rows = opt.rows
-            if rows is None and opt.max_memory:
-                rows = memory.recompute_rows_for_budget(self.backend, picture.width, opt.max_memory)
-            rows = rows or memory.default_recompute_rows(picture.width, halo)
-            if opt.max_memory is None:
+            rows = plan.rows if plan else (opt.rows or memory.default_recompute_rows(picture.width, halo))
+            if plan is None:
                 rows = memory.fit_to_memory(self.backend, rows, picture.height, picture.width, self.log,
                                             rows_only=True)
             self.last = {"mode": "stream", "rows": rows, "halo": halo, "strips": "recomputed halo"}
             return TiledRunner(self.backend, rows, halo, 1, convert, bar, self.log, tile_w=0)
-        tile = opt.tile
-        if caps.fixed_shape:
-            if opt.max_memory:
-                memory.check_fixed_budget(self.backend, opt.max_memory)
-        elif tile is None:
-            tile = memory.tile_for_budget(self.backend, opt.max_memory) if opt.max_memory else caps.default_tile
-        if not caps.fixed_shape and opt.max_memory is None:
-            tile = memory.fit_to_memory(self.backend, tile, picture.height, picture.width, self.log)
+        if plan is not None:
+            tile = None if caps.fixed_shape else (0 if plan.mode == "whole" else plan.tile)
+        else:
+            tile = opt.tile
+            if not caps.fixed_shape:
+                tile = memory.fit_to_memory(self.backend, caps.default_tile if tile is None else tile,
+                                            picture.height, picture.width, self.log)
         t_eff = tile if tile is not None else max(min(caps.fixed_shape) - 2 * halo, 1)
         n_cols = math.ceil(picture.width / t_eff) if t_eff > 0 else 1
-        batch = opt.batch or memory.choose_batch(self.backend, t_eff, halo, n_cols,
-                                                 opt.max_memory if not caps.fixed_shape else None,
-                                                 caps.fixed_shape)
+        batch = plan.batch if plan else opt.batch or memory.choose_batch(self.backend, t_eff, halo, n_cols,
+                                                                         caps.fixed_shape)
         self.last = {"mode": "tile", "tile": t_eff, "halo": halo, "batch": batch}
         return TiledRunner(self.backend, tile, halo, batch, convert, bar, self.log)
 
-    def bands(self, picture: Picture, dtype=None, bar=None, clip: bool = True, alpha: bool = True
-              ) -> Iterator[Band]:
+    def plan(self, frame, fmt: str | None = None, channels: int | None = None, dtype=None
+             ) -> footprint.Plan | None:
+        """With a budget (``max_memory``): this job's mode and sizes, its whole-process peak RSS predicted within
+        the budget; a size given that cannot fit, or a budget below the process's floor, is refused in one line
+        (before any pixel is decoded). None without a budget. ``frame``: an ``ImageReader`` or a
+        ``footprint.Frame``; ``fmt`` None: an in-memory job."""
+        opt, caps = self.opt, self.backend.caps
+        if not opt.max_memory:
+            return None
+        rt = footprint.Runtime.of(self.backend)
+        halo = caps.halo if opt.halo is None else opt.halo
+        default_rows = (memory.default_strip_rows(frame.width) if rt.layered_stream
+                        else memory.default_recompute_rows(frame.width, halo))
+
+        def auto_batch(tile: int) -> int:
+            n_cols = math.ceil(frame.width / tile) if tile > 0 else 1
+            return memory.choose_batch(self.backend, tile, halo, n_cols, caps.fixed_shape)
+        return footprint.plan_within(rt, frame, opt.max_memory, mode=opt.mode, tile=opt.tile, rows=opt.rows,
+                                     batch=opt.batch, default_tile=caps.default_tile, default_rows=default_rows,
+                                     fmt=fmt, out_channels=channels, out_dtype=dtype,
+                                     auto_batch=None if opt.batch else auto_batch)
+
+    def bands(self, picture: Picture, dtype=None, bar=None, clip: bool = True, alpha: bool = True,
+              plan: footprint.Plan | None = None) -> Iterator[Band]:
         """The upscaled picture as bands of rows in ``dtype`` (default: the picture's), alpha included unless
         ``alpha`` is False. ``clip=False`` leaves float32 output unclipped (integer outputs are always clipped).
-        ``picture``: anything with Picture's window interface (Picture, imageio.RowWindows)."""
+        ``picture``: anything with Picture's window interface (Picture, imageio.RowWindows). ``plan``: the
+        budgeted plan (``self.plan``); with a budget and none given, it is made here for an in-memory job."""
         dtype = np.dtype(dtype or picture.dtype)
-        runner = self._runner(picture, Converter(picture.is_grey, dtype, clip), bar)
+        if plan is None and self.opt.max_memory:
+            frame = footprint.Frame(picture.height, picture.width, picture.channels, picture.dtype, False)
+            plan = self.plan(frame, None, picture.channels, dtype)
+        runner = self._runner(picture, Converter(picture.is_grey, dtype, clip), bar, plan)
+        if plan is not None:
+            self.last["predicted_peak_rss"] = plan.total
         for band in runner.bands(picture):
             if picture.has_alpha and alpha:
                 a = upscale_alpha(picture, band.lr_start, band.lr_stop, self.scale, dtype)
@@ -138,10 +159,12 @@ class Upscaler:
             warnings.warn(f"{fmt} has no alpha channel: transparency dropped", stacklevel=2)
         channels = reader.channels - (1 if has_alpha and not keep_alpha else 0)
         shape = (reader.height * s, reader.width * s)
-        need = memory_need(reader, fmt, shape, channels, dtype, self._window_rows(reader.height))
-        check_fits_in_memory(need, shape, fmt, dst)
+        plan = self.plan(reader, fmt, channels, dtype)   # refuses, before decoding, what cannot fit the budget
+        if plan is None:
+            need = footprint.pixel_bytes(reader, fmt, shape, channels, dtype, self._window_rows(reader.height))
+            check_fits_in_memory(need, shape, fmt, dst)
         pic = RowWindows(reader)
-        computed = ahead((b.pixels for b in self.bands(pic, dtype, bar, alpha=keep_alpha)), depth=1)
+        computed = ahead((b.pixels for b in self.bands(pic, dtype, bar, alpha=keep_alpha, plan=plan)), depth=1)
         try:
             write_bands(dst, computed, *shape, channels, dtype, self.opt.quality, reader.icc, reader.exif,
                         before_rename)
@@ -158,9 +181,7 @@ class Upscaler:
             return (opt.rows or 64) + 4
         if caps.fixed_shape:
             return caps.fixed_shape[0]
-        tile = opt.tile
-        if tile is None:
-            tile = memory.tile_for_budget(self.backend, opt.max_memory) if opt.max_memory else caps.default_tile
+        tile = caps.default_tile if opt.tile is None else opt.tile
         return height if tile == 0 else min(height, tile + 2 * (caps.halo if opt.halo is None else opt.halo))
 
 
@@ -173,38 +194,6 @@ def check_writable(dst: Path, src: Path | None = None) -> None:
         parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise MemsrError(f"cannot write output: folder {parent} is not writable", dst)
-
-
-# Bytes libvips holds while it encodes sequentially (its line buffers and the encoder's own), in output rows;
-# measured roughly: 13856 px wide RGB JPEG out, about 56 MB above the process at rest, flat in height.
-VIPS_ROWS_HELD = 1400
-BANDS_IN_FLIGHT = 3   # one being computed, one queued for the encoder, one in the PNG feed
-
-
-def memory_need(reader, fmt: str, shape, channels: int, dtype, window_rows: int) -> dict[str, int]:
-    """Bytes the job holds for its pixels, by cause (the backend's activations are priced by memory.py).
-
-    Streamed input: the row cache (a window, the rows kept above it, the chunks decoded ahead); otherwise the
-    whole decoded image. Streamed output: the bands in flight and libvips' rows; WebP and BMP: the whole output
-    (libwebp and Pillow encode from one picture)."""
-    in_row = reader.width * reader.channels * np.dtype(reader.dtype).itemsize
-    out_row = shape[1] * channels * np.dtype(dtype).itemsize
-    s = shape[0] // reader.height
-    need = {}
-    if reader.streamed:
-        # the cache (twice while it is rebuilt), three chunks in flight, libvips' rows (measured: ~40 MB at
-        # 6928 px wide RGB, so about 2000 rows' worth)
-        need["input rows"] = (window_rows + 16) * in_row * 2 + 3 * CHUNK_BYTES + 2000 * in_row
-    else:
-        need["decoded input"] = reader.nbytes * 2  # the decoder's buffer and the oriented copy
-    need["bands"] = BANDS_IN_FLIGHT * min(window_rows, reader.height) * s * out_row
-    if fmt in ("WEBP", "BMP"):
-        # measured roughly: a 144 MP x2 WebP took 1.6 GB above the process at rest (libvips' copy, libwebp's
-        # ARGB and YUV pictures); Pillow's BMP: our copy, its image, its encoder buffer
-        need["whole output"] = shape[0] * shape[1] * (12 if fmt == "WEBP" else 10)
-    else:
-        need["encoder rows"] = VIPS_ROWS_HELD * out_row
-    return need
 
 
 def check_fits_in_memory(need: dict[str, int], shape, fmt: str, dst) -> None:

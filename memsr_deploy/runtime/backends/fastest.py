@@ -131,6 +131,13 @@ def litert_ratio(times: dict[str, list[float]]) -> float:
     return float(np.median([lite / ort for lite, ort in zip(times["litert"], times["onnxruntime"])]))
 
 
+def remembered(desc: ModelDescription, threads: int | None) -> str | None:
+    """The winner measured before for this architecture here, without measuring (None: not measured yet)."""
+    names = installed()
+    known = _read().get(key(desc, threads, names), {}).get("backend") if len(names) > 1 else None
+    return known if known in names else None
+
+
 def worth_probing(work: int | None, tile: int, runtimes: int = len(FP32_RUNTIMES)) -> bool:
     """Whether a run of ``work`` LR pixels (None: unknown, taken as large) pays for the probe: its windows
     (``tile`` px, the default tile) at least 1 / PROBE_SHARE times the probe's."""
@@ -149,10 +156,10 @@ def choose(desc: ModelDescription, threads: int | None, open_named, log=print, w
     names = installed()
     if len(names) < 2:
         return open_named(names[0]) if names else None
-    k = key(desc, threads, names)
-    known = _read().get(k, {}).get("backend")
-    if known in names:
+    known = remembered(desc, threads)
+    if known is not None:
         return open_named(known)
+    k = key(desc, threads, names)
     ort = open_named("onnxruntime")
     if not worth_probing(work, ort.caps.default_tile, len(names)):
         return ort
