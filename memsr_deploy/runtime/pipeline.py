@@ -3,7 +3,8 @@
 A file job is a pipeline of three stages that overlap: the reader decodes the next rows (a worker thread,
 imageio.decode), the runner computes a band (a worker thread, ``ahead``), and the writer encodes the previous
 band (this thread, libvips pulling from imageio.encode's feed). Memory follows the windows and bands, not the
-image, for every format libvips streams (JPEG, PNG, TIFF); ``memory_need`` counts the others honestly.
+image, for every format libvips streams (JPEG, PNG, TIFF); ``memory_need`` counts the others (WebP, BMP, HEIC,
+camera RAW) honestly, from the header, before decoding.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ..imageio import (DEFAULT_MAX_PIXELS, NO_ALPHA, Picture, RowWindows, open_i
                        storage_dtype, write_bands)
 from ..imageio.ahead import ahead
 from ..imageio.decode import CHUNK_BYTES
+from ..imageio.heif import HEIF_ENCODE_BYTES
 from ..outputs.plan import check_outputs
 from . import memory
 from .bands import Band, Converter, assemble, upscale_alpha
@@ -181,9 +183,10 @@ BANDS_IN_FLIGHT = 3   # one being computed, one queued for the encoder, one in t
 def memory_need(reader, fmt: str, shape, channels: int, dtype, window_rows: int) -> dict[str, int]:
     """Bytes the job holds for its pixels, by cause (the backend's activations are priced by memory.py).
 
-    Streamed input: the row cache (a window, the rows kept above it, the chunks decoded ahead); otherwise the
-    whole decoded image. Streamed output: the bands in flight and libvips' rows; WebP and BMP: the whole output
-    (libwebp and Pillow encode from one picture)."""
+    Streamed input: the row cache (a window, the rows kept above it, the chunks decoded ahead); otherwise what
+    its decoder holds for the whole image (``decode_bytes``: RAW and HEIC price their libraries' buffers).
+    Streamed output: the bands in flight and libvips' rows; WebP, BMP and HEIC: the whole output (libwebp,
+    Pillow and libheif encode from one picture)."""
     in_row = reader.width * reader.channels * np.dtype(reader.dtype).itemsize
     out_row = shape[1] * channels * np.dtype(dtype).itemsize
     s = shape[0] // reader.height
@@ -193,12 +196,14 @@ def memory_need(reader, fmt: str, shape, channels: int, dtype, window_rows: int)
         # 6928 px wide RGB, so about 2000 rows' worth)
         need["input rows"] = (window_rows + 16) * in_row * 2 + 3 * CHUNK_BYTES + 2000 * in_row
     else:
-        need["decoded input"] = reader.nbytes * 2  # the decoder's buffer and the oriented copy
+        need["decoded input"] = reader.decode_bytes
     need["bands"] = BANDS_IN_FLIGHT * min(window_rows, reader.height) * s * out_row
     if fmt in ("WEBP", "BMP"):
         # measured roughly: a 144 MP x2 WebP took 1.6 GB above the process at rest (libvips' copy, libwebp's
         # ARGB and YUV pictures); Pillow's BMP: our copy, its image, its encoder buffer
         need["whole output"] = shape[0] * shape[1] * (12 if fmt == "WEBP" else 10)
+    elif fmt == "HEIF":
+        need["whole output"] = shape[0] * shape[1] * HEIF_ENCODE_BYTES[np.dtype(dtype).itemsize]
     else:
         need["encoder rows"] = VIPS_ROWS_HELD * out_row
     return need
@@ -211,6 +216,6 @@ def check_fits_in_memory(need: dict[str, int], shape, fmt: str, dst) -> None:
     avail = psutil.virtual_memory().available
     if total > 0.6 * avail:
         parts = ", ".join(f"{k} {v / 2 ** 30:.1f} GiB" for k, v in need.items())
-        hint = "; write a .jpg, .png or .tif, which are streamed" if fmt in ("WEBP", "BMP") else ""
+        hint = "; write a .jpg, .png or .tif, which are streamed" if fmt in ("WEBP", "BMP", "HEIF") else ""
         raise MemsrError(f"a {shape[1]}x{shape[0]} {fmt} output needs about {total / 2 ** 30:.1f} GiB for its "
                          f"pixels ({parts}), {avail / 2 ** 30:.1f} GiB available{hint}", dst)
