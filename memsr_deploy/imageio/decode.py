@@ -346,6 +346,10 @@ def require_file(path) -> Path:
 def open_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageReader:
     """Open an image file: header read and checked, nothing decoded yet (except for Pillow's formats)."""
     import pyvips
+    # libvips' operation cache would keep each header load, and with it the file (WebP's loader holds it
+    # open): a folder run had up to 4 inputs open long after they were done (benchmarks/soak.py). Every file
+    # here is read once, so nothing is lost.
+    pyvips.cache_set_max(0)
     path = require_file(path)
     from .formats import RAW_EXTENSIONS
     from .heif import is_hevc_heif
