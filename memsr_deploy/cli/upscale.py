@@ -7,6 +7,7 @@
     memsr-upscale photo.png --mode stream            # strips, memory ~ width
     memsr-upscale photo.png --precision int8         # int8 model: faster, slightly lower quality
     memsr-upscale photo.png --backend torch --threads 1
+    memsr-upscale IMG_0001.HEIC shot.dng -o out/ --ext heic   # HEIC and camera RAW in, HEIC out
 """
 from __future__ import annotations
 
