@@ -10,6 +10,10 @@ file has; the EXIF orientation tag, which HEIF readers ignore, is not applied ag
 10- and 12-bit pictures become 16-bit, with the top bits repeated into the low ones (1023 -> 65535), so a
 16-bit output (PNG, TIFF) keeps every level. The ICC profile and EXIF are carried as for JPEG.
 
+A file cut short or with broken boxes is refused with one line. Damage inside the HEVC data itself is not
+caught: libheif decodes it as best it can, and pillow-heif offers neither libheif's strict decoding nor its
+decoding warnings (measured: 200 flipped bytes in a 128x96 picture decoded without a word).
+
 Writing: 8-bit samples as 8-bit HEIC, 16-bit ones as 10-bit HEIC (x265's depth for high bit depth); grey as
 monochrome; ``quality`` as for JPEG (1..100).
 """
