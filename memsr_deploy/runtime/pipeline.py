@@ -26,6 +26,7 @@ from ..imageio.heif import HEIF_ENCODE_BYTES
 from ..outputs.plan import check_outputs
 from . import memory
 from .bands import Band, Converter, assemble, upscale_alpha
+from .heap import release_heap
 from .stream import StreamRunner
 from .tiled import TiledRunner
 
@@ -140,6 +141,7 @@ class Upscaler:
         shape = (reader.height * s, reader.width * s)
         need = memory_need(reader, fmt, shape, channels, dtype, self._window_rows(reader.height))
         check_fits_in_memory(need, shape, fmt, dst)
+        size = [reader.width, reader.height]
         pic = RowWindows(reader)
         computed = ahead((b.pixels for b in self.bands(pic, dtype, bar, alpha=keep_alpha)), depth=1)
         try:
@@ -147,8 +149,9 @@ class Upscaler:
         finally:
             computed.stop()  # first the compute thread (it reads the decoder's rows), then the decoder
             pic.close()
-        return {"input": str(src), "output": str(dst), "size": [reader.width, reader.height],
-                "out_size": [shape[1], shape[0]], **self.last}
+            del pic, computed, reader  # every pixel of this file freed, then the heaps' free pages given back
+            release_heap()
+        return {"input": str(src), "output": str(dst), "size": size, "out_size": [shape[1], shape[0]], **self.last}
 
     def _window_rows(self, height: int) -> int:
         """LR rows one window spans (what the row cache holds), as the runner will choose them."""
