@@ -4,8 +4,8 @@ A folder of generated photos of mixed sizes and formats (JPEG, PNG 8/16-bit, TIF
 alpha among them) goes through one `memsr-upscale FOLDER -o OUT` process. This parent samples the process'
 resident memory (RSS), open file descriptors and threads with psutil while it runs, and takes the photos'
 finishing times from the outputs' modification times. The same command on the first 10 photos gives the
-reference peak RSS: the first 10 include the largest size in every format, so the 300-photo peak should only
-be above it if something grows with the number of photos.
+reference peak RSS: the first 10 are the largest size in every format and in the heaviest layouts (16-bit, alpha),
+so the 300-photo peak should only be above it if something grows with the number of photos.
 
     python benchmarks/soak.py                       # 300 photos, bundled memsr-x2 -> benchmarks/results/soak.md
     python benchmarks/soak.py --photos 40 --out /tmp/soak.md    # a quick look
@@ -62,23 +62,30 @@ def _layout(i: int, fmt: str) -> str:
     return "rgb"
 
 
+# Photos 5-9: the heaviest kinds, at the largest size, so that the 10-photo run meets each of them
+HEAVY = (("png", "rgb16"), ("tif", "rgb16"), ("png", "rgba"), ("webp", "rgba"), ("heic", "rgba"))
+
+
 def make_folder(folder: Path, n: int, min_px: int = 64, max_px: int = 256, seed: int = 0) -> list[Path]:
-    """``n`` photos; photos 0-4 are ``max_px`` square in each format, 5-9 ``min_px`` square, the rest random
-    sizes in between (any aspect), formats in turn. Written with the project's own writer (imageio)."""
+    """``n`` photos; photos 0-4 are ``max_px`` square 8-bit RGB in each format, 5-9 ``max_px`` square in the
+    heaviest layouts (HEAVY), the rest random sizes in between (any aspect), formats in turn. Written with the
+    project's own writer (imageio)."""
     from memsr_deploy.imageio import write_picture
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     paths = []
     for i in range(n):
-        fmt = FORMATS[i % len(FORMATS)]
+        fmt, layout = FORMATS[i % len(FORMATS)], None
         if i < 5:
             h = w = max_px
+            layout = "rgb"
         elif i < 10:
-            h = w = min_px
+            h = w = max_px
+            fmt, layout = HEAVY[i - 5]
         else:
             h, w = (int(v) for v in rng.integers(min_px, max_px + 1, 2))
         img = _photo(rng, h, w)
-        layout = _layout(i, fmt)
+        layout = layout or _layout(i, fmt)
         if layout == "grey":
             px = np.rint(img.mean(axis=2, keepdims=True) * 255).astype(np.uint8)
         elif layout == "rgb16":
@@ -214,7 +221,8 @@ def report(short: Run, long: Run, window: int, args, machine_note: str) -> str:
         f"({', '.join(FORMATS)}; some 16-bit PNG/TIFF, grey and alpha), each written in its own format; one "
         f"`memsr-upscale FOLDER -o OUT -q {' '.join(args.extra)}` process (the bundled x2 model unless --model "
         f"is among the flags), sampled every {args.interval} s from a parent with psutil. The 10-photo run is "
-        "the same command on the first 10 photos, which include the largest size in every format. Counts are "
+        "the same command on the first 10 photos, which are the largest size in every format and in the heaviest "
+        "layouts (16-bit PNG and TIFF, alpha PNG, WebP and HEIC). Counts are "
         "given as fewest-most over the samples taken while photos 2-11 (start) and the last 10 (end) were made: "
         "the fewest is the settled count between photos.",
         "",
