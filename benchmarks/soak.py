@@ -110,6 +110,7 @@ class Sample:
     fds: int
     threads: int
     done: int       # outputs written so far
+    cpu: float = 0.0  # CPU seconds the process has used (user + system)
 
 
 @dataclass
@@ -119,6 +120,7 @@ class Run:
     seconds: float
     samples: list[Sample] = field(default_factory=list)
     finish_times: list[float] = field(default_factory=list)   # seconds since start, one per output, sorted
+    out_pixels: list[int] = field(default_factory=list)       # output pixels of each, in finishing order
     stderr: str = ""
 
     @property
@@ -144,6 +146,12 @@ class Run:
         temporary output, the decoder's and encoder's threads)."""
         vals = [getattr(s, what) for s in self.between(a, b)]
         return min(vals), max(vals)
+
+    def cpu_per_mp(self, a: int, b: int) -> float:
+        """CPU seconds per output megapixel spent while photos ``a + 1`` .. ``b`` were made: the cost of the work
+        itself, which neither the sizes in a window nor other jobs on the machine move much."""
+        cpu = self.at_output(b).cpu - self.at_output(a).cpu
+        return cpu / max(sum(self.out_pixels[a:b]) / 1e6, 1e-9)
 
     def window_rates(self, size: int) -> list[tuple[int, int, float]]:
         """(first, last photo, photos per second) over consecutive windows of ``size`` finished photos."""
@@ -173,8 +181,9 @@ def watch(cmd: list[str], out_dir: Path, photos: int, interval: float = 0.1, env
     while proc.poll() is None:
         try:
             with ps.oneshot():
+                c = ps.cpu_times()
                 s = Sample(time.perf_counter() - t0, ps.memory_info().rss, ps.num_fds(), ps.num_threads(),
-                           len(_outputs(out_dir)))
+                           len(_outputs(out_dir)), c.user + c.system)
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             break
         samples.append(s)
@@ -182,8 +191,15 @@ def watch(cmd: list[str], out_dir: Path, photos: int, interval: float = 0.1, env
     rc = proc.wait()
     reader.join()
     seconds = time.perf_counter() - t0
-    finish = sorted(p.stat().st_mtime - wall0 for p in _outputs(out_dir))
-    return Run(photos, rc, seconds, samples, finish, b"".join(err_chunks).decode(errors="replace"))
+    from memsr_deploy.imageio import open_image
+    done = sorted((p.stat().st_mtime - wall0, p) for p in _outputs(out_dir))
+    pixels = []
+    for _, p in done:
+        r = open_image(p)  # the header only
+        pixels.append(r.height * r.width)
+        r.close()
+    return Run(photos, rc, seconds, samples, [t for t, _ in done], pixels,
+               b"".join(err_chunks).decode(errors="replace"))
 
 
 def upscale_cmd(src: Path, out: Path, extra: list[str]) -> list[str]:
@@ -248,12 +264,17 @@ def report(short: Run, long: Run, window: int, args, machine_note: str) -> str:
         f"{np.nanmean(vals):.2f}, min {np.nanmin(vals):.2f}, max {np.nanmax(vals):.2f}; first half of the "
         f"windows {np.nanmean(vals[:len(vals) // 2]):.2f}, second half {np.nanmean(vals[len(vals) // 2:]):.2f}.",
         "",
-        "| photos | photos/s | RSS MB at the window's end | fds | threads |",
-        "|---|---|---|---|---|",
+        f"CPU seconds per output megapixel (the process' own CPU time, so the machine's other work and the sizes "
+        f"in a window move it little): first {window} photos after the first "
+        f"{long.cpu_per_mp(1, 1 + window):.2f}, last {window} {long.cpu_per_mp(n - window, n):.2f}.",
+        "",
+        "| photos | photos/s | CPU s per output MP | RSS MB at the window's end | fds | threads |",
+        "|---|---|---|---|---|---|",
     ]
     for a, b, rate in rates:
         s = long.at_output(b)
-        lines.append(f"| {a}-{b} | {rate:.2f} | {_mb(s.rss)} | {s.fds} | {s.threads} |")
+        lines.append(f"| {a}-{b} | {rate:.2f} | {long.cpu_per_mp(a - 1, b):.2f} | {_mb(s.rss)} | {s.fds} | "
+                     f"{s.threads} |")
     return "\n".join(lines) + "\n"
 
 
