@@ -7,6 +7,7 @@
     memsr-upscale photo.png --mode stream            # strips, memory ~ width
     memsr-upscale photo.png --precision int8         # int8 model: faster, slightly lower quality
     memsr-upscale photo.png --backend torch --threads 1
+    memsr-upscale IMG_0001.HEIC shot.dng -o out/ --ext heic   # HEIC and camera RAW in, HEIC out
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = types.Parser(prog="memsr-upscale", description=__doc__.split("\n")[0],
                      formatter_class=argparse.RawDescriptionHelpFormatter,
                      epilog="\n".join(__doc__.split("\n")[2:]))
-    p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns (JPEG, PNG, TIFF, WebP, BMP)")
+    p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns (JPEG, PNG, TIFF, WebP, "
+                                               "HEIC, camera RAW / DNG, BMP)")
     p.add_argument("-o", "--output", help="output file (one input) or folder (several inputs or a folder); "
                                           "default: NAME_xS.EXT beside each input")
     src = p.add_mutually_exclusive_group()
@@ -58,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "cannot fit is refused before any work")
     p.add_argument("--threads", type=types.positive_int, help="CPU threads for the backend (default: every core)")
     p.add_argument("--quality", type=types.int_in(1, 100), default=95, help="JPEG/WebP quality (default 95)")
-    p.add_argument("--ext", help="output format for folder runs (png, jpg, tif, webp, bmp); default: the input's")
+    p.add_argument("--ext", help="output format for folder runs (png, jpg, tif, webp, heic, bmp); default: the "
+                                 "input's (tif for camera RAW)")
     p.add_argument("--max-pixels", type=types.pixel_count, default=250e6,
                    help="refuse inputs above this many pixels (decompression-bomb guard; default 250e6)")
     p.add_argument("--overwrite", action="store_true",
@@ -83,7 +86,7 @@ def expand_inputs(items: list[str]) -> tuple[list[Path], bool]:
             found = sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in READABLE
                            and not f.name.startswith("."))
             if not found:
-                raise MemsrError("folder holds no images (JPEG, PNG, TIFF, WebP, BMP)", p)
+                raise MemsrError("folder holds no images (JPEG, PNG, TIFF, WebP, HEIC, camera RAW, BMP)", p)
             files += found
         elif not p.exists() and any(c in item for c in "*?["):
             batch = True
@@ -150,7 +153,9 @@ def lr_pixels(files) -> int:
 
 
 def output_for(src: Path, args, scale: int, batch: bool) -> Path:
-    ext = ("." + args.ext.lstrip(".")) if args.ext else src.suffix
+    from ..imageio.formats import RAW_EXTENSIONS, RAW_OUTPUT
+    ext = ("." + args.ext.lstrip(".")) if args.ext else RAW_OUTPUT if src.suffix.lower() in RAW_EXTENSIONS \
+        else ".heic" if src.suffix.lower() == ".hif" else src.suffix
     name = f"{src.stem}_x{scale}{ext}"
     if args.output is None:
         return src.with_name(name)

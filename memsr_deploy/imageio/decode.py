@@ -12,7 +12,9 @@ Rules, the same for every caller:
 JPEG, PNG, TIFF, WebP and GIF are decoded by libvips, top to bottom, a chunk of rows at a time (``chunks``),
 so an upscaling job holds only the rows its windows need. Orientations other than 1 need the whole image
 (a rotated image's first row is the stored image's first column), so such files are decoded whole. BMP and
-other formats libvips lacks go through Pillow, whole.
+other formats libvips lacks go through Pillow, whole. HEVC HEIF (heif.py, pillow-heif) and camera RAW
+(raw.py, rawpy) are decoded whole by their own libraries; the pipeline prices such inputs from the header
+(``decode_bytes``) before decoding. A JPEG's HDR gain map is announced with a warning (gainmap.py).
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ from .picture import Picture, check_layout
 CHUNK_BYTES = 1 << 20
 _VIPS_FORMATS = {"uchar": np.uint8, "ushort": np.uint16, "float": np.float32, "double": np.float32}
 _SRGB_FROM = ("cmyk", "lab", "labq", "labs", "lch", "cmc", "xyz", "yxy", "hsv")  # float RGB (scrgb): values kept as stored
-_NOT_AN_IMAGE = "not an image, or a format that cannot be read (JPEG, PNG, TIFF, WebP, BMP, GIF)"
+_NOT_AN_IMAGE = ("not an image, or a format that cannot be read (JPEG, PNG, TIFF, WebP, HEIC, camera RAW, BMP, "
+                 "GIF)")
 
 
 def orient(a: np.ndarray, orientation: int) -> np.ndarray:
@@ -92,6 +95,12 @@ class ImageReader:
     @property
     def nbytes(self) -> int:
         return self.height * self.width * self.channels * np.dtype(self.dtype).itemsize
+
+    @property
+    def decode_bytes(self) -> int:
+        """Bytes held while a reader that is not streamed decodes the whole image (the pipeline's memory check):
+        by default the decoder's buffer and the oriented copy."""
+        return self.nbytes * 2
 
 
 # ------------------------------------------------------------------------------------------------- libvips
@@ -337,14 +346,26 @@ def require_file(path) -> Path:
 def open_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageReader:
     """Open an image file: header read and checked, nothing decoded yet (except for Pillow's formats)."""
     import pyvips
+    # libvips' operation cache would keep each header load, and with it the file (WebP's loader holds it
+    # open): a folder run had up to 4 inputs open long after they were done (benchmarks/soak.py). Every file
+    # here is read once, so nothing is lost.
+    pyvips.cache_set_max(0)
     path = require_file(path)
+    from .formats import RAW_EXTENSIONS
+    from .heif import is_hevc_heif
     try:
         with open(path, "rb") as fh:
-            head = fh.read(16)
+            head = fh.read(64)
     except OSError as e:
         raise MemsrError(f"cannot read ({e.strerror})", path) from None
     if not head:
         raise MemsrError(f"{_NOT_AN_IMAGE} (empty file)", path)
+    if path.suffix.lower() in RAW_EXTENSIONS:  # many RAW files are TIFF inside: told apart by name
+        from .raw import RawReader
+        return RawReader(path, max_pixels)
+    if is_hevc_heif(head):  # libvips here has no HEVC decoder
+        from .heif import HeifReader
+        return HeifReader(path, max_pixels)
     loader = pyvips.vips_lib.vips_foreign_find_load(str(path).encode())
     if loader == pyvips.ffi.NULL:
         pyvips.vips_lib.vips_error_clear()
@@ -353,7 +374,13 @@ def open_image(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageReader:
         image = pyvips.Image.new_from_file(str(path), fail_on="warning")
     except pyvips.Error as e:
         raise MemsrError(f"unreadable, truncated or corrupt image ({_first_line(e)})", path) from None
-    return VipsReader(path, image, max_pixels)
+    reader = VipsReader(path, image, max_pixels)
+    if head.startswith(b"\xff\xd8\xff"):
+        from .gainmap import has_gain_map
+        from .heif import GAIN_MAP_NOTE
+        if has_gain_map(path):
+            warnings.warn(GAIN_MAP_NOTE, stacklevel=2)
+    return reader
 
 
 def read_picture(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Picture:

@@ -4,7 +4,8 @@ JPEG, PNG, TIFF (8/16-bit) and WebP are encoded by libvips. libvips pulls its in
 uncompressed PNG stream (stored deflate blocks, so building it is a copy) that is produced band by band as the
 encoder asks for it, through a ``pyvips.SourceCustom``; with sequential access libvips keeps only a few rows.
 Float32 TIFF goes through tifffile tile by tile (tiff_stream.py), BMP through Pillow, whole (libvips writes
-no BMP). WebP is a whole-image format for libwebp (libvips buffers it; at most 16383 x 16383 pixels).
+no BMP). WebP is a whole-image format for libwebp (libvips buffers it; at most 16383 x 16383 pixels). HEIC goes
+through pillow-heif (heif.py), also whole.
 
 The input's ICC profile and EXIF are copied; the EXIF orientation is set to 1, since the pixels were rotated
 when read. Files are written under a temporary name and renamed (outputs.atomic).
@@ -53,7 +54,7 @@ def prepare_for_format(pixels: np.ndarray, fmt: str, warn: bool = True) -> np.nd
             warnings.warn(f"{fmt} has no alpha channel: transparency dropped", stacklevel=3)
         pixels = pixels[:, :, :-1]
     if pixels.dtype == np.float32 and fmt != "TIFF":
-        pixels = from_float(pixels, np.uint16 if fmt == "PNG" else np.uint8)
+        pixels = from_float(pixels, np.uint16 if fmt in ("PNG", "HEIF") else np.uint8)
     if pixels.dtype == np.uint16 and fmt in EIGHT_BIT_ONLY:
         if warn:
             warnings.warn(f"{fmt} holds 8 bits per sample: 16-bit output reduced to 8 bits", stacklevel=3)
@@ -202,6 +203,9 @@ def write_bands(path, bands: Iterable[np.ndarray], height: int, width: int, chan
                     raise ValueError(f"float samples cannot be stored in {fmt}")
                 from .tiff_stream import write_tiff_tiles
                 write_tiff_tiles(tmp, bands, height, width, channels, dtype, icc)
+            elif fmt == "HEIF":
+                from .heif import write_heif
+                write_heif(tmp, bands, height, width, channels, dtype, int(quality), icc, exif)
             else:
                 _vips_write(tmp, fmt, bands, height, width, channels, dtype, int(quality), icc, exif)
     except OSError as e:

@@ -9,8 +9,12 @@ from ..errors import MemsrError
 
 DEFAULT_MAX_PIXELS = 250_000_000
 WRITERS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP",
-           ".bmp": "BMP"}
-READABLE = tuple(WRITERS)   # what folder runs pick up; GIF is read when named
+           ".bmp": "BMP", ".heic": "HEIF", ".heif": "HEIF"}
+# Camera RAW files (LibRaw, raw.py): many are TIFF inside, so they are told apart by their extension.
+RAW_EXTENSIONS = (".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".orf", ".rw2", ".raf",
+                  ".pef", ".srw", ".3fr", ".iiq", ".erf", ".kdc", ".dcr", ".mos", ".mrw", ".x3f", ".rwl")
+RAW_OUTPUT = ".tif"         # a RAW input's default output: 16-bit, like the demosaiced picture
+READABLE = tuple(WRITERS) + (".hif",) + RAW_EXTENSIONS   # what folder runs pick up; GIF is read when named
 IMAGE_EXTENSIONS = READABLE
 # Formats that can only hold 8 bits per sample, and those that cannot hold an alpha channel.
 EIGHT_BIT_ONLY = ("JPEG", "WEBP", "BMP")
@@ -35,7 +39,7 @@ def storage_dtype(dtype, fmt: str) -> np.dtype:
         return np.dtype(np.uint8)
     if dtype == np.float32 and fmt != "TIFF":
         return np.dtype(np.uint16)
-    return dtype
+    return dtype  # HEIF: 16-bit is stored as 10-bit (heif.py)
 
 
 def maxval(dtype) -> float:

@@ -55,14 +55,19 @@ class Frame:
     def nbytes(self) -> int:
         return self.height * self.width * self.channels * np.dtype(self.dtype).itemsize
 
+    @property
+    def decode_bytes(self) -> int:
+        return 2 * self.nbytes   # as ImageReader's: the decoder's buffer and the oriented copy
+
 
 def pixel_bytes(reader, fmt: str | None, shape, channels: int, dtype, window_rows: int,
                 band_rows: int | None = None) -> dict[str, int]:
     """Bytes the job holds for its pixels, by cause (``reader``: an ``ImageReader`` or a ``Frame``).
 
-    Streamed input: the row cache (a window, the rows kept above it, the chunks decoded ahead); otherwise the
-    whole decoded image. Streamed output: the bands in flight and libvips' rows; WebP and BMP: the whole output
-    (libwebp and Pillow encode from one picture). ``fmt`` None: an in-memory job (``upscale_array``), whose
+    Streamed input: the row cache (a window, the rows kept above it, the chunks decoded ahead); otherwise what
+    its decoder holds for the whole image (``decode_bytes``: RAW and HEIC price their libraries' buffers).
+    Streamed output: the bands in flight and libvips' rows; WebP, BMP and HEIC: the whole output (libwebp,
+    Pillow and libheif encode from one picture). ``fmt`` None: an in-memory job (``upscale_array``), whose
     input is the caller's array and whose output is assembled whole."""
     in_row = reader.width * reader.channels * np.dtype(reader.dtype).itemsize
     out_row = shape[1] * channels * np.dtype(dtype).itemsize
@@ -77,7 +82,7 @@ def pixel_bytes(reader, fmt: str | None, shape, channels: int, dtype, window_row
         need["input rows"] = ((min(window_rows, reader.height) + 16) * in_row * 2 + 3 * CHUNK_BYTES
                               + min(2000, reader.height) * in_row)
     else:
-        need["decoded input"] = reader.nbytes * 2  # the decoder's buffer and the oriented copy
+        need["decoded input"] = reader.decode_bytes
     in_flight = min(BANDS_IN_FLIGHT, math.ceil(reader.height / max(band_rows, 1)))
     need["bands"] = in_flight * band_rows * s * out_row
     if fmt is None:
@@ -86,6 +91,9 @@ def pixel_bytes(reader, fmt: str | None, shape, channels: int, dtype, window_row
         # measured roughly: a 144 MP x2 WebP took 1.6 GB above the process at rest (libvips' copy, libwebp's
         # ARGB and YUV pictures); Pillow's BMP: our copy, its image, its encoder buffer
         need["whole output"] = shape[0] * shape[1] * (12 if fmt == "WEBP" else 10)
+    elif fmt == "HEIF":
+        from ..imageio.heif import HEIF_ENCODE_BYTES
+        need["whole output"] = shape[0] * shape[1] * HEIF_ENCODE_BYTES[np.dtype(dtype).itemsize]
     else:
         need["encoder rows"] = min(VIPS_ROWS_HELD, shape[0]) * out_row
     return need

@@ -3,9 +3,9 @@
 A file job is a pipeline of three stages that overlap: the reader decodes the next rows (a worker thread,
 imageio.decode), the runner computes a band (a worker thread, ``ahead``), and the writer encodes the previous
 band (this thread, libvips pulling from imageio.encode's feed). Memory follows the windows and bands, not the
-image, for every format libvips streams (JPEG, PNG, TIFF); ``footprint.pixel_bytes`` counts the others honestly.
-With a budget (``max_memory``) the job is planned before decoding so that the whole process's peak RSS stays
-within it (``footprint``).
+image, for every format libvips streams (JPEG, PNG, TIFF); ``footprint.pixel_bytes`` counts the others (WebP,
+BMP, HEIC, camera RAW) honestly, from the header, before decoding. With a budget (``max_memory``) the job is
+planned before decoding so that the whole process's peak RSS stays within it (``footprint``).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from ..imageio.ahead import ahead
 from ..outputs.plan import check_outputs
 from . import footprint, memory
 from .bands import Band, Converter, assemble, upscale_alpha
+from .heap import release_heap
 from .stream import StreamRunner
 from .tiled import TiledRunner
 
@@ -163,6 +164,7 @@ class Upscaler:
         if plan is None:
             need = footprint.pixel_bytes(reader, fmt, shape, channels, dtype, self._window_rows(reader.height))
             check_fits_in_memory(need, shape, fmt, dst)
+        size = [reader.width, reader.height]
         pic = RowWindows(reader)
         computed = ahead((b.pixels for b in self.bands(pic, dtype, bar, alpha=keep_alpha, plan=plan)), depth=1)
         try:
@@ -171,8 +173,9 @@ class Upscaler:
         finally:
             computed.stop()  # first the compute thread (it reads the decoder's rows), then the decoder
             pic.close()
-        return {"input": str(src), "output": str(dst), "size": [reader.width, reader.height],
-                "out_size": [shape[1], shape[0]], **self.last}
+            del pic, computed, reader  # every pixel of this file freed, then the heaps' free pages given back
+            release_heap()
+        return {"input": str(src), "output": str(dst), "size": size, "out_size": [shape[1], shape[0]], **self.last}
 
     def _window_rows(self, height: int) -> int:
         """LR rows one window spans (what the row cache holds), as the runner will choose them."""
@@ -203,6 +206,6 @@ def check_fits_in_memory(need: dict[str, int], shape, fmt: str, dst) -> None:
     avail = psutil.virtual_memory().available
     if total > 0.6 * avail:
         parts = ", ".join(f"{k} {v / 2 ** 30:.1f} GiB" for k, v in need.items())
-        hint = "; write a .jpg, .png or .tif, which are streamed" if fmt in ("WEBP", "BMP") else ""
+        hint = "; write a .jpg, .png or .tif, which are streamed" if fmt in ("WEBP", "BMP", "HEIF") else ""
         raise MemsrError(f"a {shape[1]}x{shape[0]} {fmt} output needs about {total / 2 ** 30:.1f} GiB for its "
                          f"pixels ({parts}), {avail / 2 ** 30:.1f} GiB available{hint}", dst)
