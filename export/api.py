@@ -201,7 +201,8 @@ def _install(staged: Path, dest: Path) -> None:
 
 def export_model(model, target: str, precision: str = "fp32", out_dir=".", input_size=None, calib_dir=None,
                  name: str | None = None, d2s: str = "depth_to_space", verify: bool = True, *,
-                 coreml_tiles=None, max_photos: int | None = None, progress: bool = True) -> Path:
+                 coreml_tiles=None, max_photos: int | None = None, progress: bool = True,
+                 tf_checks: bool | None = None) -> Path:
     """Export, verify, and write ``{name}_{precision}.{onnx|tflite|mlpackage|param}`` + ``{name}_{precision}.json``
     (ncnn: the .param's ``.bin`` too).
 
@@ -209,6 +210,8 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
     dynamic height/width, else (H, W) or "1x3xHxW"/"HxW": the fixed LR input, halo included.
     ``coreml_tiles``: Core ML only, core tiles for EnumeratedShapes instead of a RangeDim.
     ``max_photos``: verify on the first N evaluation photos only (all by default).
+    ``tf_checks``: TFLite only, TensorFlow's interpreter and GPU compatibility analyzer (``tf_checks.py``) into
+    the verification block; None: when tensorflow is installed (the ``[tf]`` extra), True: required.
     Returns the sidecar path. Raises MemsrError on bad input or failed verification (nothing written then).
     """
     source = model if isinstance(model, Source) else load_source(model)
@@ -225,6 +228,9 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
         raise MemsrError("Core ML tiles (EnumeratedShapes) apply to a dynamic Core ML export only")
     if calib_dir is not None and not Path(calib_dir).is_dir():
         raise MemsrError("calibration folder not found", calib_dir)
+    from . import tf_checks as tfc
+    if tf_checks and target == "tflite" and not tfc.available():
+        raise MemsrError(f"TensorFlow's checks need tensorflow ({tfc.INSTALL})")
     tile = shapes.default_tile(source.halo, input_size, tiles)
 
     out_dir = Path(out_dir)
@@ -264,6 +270,9 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
             report = {"passed": None, "skipped": True, "limits": asdict(LIMITS[precision]),
                       "failures": failures}
         report.update(facts, **built)
+        if verify and target == "tflite" and tf_checks is not False:
+            report["tensorflow"], tf_failures = tfc.tf_checks(staged, source.scale, source.value_range, input_size)
+            finish(report, tf_failures)
         report["seconds"] = {"build": round(build_s, 3), "verify": round(time.perf_counter() - t1, 3)}
         if report["failures"]:
             raise MemsrError(f"verification failed: {'; '.join(report['failures'])} (nothing written)",
