@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-memory", type=types.memory_size,
                    help="activation memory budget, e.g. 512M or 2G: picks the tile / strip size")
     p.add_argument("--threads", type=types.positive_int, help="CPU threads for the backend (default: every core)")
+    p.add_argument("--ncnn-fp16", action="store_true",
+                   help="ncnn artefacts: fp16 storage and arithmetic, as ncnn's own default runs them on ARMv8.2+ "
+                        "phones (memsr's default is fp32; x86 CPUs ignore it; the cost is the sidecar's "
+                        "verification.arm64 ncnn fp16 row)")
     p.add_argument("--quality", type=types.int_in(1, 100), default=95, help="JPEG/WebP quality (default 95)")
     p.add_argument("--ext", help="output format for folder runs (png, jpg, tif, webp, bmp); default: the input's")
     p.add_argument("--max-pixels", type=types.pixel_count, default=250e6,
@@ -137,7 +141,7 @@ def main(argv=None) -> int:
         require_file(files[0])
     backend = open_backend(model=args.model, artefact=args.artefact, threads=args.threads, scale=args.scale,
                            backend=args.backend, precision=args.precision,
-                           lean=args.mode == "stream" or args.tile == 0)
+                           lean=args.mode == "stream" or args.tile == 0, ncnn_fp16=args.ncnn_fp16)
     files, outputs = plan_outputs(files, args, backend.caps.scale, batch, log)
     if args.precision == "int8":
         from ..formats.onnx_graph import int8_cost_note
