@@ -2,7 +2,7 @@
 versions as this environment's, their aarch64 wheels from the package index), under qemu-user in an arm64
 Debian root made by debootstrap, and compared with the x86-64 run and with PyTorch.
 
-  python -m memsr_bench.arm64_check -o benchmarks/results            # both bundled students, every artefact
+  python -m memsr_bench.arm64_check -o benchmarks/results   # both bundled students, every artefact (out/arm64)
   python -m memsr_bench.arm64_check --artefacts out/export_x2 --crops 1   # artefacts exported before (read only)
 
 Needs root (chroot, binfmt_misc) and Debian's debootstrap, qemu-user-static and binfmt-support. The root is
@@ -384,7 +384,10 @@ def main(argv=None) -> int:
         p = argparse.ArgumentParser(prog="memsr_bench.arm64_check", description=__doc__.split("\n\n")[0])
         p.add_argument("-o", "--out", default="benchmarks/results", help="folder for arm64.md / arm64.json")
         p.add_argument("--artefacts", help="sidecars folder of artefacts exported before (default: export the "
-                                           "bundled students' artefacts into OUT/arm64_artefacts)")
+                                           "bundled students' artefacts into --export-dir)")
+        p.add_argument("--export-dir", default="out/arm64", help="where the artefacts are exported (default "
+                                                                 "out/arm64); their sidecars get verification.arm64")
+        p.add_argument("--max-photos", type=int, help="x86 export verification on the first N photos only")
         p.add_argument("--calib", help="int8 calibration folder for the export (default: data/photos/train "
                                        "when present)")
         p.add_argument("--crops", type=int, default=4, help="64x64 crops per model (default 4)")
@@ -401,7 +404,7 @@ def main(argv=None) -> int:
                 raise _error("no sidecars in the artefacts folder", args.artefacts)
         else:
             calib = args.calib or ("data/photos/train" if Path("data/photos/train").is_dir() else None)
-            sidecars = export_artefacts(out / "arm64_artefacts", calib=calib)
+            sidecars = export_artefacts(Path(args.export_dir), calib=calib, max_photos=args.max_photos)
         report = check(sidecars, root, args.crops, args.threads, qemu_cpu=args.qemu_cpu)
         if not args.artefacts:
             record_in_sidecars(report, info)
