@@ -168,6 +168,21 @@ def _runner(sidecar: Path, target: str, source: Source):
                          f"memsr runtime backend {backend.name} ({_runtime_version(target)})")
 
 
+def _ncnn_fp16_check(sidecar: Path, source: Source, precision: str, max_photos, progress) -> dict:
+    """The ncnn artefact as a stock ncnn app runs it where the CPU has fp16 arithmetic (ncnn's default: fp16
+    storage and arithmetic), judged by its own limits; recorded, not a failure of the export, since memsr's runner
+    is fp32. On a CPU without fp16 ncnn ignores the options: said so instead (the arm64 check measures it)."""
+    from memsr_deploy.runtime.backends.ncnn_backend import NcnnBackend, fp16_effective
+    from .verify import NCNN_FP16_LIMITS, BackendRunner
+    if not fp16_effective():
+        return {"passed": None, "skipped": "this CPU has no fp16 arithmetic, so ncnn runs fp32 whatever the options; "
+                                          "benchmarks/arm64_check.py measures fp16 on arm64 (verification.arm64)"}
+    with quiet():
+        backend = NcnnBackend(sidecar, threads=2, fp16=True)
+    runner = BackendRunner(backend, source.value_range, f"ncnn fp16 storage and arithmetic ({_runtime_version('ncnn')})")
+    return run_verification(runner, source, precision, max_photos, progress, limits=NCNN_FP16_LIMITS[precision])
+
+
 def _runtime_version(target: str) -> str:
     pkg = {"onnx": "onnxruntime", "tflite": "ai-edge-litert", "coreml": "coremltools", "ncnn": "ncnn"}[target]
     try:
@@ -270,6 +285,8 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
             report = {"passed": None, "skipped": True, "limits": asdict(LIMITS[precision]),
                       "failures": failures}
         report.update(facts, **built)
+        if verify and target == "ncnn":
+            report["ncnn_fp16"] = _ncnn_fp16_check(staging / sidecar_name, source, precision, max_photos, progress)
         if verify and target == "tflite" and tf_checks is not False:
             report["tensorflow"], tf_failures = tfc.tf_checks(staged, source.scale, source.value_range, input_size)
             finish(report, tf_failures)

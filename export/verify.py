@@ -106,9 +106,10 @@ def run_image(runner: Runner, source: Source, lr: np.ndarray) -> tuple[np.ndarra
 
 
 def verify(runner: Runner, source: Source, precision: str, max_photos: int | None = None,
-           progress: bool = True) -> dict:
-    """Run the checks above; returns the sidecar's verification block (``passed`` and ``failures`` included)."""
-    limits = LIMITS[precision]
+           progress: bool = True, limits: Limits | None = None) -> dict:
+    """Run the checks above; returns the sidecar's verification block (``passed`` and ``failures`` included).
+    ``limits``: another row than the precision's (NCNN_FP16_LIMITS)."""
+    limits = limits or LIMITS[precision]
     vr, s = source.value_range, source.scale
     pairs = eval_pairs(s, max_photos)
     lr_images = [lr for _, lr, _ in pairs]

@@ -75,3 +75,11 @@ def test_results_land_in_the_sidecar(report):
 def test_a_machine_without_the_tools_gets_one_line_naming_the_package(monkeypatch):
     monkeypatch.setattr(A.shutil, "which", lambda tool: None if tool == "debootstrap" else "/usr/bin/" + tool)
     assert A.missing_tools() == ("the arm64 check needs Debian's debootstrap (apt-get install debootstrap)")
+
+
+def test_the_script_says_it_in_one_line_and_exits_2(monkeypatch, tmp_path, capsys):
+    monkeypatch.setattr(A.shutil, "which", lambda tool: None if tool == "qemu-aarch64-static" else "/bin/" + tool)
+    assert A.main(["-o", str(tmp_path), "--cache", str(tmp_path / "cache")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "qemu-user-static" in err[0] and "Traceback" not in err[0]
+    assert not list(tmp_path.iterdir())  # nothing written, no root started
