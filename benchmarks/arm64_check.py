@@ -363,6 +363,27 @@ def markdown(report: dict, root_info: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tf_lines(sidecars: list[Path]) -> list[str]:
+    """TensorFlow's checks as the x86 export recorded them (export/tf_checks.py), for the TFLite artefacts."""
+    from memsr_deploy.formats.sidecar import read_sidecar
+    rows = []
+    for p in sidecars:
+        sc = read_sidecar(p)
+        tf = sc.verification.get("tensorflow")
+        if sc.target != "tflite" or not tf or "interpreter" not in tf:
+            continue
+        gpu = tf["gpu_compatibility"]
+        rows.append(f"| {sc.source_model['name']} | tflite {sc.precision} | {tf['version']} | "
+                    f"{'yes' if tf['interpreter']['equal'] else 'NO'} ({tf['interpreter']['max_abs_diff_vs_litert']:.1e}) "
+                    f"| {'compatible' if gpu['compatible'] else 'warnings: ' + '; '.join(gpu['warnings'])} |")
+    if not rows:
+        return []
+    return ["", "TensorFlow's own checks of the same TFLite files at export (x86-64; `memsr[tf]`, "
+            "export/tf_checks.py, the sidecars' `verification.tensorflow`):", "",
+            "| model | artefact | tensorflow | interpreter equals LiteRT (max diff) | GPU delegate analyzer |",
+            "|---|---|---|---|---|", *rows]
+
+
 def export_artefacts(out: Path, models=MODELS, artefacts=ARTEFACTS, calib=None, max_photos=None) -> list[Path]:
     from tqdm import tqdm
     from memsr_export import export_model
@@ -412,9 +433,10 @@ def main(argv=None) -> int:
         report["root"] = info
         write_text(out / "arm64.json", json.dumps(report, indent=1) + "\n")
         cmd = "python -m memsr_bench.arm64_check " + " ".join(argv or sys.argv[1:])
-        write_text(out / "arm64.md", markdown(report, info, cmd.strip()))
+        text = markdown(report, info, cmd.strip()) + "\n".join(tf_lines(sidecars)) + "\n"
+        write_text(out / "arm64.md", text)
         failed = [r for r in report["results"] if not r["passed"]]
-        print(markdown(report, info, cmd.strip()))
+        print(text)
         return 1 if failed else 0
     return run(argv)
 
