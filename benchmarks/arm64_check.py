@@ -119,6 +119,15 @@ def ensure_root(cache: Path = CACHE, say=print) -> Path:
     if (root / READY).exists():
         return root
     cache.mkdir(parents=True, exist_ok=True)
+    import fcntl
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another run building the same root: wait for it, then use its root
+        if (root / READY).exists():
+            return root
+        return _build_root(cache, root, say)
+
+
+def _build_root(cache: Path, root: Path, say) -> Path:
     for stale in cache.glob(".build-*"):  # a build killed half way
         pid = stale.name.split("-")[1]
         if pid.isdigit() and not Path(f"/proc/{pid}").exists():
