@@ -219,3 +219,18 @@ def test_ncnn_fp16_mode_is_said_skipped_on_a_cpu_without_fp16_and_verified_with_
     assert True in seen and v["ncnn_fp16"]["passed"] is True
     assert v["ncnn_fp16"]["limits"] == V.asdict(V.NCNN_FP16_LIMITS["fp32"])
     assert v["ncnn_fp16"]["runner"].startswith("ncnn fp16 storage and arithmetic")
+
+
+def test_ncnn_fp16_is_an_explicit_runner_option(exported, models, tmp_path, capsys):
+    off = open_backend(artefact=exported["fp32"])
+    on = open_backend(artefact=exported["fp32"], ncnn_fp16=True)
+    assert not off.run_windows.net.opt.use_fp16_arithmetic and not off.run_windows.net.opt.use_fp16_storage
+    assert on.run_windows.net.opt.use_fp16_arithmetic and on.run_windows.net.opt.use_fp16_storage
+    with pytest.raises(MemsrError, match="ncnn-fp16 applies to ncnn artefacts"):
+        open_backend(model=models / "tiny_x2", ncnn_fp16=True)
+    from memsr_deploy.cli.upscale import main as upscale
+    from PIL import Image
+    Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
+    assert upscale([str(tmp_path / "in.png"), "--model", str(models / "tiny_x2"), "--ncnn-fp16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--ncnn-fp16 applies to ncnn artefacts" in err[0]
