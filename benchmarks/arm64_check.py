@@ -281,16 +281,23 @@ def judge(arm: np.ndarray, x86: np.ndarray, ref: np.ndarray, hr: np.ndarray, sca
     r = {"max_abs_diff_vs_x86": float(np.abs(arm - x86).max()), "max_abs_diff_vs_torch": float(np.abs(arm - ref).max()),
          "psnr_y_vs_torch": worst, "psnr_y_drop": float(hr_ref - hr_arm), "psnr_y_drop_x86": float(hr_ref - hr_x86),
          "limits": asdict(limits)}
+    return apply_limits(r, limits)
+
+
+def apply_limits(r: dict, limits) -> dict:
+    """``passed``, ``failures`` and ``drop_goal_met`` of one run's figures under ``limits``."""
+    from dataclasses import asdict
     failures = []
     if limits.max_abs_diff is not None and not r["max_abs_diff_vs_torch"] < limits.max_abs_diff:
         failures.append(f"max abs diff vs PyTorch {r['max_abs_diff_vs_torch']:.3g} >= {limits.max_abs_diff:g}")
-    if not worst >= limits.min_psnr_vs_torch:
-        failures.append(f"PSNR-Y vs PyTorch {worst:.2f} dB < {limits.min_psnr_vs_torch:g} dB")
+    if not r["psnr_y_vs_torch"] >= limits.min_psnr_vs_torch:
+        failures.append(f"PSNR-Y vs PyTorch {r['psnr_y_vs_torch']:.2f} dB < {limits.min_psnr_vs_torch:g} dB")
     if not r["psnr_y_drop"] <= limits.max_drop:
         failures.append(f"PSNR-Y drop {r['psnr_y_drop']:.3f} dB > {limits.max_drop:g} dB")
+    r.pop("drop_goal_met", None)
     if limits.goal_drop is not None:
         r["drop_goal_met"] = r["psnr_y_drop"] <= limits.goal_drop
-    r["failures"], r["passed"] = failures, not failures
+    r["limits"], r["failures"], r["passed"] = asdict(limits), failures, not failures
     return r
 
 
@@ -381,7 +388,7 @@ def tf_lines(sidecars: list[Path]) -> list[str]:
     """TensorFlow's checks as the x86 export recorded them (export/tf_checks.py), for the TFLite artefacts."""
     from memsr_deploy.formats.sidecar import read_sidecar
     rows = []
-    for p in sidecars:
+    for p in dict.fromkeys(sidecars):
         sc = read_sidecar(p)
         tf = sc.verification.get("tensorflow")
         if sc.target != "tflite" or not tf or "interpreter" not in tf:
