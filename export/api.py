@@ -168,6 +168,21 @@ def _runner(sidecar: Path, target: str, source: Source):
                          f"memsr runtime backend {backend.name} ({_runtime_version(target)})")
 
 
+def _ncnn_fp16_check(sidecar: Path, source: Source, precision: str, max_photos, progress) -> dict:
+    """The ncnn artefact as a stock ncnn app runs it where the CPU has fp16 arithmetic (ncnn's default: fp16
+    storage and arithmetic), judged by its own limits; recorded, not a failure of the export, since memsr's runner
+    is fp32. On a CPU without fp16 ncnn ignores the options: said so instead (the arm64 check measures it)."""
+    from memsr_deploy.runtime.backends.ncnn_backend import NcnnBackend, fp16_effective
+    from .verify import NCNN_FP16_LIMITS, BackendRunner
+    if not fp16_effective():
+        return {"passed": None, "skipped": "this CPU has no fp16 arithmetic, so ncnn runs fp32 whatever the options; "
+                                          "benchmarks/arm64_check.py measures fp16 on arm64 (verification.arm64)"}
+    with quiet():
+        backend = NcnnBackend(sidecar, threads=2, fp16=True)
+    runner = BackendRunner(backend, source.value_range, f"ncnn fp16 storage and arithmetic ({_runtime_version('ncnn')})")
+    return run_verification(runner, source, precision, max_photos, progress, limits=NCNN_FP16_LIMITS[precision])
+
+
 def _runtime_version(target: str) -> str:
     pkg = {"onnx": "onnxruntime", "tflite": "ai-edge-litert", "coreml": "coremltools", "ncnn": "ncnn"}[target]
     try:
@@ -201,7 +216,8 @@ def _install(staged: Path, dest: Path) -> None:
 
 def export_model(model, target: str, precision: str = "fp32", out_dir=".", input_size=None, calib_dir=None,
                  name: str | None = None, d2s: str = "depth_to_space", verify: bool = True, *,
-                 coreml_tiles=None, max_photos: int | None = None, progress: bool = True) -> Path:
+                 coreml_tiles=None, max_photos: int | None = None, progress: bool = True,
+                 tf_checks: bool | None = None) -> Path:
     """Export, verify, and write ``{name}_{precision}.{onnx|tflite|mlpackage|param}`` + ``{name}_{precision}.json``
     (ncnn: the .param's ``.bin`` too).
 
@@ -209,6 +225,8 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
     dynamic height/width, else (H, W) or "1x3xHxW"/"HxW": the fixed LR input, halo included.
     ``coreml_tiles``: Core ML only, core tiles for EnumeratedShapes instead of a RangeDim.
     ``max_photos``: verify on the first N evaluation photos only (all by default).
+    ``tf_checks``: TFLite only, TensorFlow's interpreter and GPU compatibility analyzer (``tf_checks.py``) into
+    the verification block; None: when tensorflow is installed (the ``[tf]`` extra), True: required.
     Returns the sidecar path. Raises MemsrError on bad input or failed verification (nothing written then).
     """
     source = model if isinstance(model, Source) else load_source(model)
@@ -225,6 +243,9 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
         raise MemsrError("Core ML tiles (EnumeratedShapes) apply to a dynamic Core ML export only")
     if calib_dir is not None and not Path(calib_dir).is_dir():
         raise MemsrError("calibration folder not found", calib_dir)
+    from . import tf_checks as tfc
+    if tf_checks and target == "tflite" and not tfc.available():
+        raise MemsrError(f"TensorFlow's checks need tensorflow ({tfc.INSTALL})")
     tile = shapes.default_tile(source.halo, input_size, tiles)
 
     out_dir = Path(out_dir)
@@ -264,6 +285,11 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
             report = {"passed": None, "skipped": True, "limits": asdict(LIMITS[precision]),
                       "failures": failures}
         report.update(facts, **built)
+        if verify and target == "ncnn":
+            report["ncnn_fp16"] = _ncnn_fp16_check(staging / sidecar_name, source, precision, max_photos, progress)
+        if verify and target == "tflite" and tf_checks is not False:
+            report["tensorflow"], tf_failures = tfc.tf_checks(staged, source.scale, source.value_range, input_size)
+            finish(report, tf_failures)
         report["seconds"] = {"build": round(build_s, 3), "verify": round(time.perf_counter() - t1, 3)}
         if report["failures"]:
             raise MemsrError(f"verification failed: {'; '.join(report['failures'])} (nothing written)",

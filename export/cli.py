@@ -45,6 +45,8 @@ def build_parser() -> types.Parser:
     p.add_argument("--name", help="artefact name stem (default: MODEL_TARGET[_HxW][_tconv])")
     p.add_argument("--max-photos", type=types.positive_int, help="verify on the first N evaluation photos only")
     p.add_argument("--no-verify", action="store_true", help="skip the numerical verification (not advised)")
+    p.add_argument("--no-tf-checks", action="store_true", help="TFLite: skip TensorFlow's interpreter and GPU "
+                   "compatibility checks (run by default when tensorflow is installed: memsr[tf])")
     p.add_argument("--overwrite", action="store_true", help="replace existing artefacts and sidecars of the same "
                    "name (without it they are refused)")
     return p
@@ -135,7 +137,8 @@ def main(argv=None) -> int:
             sidecar = export_model(
                 source, target, precision, out_dir=args.out, input_size=input_size, calib_dir=args.calib,
                 name=name, d2s=args.d2s if target == "tflite" else "depth_to_space", verify=not args.no_verify,
-                coreml_tiles=tiles if target == "coreml" else None, max_photos=args.max_photos)
+                coreml_tiles=tiles if target == "coreml" else None, max_photos=args.max_photos,
+                tf_checks=False if args.no_tf_checks else None)
         except MemsrError as e:
             # Keep going: the other artefacts are independent; the failure is reported and sets the exit code.
             tqdm.write(f"error: {e}", file=sys.stderr)

@@ -199,3 +199,38 @@ def test_cli_exports_ncnn_and_plans_the_bin(models, tmp_path, capsys):
     assert main([str(models / "tiny_x2"), "--target", "ncnn", "-o", str(tmp_path), "--max-photos", "1"]) == 2
     assert "tiny_x2_ncnn_fp32.bin" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny_x2_ncnn_fp32.bin"]
+
+
+def test_ncnn_fp16_mode_is_said_skipped_on_a_cpu_without_fp16_and_verified_with_its_own_limits_where_it_has(
+        models, exported, tmp_path, monkeypatch):
+    from memsr_deploy.runtime.backends import ncnn_backend
+    if ncnn_backend.fp16_effective():
+        pytest.skip("this CPU has fp16: the x86 branch below is not what runs here")
+    block = read_sidecar(exported["fp32"]).verification["ncnn_fp16"]
+    assert block["passed"] is None and "no fp16 arithmetic" in block["skipped"]
+    # the branch an ARMv8.2+ machine takes (on x86 ncnn ignores the options, so the figures are fp32 ones)
+    monkeypatch.setattr(ncnn_backend, "fp16_effective", lambda: True)
+    seen = []
+    real = ncnn_backend._net
+    monkeypatch.setattr(ncnn_backend, "_net", lambda *a, **k: seen.append(a[5] if len(a) > 5 else k.get("fp16"))
+                        or real(*a, **k))
+    v = read_sidecar(export_model(models / "tiny_x2", "ncnn", "fp32", out_dir=tmp_path, max_photos=1,
+                                  progress=False)).verification
+    assert True in seen and v["ncnn_fp16"]["passed"] is True
+    assert v["ncnn_fp16"]["limits"] == V.asdict(V.NCNN_FP16_LIMITS["fp32"])
+    assert v["ncnn_fp16"]["runner"].startswith("ncnn fp16 storage and arithmetic")
+
+
+def test_ncnn_fp16_is_an_explicit_runner_option(exported, models, tmp_path, capsys):
+    off = open_backend(artefact=exported["fp32"])
+    on = open_backend(artefact=exported["fp32"], ncnn_fp16=True)
+    assert not off.run_windows.net.opt.use_fp16_arithmetic and not off.run_windows.net.opt.use_fp16_storage
+    assert on.run_windows.net.opt.use_fp16_arithmetic and on.run_windows.net.opt.use_fp16_storage
+    with pytest.raises(MemsrError, match="ncnn-fp16 applies to ncnn artefacts"):
+        open_backend(model=models / "tiny_x2", ncnn_fp16=True)
+    from memsr_deploy.cli.upscale import main as upscale
+    from PIL import Image
+    Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
+    assert upscale([str(tmp_path / "in.png"), "--model", str(models / "tiny_x2"), "--ncnn-fp16"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--ncnn-fp16 applies to ncnn artefacts" in err[0]

@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(and, with --backend auto, the runtime) that fits; a --tile, --rows or --tile 0 that "
                         "cannot fit is refused before any work")
     p.add_argument("--threads", type=types.positive_int, help="CPU threads for the backend (default: every core)")
+    p.add_argument("--ncnn-fp16", action="store_true",
+                   help="ncnn artefacts: fp16 storage and arithmetic, as ncnn's own default runs them on ARMv8.2+ "
+                        "phones (memsr's default is fp32; x86 CPUs ignore it; the cost is the sidecar's "
+                        "verification.arm64 ncnn fp16 row)")
     p.add_argument("--quality", type=types.int_in(1, 100), default=95, help="JPEG/WebP quality (default 95)")
     p.add_argument("--ext", help="output format for folder runs (png, jpg, tif, webp, heic, bmp); default: the "
                                  "input's (tif for camera RAW)")
@@ -229,7 +233,7 @@ def main(argv=None) -> int:
     measures = name == "auto" and args.artefact is None and args.precision == "fp32" and not lean
     backend = open_backend(model=args.model, artefact=args.artefact, threads=args.threads, scale=args.scale,
                            backend=name, precision=args.precision, lean=lean, log=note,
-                           work=lr_pixels(files) if measures else None)
+                           work=lr_pixels(files) if measures else None, ncnn_fp16=args.ncnn_fp16)
     if args.max_memory:   # once, not once per photo
         from ..runtime import footprint
         footprint.check_floor(footprint.Runtime.of(backend), args.max_memory)

@@ -27,7 +27,11 @@ Fields (version 1):
                  optional "tail": "shuffle" (absent: the one-conv tail) | "upsampler" (EDSR's: a pixel shuffle
                  after each LR-side tail conv, then a conv at the output resolution; plain_layout.py)}
   verification  {"passed": bool, "max_abs_diff": float, "psnr_y_vs_torch": float, ...}; a PSNR of identical
-                outputs is infinite and written as null (strict JSON: no NaN/Infinity, see tagged_json.dumps_strict)
+                outputs is infinite and written as null (strict JSON: no NaN/Infinity, see tagged_json.dumps_strict);
+                optional blocks: "tensorflow" (TFLite: TF's interpreter against LiteRT's, TF's GPU delegate
+                compatibility analyzer; export/tf_checks.py), "ncnn_fp16" (ncnn: the artefact with ncnn's fp16
+                arithmetic, verified where the CPU has it), "arm64" (the aarch64 runtimes under qemu,
+                benchmarks/arm64_check.py)
   tools         {"torch": "2.13.0", ...}
   created       ISO 8601 UTC
 """

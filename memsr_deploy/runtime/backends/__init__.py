@@ -25,7 +25,7 @@ def default_backend() -> str:
 
 def open_backend(model=None, artefact=None, threads: int | None = None, scale: int | None = None,
                  backend: str = "auto", precision: str = "fp32", log=None, lean: bool = False,
-                 work: int | None = None) -> Backend:
+                 work: int | None = None, ncnn_fp16: bool = False) -> Backend:
     """The one way to get a backend: the runtime, export verification and the profiler's measurements all call it.
 
     * ``artefact``: an exported file or its sidecar; it runs on the runtime its sidecar names (``backend`` must
@@ -44,6 +44,8 @@ def open_backend(model=None, artefact=None, threads: int | None = None, scale: i
       exact 256 px tiles: 242 against 219 MB).
     * ``work``: LR pixels the run will upscale, when known: ``auto`` measures the two runtimes only for a run
       large enough to pay for the measurement (``fastest.worth_probing``); None counts as large.
+    * ``ncnn_fp16``: an ncnn artefact with ncnn's fp16 storage and arithmetic on, as a stock ncnn app runs it on
+      ARMv8.2+ phones (``ncnn_backend``); off (the default) it runs in fp32.
     """
     if model is not None and artefact is not None:
         raise MemsrError("give either a model or an artefact, not both")
@@ -52,15 +54,17 @@ def open_backend(model=None, artefact=None, threads: int | None = None, scale: i
     if precision not in PRECISIONS:
         raise MemsrError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     if artefact is not None:
-        opened = _open_artefact(artefact, threads, backend, precision)
+        opened = _open_artefact(artefact, threads, backend, precision, ncnn_fp16)
     else:
+        if ncnn_fp16:
+            raise MemsrError("--ncnn-fp16 applies to ncnn artefacts (--artefact NAME.param)")
         opened = _open_model(model, threads, scale, backend, precision, log, lean, work)
     if scale is not None and opened.caps.scale != scale:
         raise MemsrError(f"model is x{opened.caps.scale}, but x{scale} was asked for", opened.source)
     return opened
 
 
-def _open_artefact(artefact, threads, backend: str, precision: str) -> Backend:
+def _open_artefact(artefact, threads, backend: str, precision: str, ncnn_fp16: bool = False) -> Backend:
     sc = read_sidecar(sidecar_path(artefact), check_file=False)
     runtime = _TARGET_RUNTIME.get(sc.target, "coreml")
     if backend not in ("auto", runtime):
@@ -68,12 +72,15 @@ def _open_artefact(artefact, threads, backend: str, precision: str) -> Backend:
     if precision != "fp32":
         raise MemsrError(f"an artefact's precision is its own ({sc.precision}); --precision applies to model "
                          "files", sc.path)
+    if ncnn_fp16 and sc.target != "ncnn":
+        raise MemsrError(f"--ncnn-fp16 applies to ncnn artefacts, not {sc.target}", sc.path)
+    if sc.target == "ncnn":
+        from .ncnn_backend import NcnnBackend
+        return NcnnBackend(sidecar_path(artefact), threads, fp16=ncnn_fp16)
     if sc.target == "onnx":
         from .onnx_backend import OnnxBackend as cls
     elif sc.target == "tflite":
         from .litert_backend import LiteRTBackend as cls
-    elif sc.target == "ncnn":
-        from .ncnn_backend import NcnnBackend as cls
     else:
         from .coreml_backend import CoreMLBackend as cls
     return cls(sidecar_path(artefact), threads)

@@ -4,6 +4,12 @@ description's ranges). ncnn is optional (``pip install 'memsr[ncnn]'``); ``memsr
 through this backend and the runtime benchmark times it.
 
 ncnn Mats have no batch axis: a batch of windows runs one extraction per window.
+
+fp16: ncnn's own default turns on fp16 storage and arithmetic on every CPU that reports fp16 (ARMv8.2+ phones,
+qemu's default aarch64 CPU), so a stock ncnn app runs an fp32 export with fp16 activations. memsr runs fp32 unless
+asked (``fp16=True``, ``memsr-upscale --ncnn-fp16``): exact, and the same on every CPU. On CPUs without fp16
+(x86-64, ARMv8.0) ncnn ignores the option and the run is fp32. What fp16 costs on ARM is measured under qemu by
+benchmarks/arm64_check.py and recorded in the sidecar (verification.arm64).
 """
 from __future__ import annotations
 
@@ -28,7 +34,13 @@ def missing() -> str | None:
     return None
 
 
-def _net(param: Path, binf: Path, threads: int | None, int8: bool, winograd: bool):
+def fp16_effective() -> bool:
+    """Whether ncnn's fp16 options change anything on this CPU (it has fp16 arithmetic)."""
+    import ncnn
+    return bool(ncnn.cpu_support_arm_asimdhp())
+
+
+def _net(param: Path, binf: Path, threads: int | None, int8: bool, winograd: bool, fp16: bool = False):
     why = missing()
     if why:
         raise MemsrError(why)
@@ -38,8 +50,8 @@ def _net(param: Path, binf: Path, threads: int | None, int8: bool, winograd: boo
     opt.num_threads = int(threads) if threads else (ncnn.get_cpu_count() or 1)
     opt.use_winograd_convolution = winograd
     # ncnn stores weights and activations as fp16 / bf16 by default where the CPU has them: that would round the
-    # fp32 model (and the int8 model's float parts) far beyond fp32 precision
-    opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = False
+    # fp32 model (and the int8 model's float parts) far beyond fp32 precision; fp16 only when asked for
+    opt.use_fp16_storage = opt.use_fp16_packed = opt.use_fp16_arithmetic = bool(fp16)
     opt.use_bf16_storage = opt.use_bf16_packed = False
     opt.use_int8_inference = int8
     with quiet():  # ncnn prints its own reasons on stderr; ours follow as one line
@@ -87,7 +99,7 @@ class NcnnBackend(Backend):
     """An exported ncnn artefact: ``file`` (.param) and ``data_file`` (.bin) of its sidecar, both checksummed."""
     name = "ncnn"
 
-    def __init__(self, sidecar, threads: int | None = None, winograd: bool = True):
+    def __init__(self, sidecar, threads: int | None = None, winograd: bool = True, fp16: bool = False):
         self.art = Artefact(sidecar, "ncnn")   # reads the sidecar and checks both files against their checksums
         self.desc, self.source = self.art.desc, self.art.path
         sc = self.art.sc
@@ -100,7 +112,7 @@ class NcnnBackend(Backend):
                              f"says {sc.precision} (artefact and sidecar do not match)", param)
         if self.art.input.layout != "NCHW" or self.art.output.layout != "NCHW":
             raise MemsrError("an ncnn artefact is NCHW in and out; the sidecar says otherwise", self.source)
-        self.run_windows = _Extractor(_net(param, binf, threads, quantised, winograd), blobs, str(param))
+        self.run_windows = _Extractor(_net(param, binf, threads, quantised, winograd, fp16), blobs, str(param))
         self.caps = self.art.capabilities(max_batch=None)
 
     def run(self, x: np.ndarray) -> np.ndarray:
@@ -117,7 +129,7 @@ class NcnnModelBackend(Backend):
     name = "ncnn"
 
     def __init__(self, model=None, threads: int | None = None, precision: str = "fp32", winograd: bool = True,
-                 arrays=None):
+                 arrays=None, fp16: bool = False):
         from ...formats.ncnn_graph import build
         if arrays is None:
             from ...formats.model_file import load_plain_arrays
@@ -132,7 +144,7 @@ class NcnnModelBackend(Backend):
             param.write_text(pair.param)
             binf.write_bytes(pair.bin)
             _, blobs = _layers(pair.param, self.source)
-            net = _net(param, binf, threads, precision == "int8", winograd)
+            net = _net(param, binf, threads, precision == "int8", winograd, fp16)
         self.run_windows = _Extractor(net, blobs, self.source)
         # between the int8 convs activations are int8
         self.caps = Capabilities(scale=self.desc.scale, halo=self.desc.receptive_radius,
