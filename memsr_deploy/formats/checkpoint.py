@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 from ..errors import MemsrError
 
+# the weights of memsr's own networks (models.ResidualSR, models.PlainSR): a description whose .json is missing
+MEMSR_KEYS = r"(layers\.\d+|upsample\.\d+|tail|head|blocks\.\d+\.conv[12]|body_conv)\.(weight|bias)$|normalize\.mean$|out_mean$"
 SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
 # wrappers training code stores the weights under, in the order they are preferred (BasicSR: the EMA weights
 # when the file has them)
@@ -105,6 +108,9 @@ def import_checkpoint(path, scale: int | None = None, res_scale: float | None = 
     if key is not None and key in _cache:
         return _cache[key] if keep else _cache.pop(key)
     state, wrapper = read_state_dict(path)
+    if all(re.match(MEMSR_KEYS, k) for k in state):
+        raise MemsrError("model metadata not found (expected a .json beside the .safetensors: these are the "
+                         "weights of a memsr model description)", path)
     model, info = edsr_checkpoint.teacher_from_state(state, path, scale=scale, res_scale=res_scale)
     sha = file_sha256(path)
     desc = describe(model, "teacher", provenance={"imported_from": {
