@@ -218,3 +218,23 @@ def test_tail_flags_that_contradict_are_refused(photo_dir, tmp_path, capsys):
     assert train_cli.main([*base, "--tail", "refit", "--no-refit-tail"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all("tail" in line for line in err)
+
+
+def test_a_teacher_trained_here_saves_in_both_edsr_layouts(photo_dir, tmp_path):
+    """memsr-train teacher --tail upsampler is the published EDSR: its weights, in either layout, load into the
+    independent EDSR and give the same output, and import back to the same teacher."""
+    from memsr_deploy.formats.edsr_checkpoint import state_from_teacher
+    assert train_cli.main(["teacher", "--tail", "upsampler", "--preset", "tiny", "--scale", "3", "--data",
+                           str(photo_dir), "--steps", "2", "--batch", "2", "--patch", "12", "--no-val",
+                           "--threads", "1", "--out", str(tmp_path / "t")]) == 0
+    teacher, desc = load_model(tmp_path / "t" / "model")
+    assert desc.arch["tail"] == "upsampler"
+    x = _x(6)
+    with torch.no_grad():
+        ours = teacher(x)
+        for layout, ref in (("EDSR-PyTorch", EdsrPyTorch(3, 16, 2)), ("BasicSR", EdsrBasicSR(3, 16, 2))):
+            ref.load_state_dict(state_from_teacher(teacher, layout), strict=True)
+            out = ref(x * 255) / 255 if layout == "EDSR-PyTorch" else ref(x)
+            assert float((out - ours).abs().max()) <= 1e-5, layout
+            back, _ = load_model(_save(ref, tmp_path / f"{layout}.pt", layout))
+            assert float((back(x) - ours).abs().max()) <= 1e-5, layout

@@ -89,6 +89,10 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--blocks", type=types.non_negative_int, default=None)
     t.add_argument("--res-scale", type=types.finite_float, default=None)
     t.add_argument("--anchor", action="store_true", help="image-space anchor skip (input repeated s*s times)")
+    t.add_argument("--tail", default="shuffle", choices=["shuffle", "upsampler"],
+                   help="shuffle (default): one conv + pixel shuffle (memsr's own teachers); upsampler: EDSR's "
+                        "(conv + shuffle per factor, then a conv at the output size) with EDSR's input "
+                        "normalisation (DIV2K mean, x255), the published EDSR, saveable in its layouts")
     _common(t)
     s = sub.add_parser("student", help="train a plain student from a teacher (MemSR)")
     s.add_argument("--teacher", required=True, help="teacher (or large plain) model file, bundled name, or EDSR "
@@ -215,7 +219,12 @@ def main(argv=None) -> int:
         for k in ("width", "blocks", "res_scale"):
             if getattr(args, k) is not None:
                 preset[k] = getattr(args, k)
-        cfg = models.TeacherConfig(scale=args.scale, anchor=args.anchor, **preset)
+        if args.tail == "upsampler":
+            if args.anchor:
+                raise MemsrError("--anchor adds the input to a one-conv tail's channels; --tail upsampler has none")
+            from ..formats.edsr_checkpoint import edsr_input
+            preset["input"] = edsr_input()
+        cfg = models.TeacherConfig(scale=args.scale, anchor=args.anchor, tail=args.tail, **preset)
         dataset = _dataset(args, scale)
         task = teacher_task(cfg)
         provenance["preset"] = args.preset

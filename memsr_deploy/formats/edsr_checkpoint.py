@@ -211,3 +211,50 @@ def teacher_from_state(state: dict, path, scale: int | None = None, res_scale: f
             "mean_source": "the constants of BasicSR's EDSR" if layout == "BasicSR" else
             "read from the checkpoint's sub_mean / add_mean"}
     return model.eval(), info
+
+
+def edsr_input():
+    """EDSR's normalisation as a memsr InputSpec: [0, 1] pixels, DIV2K mean, x255 (both projects' default)."""
+    from ..method.input_spec import InputSpec
+    return InputSpec(1.0, BASICSR_MEAN, 1.0 / 255.0)
+
+
+def state_from_teacher(teacher, layout: str = "EDSR-PyTorch") -> dict:
+    """A memsr teacher with EDSR's upsampler as a state dict of ``layout`` (teacher_from_state's inverse), so a
+    teacher trained here loads wherever EDSR checkpoints do. EDSR-PyTorch's MeanShifts express any memsr input
+    normalisation on 0..255 pixels; BasicSR's mean and range are constants, so only EDSR's own normalisation
+    (edsr_input()) fits it."""
+    import torch
+    cfg = teacher.cfg
+    if getattr(cfg, "tail", "shuffle") != "upsampler" or cfg.anchor:
+        raise MemsrError("only a teacher with EDSR's upsampler tail (memsr-train teacher --tail upsampler) has "
+                         "an EDSR layout")
+    if layout not in LAYOUTS:
+        raise MemsrError(f"unknown layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
+    spec = cfg.input
+    if layout == "BasicSR" and (tuple(spec.mean) != BASICSR_MEAN or abs(spec.norm * 255 - 1) > 1e-12
+                                or spec.value_range != 1.0):
+        raise MemsrError("BasicSR's EDSR has EDSR's mean and x255 built in; this teacher normalises otherwise "
+                         "(save it in EDSR-PyTorch layout, whose MeanShifts hold any normalisation)")
+    L = LAYOUTS[layout]
+    t = lambda conv: (conv.weight.detach().clone(), conv.bias.detach().clone())  # noqa: E731
+    convs = [(L["head"], t(teacher.head))]
+    for i, block in enumerate(teacher.blocks):
+        convs += [(L["conv1"].format(i=i), t(block.conv1)), (L["conv2"].format(i=i), t(block.conv2))]
+    convs.append((L["body"].format(n=cfg.blocks), t(teacher.body_conv)))
+    convs += [(L["up"].format(j=2 * j), t(m)) for j, m in enumerate(teacher.upsample)]
+    convs.append((L["tail"], t(teacher.tail)))
+    state = {}
+    if layout == "EDSR-PyTorch":
+        vr, mean, norm = float(spec.value_range), torch.tensor(spec.mean, dtype=torch.float64), float(spec.norm)
+        d = vr / (255.0 * norm)                        # xn = d * (x255 - mu)
+        mu = 255.0 * mean / vr
+        a = 255.0 * norm / vr                          # EDSR's output on 0..255 = a * t + b
+        b = 255.0 * mean / vr
+        eye = torch.eye(3, dtype=torch.float64).view(3, 3, 1, 1)
+        state["sub_mean.weight"], state["sub_mean.bias"] = (eye * d).float(), (-d * mu).float()
+    for name, (w, bias) in convs:
+        state[f"{name}.weight"], state[f"{name}.bias"] = w, bias
+    if layout == "EDSR-PyTorch":
+        state["add_mean.weight"], state["add_mean.bias"] = (eye * a).float(), b.float()
+    return state
