@@ -238,3 +238,22 @@ def test_a_teacher_trained_here_saves_in_both_edsr_layouts(photo_dir, tmp_path):
             assert float((out - ours).abs().max()) <= 1e-5, layout
             back, _ = load_model(_save(ref, tmp_path / f"{layout}.pt", layout))
             assert float((back(x) - ours).abs().max()) <= 1e-5, layout
+
+
+def test_the_runtime_and_the_profiler_take_a_checkpoint(tmp_path):
+    """memsr-upscale --model and memsr-profile reach the checkpoint through the same loader: a teacher, run on
+    PyTorch, with the exact halo of EDSR's tail."""
+    import numpy as np
+
+    from memsr_deploy.profiler.analytic import load_subject, predict
+    from memsr_deploy.runtime.backends import open_backend
+    net = randomise(EdsrPyTorch(2, 8, 1), seed=2)
+    ckpt = _save(net, tmp_path / "edsr.pth", "EDSR-PyTorch")
+    backend = open_backend(model=ckpt, threads=1)
+    assert backend.name == "torch" and backend.caps.scale == 2 and backend.caps.halo == 6
+    x = _x(1).numpy()
+    with torch.no_grad():
+        assert np.abs(backend.run(x) - net(torch.from_numpy(x) * 255).numpy() / 255).max() <= 1e-5
+    subject = load_subject(ckpt)
+    assert subject.kind == "teacher" and subject.halo == 6
+    assert predict(subject, 32, 40, "whole").peak_bytes > 0
