@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     worst = max(diffs.values())
     ok = worst <= TOLERANCE
     figures = {"teacher": desc.path, "output": args.output, "max_abs_diff": worst, "per_input": diffs,
-               "tolerance": TOLERANCE, "passed": ok, "plain_layers": len(plain.cfg.widths) + 1,
+               "tolerance": TOLERANCE, "passed": ok, "plain_layers": len(plain.convs()),
                "plain_widths": plain.cfg.widths, "params": sum(p.numel() for p in plain.parameters())}
     if ok:
         out = save_model(plain, args.output, kind="plain",
