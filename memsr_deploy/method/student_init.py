@@ -235,7 +235,7 @@ def init_student(plain: models.PlainSR, lr_patches: torch.Tensor, eps: float | N
     prev_M = torch.eye(3, dtype=torch.float64)
     prev_b = torch.zeros(3, dtype=torch.float64)
     for l, conv in enumerate(student.convs()):
-        if l > L or not copy_tail:
+        if l > L or (l == L and not copy_tail):
             if l > L:   # the upsampler's later convs read only earlier tail convs: copied as they are
                 conv.load_state_dict(convs[l].state_dict())
             continue    # (a one-conv tail to fit: _refit below)
