@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import torch
 
-from ..method.convert import DEFAULT_BETA, teacher_to_plain
+from ..method.convert import DEFAULT_BETA, default_beta, teacher_to_plain
 from ..errors import MemsrError, cli_errors
 from ..formats.model_file import load_model, save_model
 from ..formats.tagged_json import dumps_strict
@@ -37,9 +37,12 @@ def verify(teacher, plain, value_range: float) -> dict[str, float]:
 @cli_errors
 def main(argv=None) -> int:
     ap = types.Parser(prog="memsr-convert", description=__doc__)
-    ap.add_argument("teacher", help="teacher model file (NAME, NAME.json or NAME.safetensors)")
+    ap.add_argument("teacher", help="teacher model file (NAME, NAME.json or NAME.safetensors), bundled name, or "
+                                    "EDSR checkpoint (.pt/.pth/.ckpt/.safetensors)")
     ap.add_argument("-o", "--output", required=True, help="path stem of the plain model to write")
-    ap.add_argument("--beta", type=types.finite_float, default=DEFAULT_BETA, help="offset that carries signed features")
+    ap.add_argument("--beta", type=types.finite_float, default=None,
+                    help=f"offset that carries signed features (default {DEFAULT_BETA:g} in the units of the "
+                         "teacher's normalised input: x255 for EDSR checkpoints)")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing output model (never the input)")
     args = ap.parse_args(argv)
@@ -47,12 +50,14 @@ def main(argv=None) -> int:
     teacher, desc = load_model(args.teacher)
     if desc.kind != "teacher":
         raise MemsrError(f"is a {desc.kind} model; only teachers need converting", desc.path)
+    if args.beta is None:
+        args.beta = default_beta(desc.input)
     plain = teacher_to_plain(teacher, beta=args.beta)
     diffs = verify(teacher, plain, desc.input.value_range)
     worst = max(diffs.values())
     ok = worst <= TOLERANCE
     figures = {"teacher": desc.path, "output": args.output, "max_abs_diff": worst, "per_input": diffs,
-               "tolerance": TOLERANCE, "passed": ok, "plain_layers": len(plain.cfg.widths) + 1,
+               "tolerance": TOLERANCE, "passed": ok, "plain_layers": len(plain.convs()),
                "plain_widths": plain.cfg.widths, "params": sum(p.numel() for p in plain.parameters())}
     if ok:
         out = save_model(plain, args.output, kind="plain",

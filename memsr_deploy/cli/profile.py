@@ -31,7 +31,8 @@ def build_parser() -> types.Parser:
     p = types.Parser(prog="memsr-profile", description=DESCRIPTION,
                      formatter_class=types.argparse.RawDescriptionHelpFormatter)
     p.add_argument("models", nargs="*", metavar="MODEL",
-                   help="model file (stem, .json or .safetensors), bundled name, .onnx file, or .tflite file "
+                   help="model file (stem, .json or .safetensors), bundled name, EDSR checkpoint (.pt/.pth/.ckpt/"
+                        ".safetensors), .onnx file, or .tflite file "
                         "with its sidecar (walked as its source model, measured with LiteRT) "
                         "(default: the bundled student for --scale)")
     p.add_argument("--scale", type=types.positive_int,

@@ -23,7 +23,7 @@ from . import args as types
 from ..training import distributed
 from ..training.checkpoint import CHECKPOINT, PREVIOUS, nonfinite_tensors
 from ..training.loop import TrainConfig, train
-from ..training.tasks import finetune_task, int8_task, student_task, teacher_task
+from ..training.tasks import TAIL_CHOICES, finetune_task, int8_task, student_tail, student_task, teacher_task
 
 
 # Training defaults. "paper": the reference's Adam + one-cycle LR peaking at 2e-4, batch 16, 192 x 192 HR patches.
@@ -95,9 +95,15 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--blocks", type=types.non_negative_int, default=None)
     t.add_argument("--res-scale", type=types.finite_float, default=None)
     t.add_argument("--anchor", action="store_true", help="image-space anchor skip (input repeated s*s times)")
+    t.add_argument("--tail", default="shuffle", choices=["shuffle", "upsampler"],
+                   help="shuffle (default): one conv + pixel shuffle (memsr's own teachers); upsampler: EDSR's "
+                        "(conv + shuffle per factor, then a conv at the output size) with EDSR's input "
+                        "normalisation (DIV2K mean, x255), the published EDSR, saveable in its layouts")
     _common(t)
     s = sub.add_parser("student", help="train a plain student from a teacher (MemSR)")
-    s.add_argument("--teacher", required=True, help="teacher (or large plain) model file")
+    s.add_argument("--teacher", required=True, help="teacher (or large plain) model file, bundled name, or EDSR "
+                                                    "checkpoint (.pt/.pth/.ckpt/.safetensors, EDSR-PyTorch or "
+                                                    "BasicSR layout)")
     s.add_argument("--init", default="memsr", choices=["memsr", "random"])
     s.add_argument("--distill", default="aware", choices=["aware", "feature", "none"],
                    help="aware: bridges from the init (MemSR); feature: random bridges; none: L1 only")
@@ -112,9 +118,14 @@ def parser() -> argparse.ArgumentParser:
                         "1 = the rank itself")
     s.add_argument("--refit", default="none", choices=["none", "linear", "relu"],
                    help="least-squares refit of each layer on the student's own inputs after the analytic init")
-    s.add_argument("--refit-tail", action=argparse.BooleanOptionalAction, default=True,
-                   help="refit the tail by least squares against the teacher's output (default on; "
-                        "--no-refit-tail --shift 3 is the paper's init)")
+    s.add_argument("--tail", default="refit", choices=TAIL_CHOICES,
+                   help="the student's tail: refit (default) = one conv + pixel shuffle, least-squares fitted on "
+                        "the student's last features to the teacher's output (the lean tail); teacher = the "
+                        "teacher's own tail (EDSR's upsampler and output conv copied, as in the paper; for a "
+                        "one-conv teacher tail, its conv read through the last bridge)")
+    s.add_argument("--refit-tail", action=argparse.BooleanOptionalAction, default=None,
+                   help="one-conv teacher tails: refit the tail by least squares against the teacher's output "
+                        "(default: on with --tail refit; --no-refit-tail --shift 3 is the paper's init)")
     s.add_argument("--refit-bridges", action=argparse.BooleanOptionalAction, default=True,
                    help="refit the distillation bridges by least squares on the initialised student's own "
                         "features (default on; off = the decomposition's bridges, the paper's)")
@@ -226,7 +237,12 @@ def main(argv=None) -> int:
         for k in ("width", "blocks", "res_scale"):
             if getattr(args, k) is not None:
                 preset[k] = getattr(args, k)
-        cfg = models.TeacherConfig(scale=args.scale, anchor=args.anchor, **preset)
+        if args.tail == "upsampler":
+            if args.anchor:
+                raise MemsrError("--anchor adds the input to a one-conv tail's channels; --tail upsampler has none")
+            from ..formats.edsr_checkpoint import edsr_input
+            preset["input"] = edsr_input()
+        cfg = models.TeacherConfig(scale=args.scale, anchor=args.anchor, tail=args.tail, **preset)
         dataset = _dataset(args, scale)
         task = teacher_task(cfg)
         provenance["preset"] = args.preset
@@ -241,13 +257,15 @@ def main(argv=None) -> int:
                                       "weights_sha256": sdesc.weights_sha256}
     else:
         teacher, tdesc = source, sdesc
+        student_tail(teacher.cfg.tail, args.tail, args.refit_tail, tdesc)  # contradicting flags: before any work
         dataset = _dataset(args, scale)
         task = student_task(teacher, tdesc, dataset, init=args.init, distill=args.distill,
                             rank_eps=args.rank_eps, width=args.width, init_patches=args.init_patches,
                             lam0=args.lam, decay=args.lam_decay, shift_a=args.shift, seed=args.seed, log=log,
                             max_width=args.max_width, refit=args.refit, refit_tail=args.refit_tail,
                             feature_scale=args.feature_scale, grad_ratio=args.grad_ratio,
-                            width_multiple=args.width_multiple, refit_bridges=args.refit_bridges)
+                            width_multiple=args.width_multiple, refit_bridges=args.refit_bridges,
+                            tail=args.tail)
         provenance["teacher"] = {"path": str(args.teacher), "kind": tdesc.kind,
                                  "weights_sha256": tdesc.weights_sha256}
     log(f"training {task.meta['kind']} x{scale}: {sum(p.numel() for p in task.eval_model().parameters()):,} "

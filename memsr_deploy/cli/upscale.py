@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output file (one input) or folder (several inputs or a folder); "
                                           "default: NAME_xS.EXT beside each input")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", help="model file (NAME, NAME.json or NAME.safetensors) or bundled name")
+    src.add_argument("--model", help="model file (NAME, NAME.json or NAME.safetensors), bundled name, or EDSR checkpoint (.pt/.pth/.ckpt/.safetensors; runs on PyTorch)")
     src.add_argument("--artefact", help="exported artefact or its sidecar .json (ONNX Runtime, LiteRT, Core ML)")
     p.add_argument("--scale", type=types.positive_int, choices=(2, 3, 4),
                    help="upscaling factor (picks the bundled model; checked against a given model)")

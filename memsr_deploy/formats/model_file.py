@@ -83,8 +83,8 @@ def describe(model, kind: str | None = None, provenance: dict | None = None,
     cfg = model.cfg
     if isinstance(model, models.ResidualSR):
         kind = kind or "teacher"
-        widths = [cfg.width] * (2 * cfg.blocks + 2) + [3 * cfg.scale ** 2]
-        acts = ["none"] + ["relu", "none"] * cfg.blocks + ["none", "none"]
+        widths = plain_layout.conv_channels([cfg.width] * cfg.body_convs, cfg.scale, cfg.tail)[1:]
+        acts = ["none"] + ["relu", "none"] * cfg.blocks + ["none"] * (len(widths) - 2 * cfg.blocks - 1)
     else:
         kind = kind or "plain"
         widths = cfg.channels()[1:]
@@ -124,7 +124,11 @@ _KNOWN = {"format", "version", "kind", "scale", "arch", "input", "receptive_radi
 
 
 def read_description(path) -> ModelDescription:
-    """Parse and validate NAME.json without touching the weights."""
+    """Parse and validate NAME.json without touching the weights. A PyTorch checkpoint of a supported
+    architecture (checkpoint.is_checkpoint) is described from its keys and shapes instead."""
+    from .checkpoint import import_checkpoint, is_checkpoint
+    if is_checkpoint(path):
+        return import_checkpoint(path, keep=True)[1]
     _, jpath = pair_paths(path)
     meta = read_tagged_json(jpath, FORMAT, VERSION, "model description",
                             "model metadata not found (expected a .json beside the .safetensors)")
@@ -276,11 +280,15 @@ def _read_pair(path, verify_checksum: bool = True) -> tuple[ModelDescription, Pa
 
 
 def load_model(path, verify_checksum: bool = True):
-    """Build the network from NAME.json and fill it from NAME.safetensors (no pickle anywhere)."""
+    """The one model loader: (network, description) for a model file pair (NAME.json + NAME.safetensors), a
+    bundled name, or a PyTorch checkpoint of a supported architecture (``checkpoint.py``). No pickle anywhere."""
     import torch
     from safetensors.torch import load as load_bytes
 
     from ..method import models
+    from .checkpoint import import_checkpoint, is_checkpoint
+    if is_checkpoint(path):
+        return import_checkpoint(path)
     desc, wpath, blob = _read_pair(path, verify_checksum)
     model = models.build(desc.kind, desc.arch)  # validated by read_description
     try:
@@ -312,6 +320,10 @@ def load_plain_arrays(path, precision: str = "fp32") -> tuple[ModelDescription, 
     ``precision="int8"``: the int8 sibling's, when the description names one (``int8_model``)."""
     import numpy as np
     from safetensors.numpy import load as np_load
+    from .checkpoint import is_checkpoint
+    if is_checkpoint(path):
+        raise MemsrError("a checkpoint's network is a teacher, not a plain chain of convs (memsr-convert makes one)",
+                         path)
     desc, wpath, blob = _read_pair(model_for(path, precision))
     if not desc.is_plain:
         raise MemsrError(f"a {desc.kind} is not a plain chain of convs", desc.path)

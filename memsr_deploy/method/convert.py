@@ -10,7 +10,9 @@ Layout (C = teacher width, A = 3 anchor channels when the teacher has an anchor 
   block k, first (ReLU)     -> [xn+bx, h0+beta, x_{k-1}+beta (C), relu(conv1 x_{k-1}) (C)]
   block k, second (linear)  -> [xn+bx, h0+beta, x_k = x_{k-1} + res_scale * conv2(hidden)]
   body conv (linear)        -> [xn+bx, y = h0 + body(x_B)]
-  tail                      -> tail(y) + anchor(xn), with the output de-normalisation folded in.
+  tail                      -> tail(y) + anchor(xn), with the output de-normalisation folded in; or EDSR's
+                               upsampler (teacher tail "upsampler"): its convs copied as they are (they read y,
+                               zero padded, in the teacher too), the de-normalisation folded into the last.
 """
 from __future__ import annotations
 
@@ -22,6 +24,12 @@ from . import models
 # (ulp(1000) = 6e-5, enough to break a 1e-4 budget over 16 blocks), and features of nets on [0, 1] images stay
 # far inside +-100, so 100 keeps both margin and precision. The image carry needs no guess: see image_offset().
 DEFAULT_BETA = 100.0
+
+
+def default_beta(spec: models.InputSpec) -> float:
+    """DEFAULT_BETA in the units of the teacher's normalised input: features scale with xn, whose span is
+    value_range / norm (1 for memsr's own teachers; 255 for EDSR's, which normalise to 0..255 pixels)."""
+    return DEFAULT_BETA * max(1.0, spec.value_range / spec.norm)
 
 
 def image_offset(spec: models.InputSpec) -> float:
@@ -46,8 +54,10 @@ class _Layer:
         self.b[out_start:out_start + w.shape[0]] += gain * conv.bias.detach().double()
 
 
-def teacher_to_plain(teacher: models.ResidualSR, beta: float = DEFAULT_BETA) -> models.PlainSR:
+def teacher_to_plain(teacher: models.ResidualSR, beta: float | None = None) -> models.PlainSR:
+    """``beta``: the carries' offset (None = default_beta of the teacher's input)."""
     cfg = teacher.cfg
+    beta = default_beta(cfg.input) if beta is None else beta
     C, s, rs = cfg.width, cfg.scale, cfg.res_scale
     A = 3 if cfg.anchor else 0
     bx = image_offset(cfg.input)
@@ -86,6 +96,9 @@ def teacher_to_plain(teacher: models.ResidualSR, beta: float = DEFAULT_BETA) -> 
     Lb.conv(A, A + C, teacher.body_conv)
     layers.append((Lb, "none"))
 
+    norm, mean = cfg.input.norm, cfg.input.mean
+    if cfg.tail == "upsampler":
+        return _with_upsampler(teacher, layers, norm, mean)
     # tail: tail(y) (+ anchor: xn repeated s*s times, CRD order), then the teacher's de-normalisation
     Lt = _Layer(A + C, 3 * s * s)
     Lt.conv(0, A, teacher.tail)
@@ -94,7 +107,6 @@ def teacher_to_plain(teacher: models.ResidualSR, beta: float = DEFAULT_BETA) -> 
             for k in range(s * s):
                 Lt.w[c * s * s + k, c, 1, 1] += 1.0
                 Lt.b[c * s * s + k] -= bx
-    norm, mean = cfg.input.norm, cfg.input.mean
     Lt.w *= norm
     Lt.b *= norm
     for c in range(3):
@@ -107,6 +119,27 @@ def teacher_to_plain(teacher: models.ResidualSR, beta: float = DEFAULT_BETA) -> 
         for conv, (l, _) in zip(plain.convs(), [*layers, (Lt, "none")]):
             conv.weight.copy_(l.w.float())
             conv.bias.copy_(l.b.float())
+    return plain.eval()
+
+
+def _with_upsampler(teacher: models.ResidualSR, layers: list, norm: float, mean) -> models.PlainSR:
+    """The body layers, then EDSR's upsampler copied and its output conv with the de-normalisation folded in
+    (the output is read by no padded conv, so the fold is exact)."""
+    cfg = teacher.cfg
+    last = _Layer(cfg.width, 3)
+    last.conv(0, 0, teacher.tail, gain=norm)
+    last.b += torch.tensor(mean, dtype=torch.float64)
+    pcfg = models.PlainConfig(scale=cfg.scale, widths=[l.w.shape[0] for l, _ in layers],
+                              acts=[a for _, a in layers], input=cfg.input, tail="upsampler")
+    plain = models.PlainSR(pcfg)
+    with torch.no_grad():
+        for conv, (l, _) in zip(plain.layers, layers):
+            conv.weight.copy_(l.w.float())
+            conv.bias.copy_(l.b.float())
+        for mine, theirs in zip(plain.upsample, teacher.upsample):
+            mine.load_state_dict(theirs.state_dict())
+        plain.tail.weight.copy_(last.w.float())
+        plain.tail.bias.copy_(last.b.float())
     return plain.eval()
 
 
@@ -125,11 +158,12 @@ def max_abs_diff(a: torch.nn.Module, b: torch.nn.Module, x: torch.Tensor) -> flo
     return float((a(x) - b(x)).abs().max())
 
 
-def plain_features(teacher: models.ResidualSR, x: torch.Tensor, beta: float = DEFAULT_BETA):
-    """(SR output, every layer output of teacher_to_plain(teacher, beta)), computed from the teacher's own
-    forward pass: the same values (to round-off) at a fraction of the cost of running the wide plain net.
+def plain_features(teacher: models.ResidualSR, x: torch.Tensor, beta: float | None = None):
+    """(SR output, every body layer output of teacher_to_plain(teacher, beta)), computed from the teacher's
+    own forward pass: the same values (to round-off) at a fraction of the cost of running the wide plain net.
     Distillation reads its targets from here."""
     cfg = teacher.cfg
+    beta = default_beta(cfg.input) if beta is None else beta
     xn = teacher.normalize(x)
     carry = [xn + image_offset(cfg.input)] if cfg.anchor else []
     h0 = teacher.head(xn)

@@ -1,7 +1,8 @@
 """The two network families of memsr, readable top to bottom.
 
 * ``ResidualSR``: the teacher. EDSR-style: head conv, B residual blocks (conv-ReLU-conv, scaled), body conv,
-  long skip, ESPCN tail (3x3 conv to 3*s*s channels + pixel shuffle), optional image-space anchor skip.
+  long skip, then a tail: ESPCN's (3x3 conv to 3*s*s channels + pixel shuffle, optional image-space anchor
+  skip; memsr's own teachers) or EDSR's upsampler (the published EDSR, imported by formats/edsr_checkpoint.py).
 * ``PlainSR``: what students are and what gets deployed. A chain of 3x3 convs, each followed by ReLU or
   nothing, then a tail: one conv and a pixel shuffle, or EDSR's upsampler (conv + shuffle per scale factor,
   then a conv at the output resolution; plain_layout.py). The input normalisation is the only other op, so
@@ -66,6 +67,25 @@ class TeacherConfig(_Config):
     res_scale: float = 1.0
     anchor: bool = False
     input: InputSpec = field(default_factory=InputSpec)
+    tail: str = "shuffle"          # plain_layout.TAILS: "upsampler" is EDSR's own
+
+    def __post_init__(self):
+        if self.tail not in plain_layout.TAILS:
+            raise ValueError(f"unknown tail {self.tail!r}; expected one of {plain_layout.TAILS}")
+        if self.anchor and self.tail != "shuffle":
+            raise ValueError("the anchor skip adds the input to the shuffle tail's channels; "
+                             "an upsampler tail has none to add it to")
+
+    @property
+    def body_convs(self) -> int:
+        """Convs at the LR size: head, two per block, body conv."""
+        return 2 * self.blocks + 2
+
+    def to_dict(self) -> dict:
+        d = super().to_dict()
+        if self.tail == "shuffle":
+            del d["tail"]   # descriptions written before the upsampler tail existed stay byte-identical
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "TeacherConfig":
@@ -84,7 +104,8 @@ class ResBlock(nn.Module):
 
 
 class ResidualSR(nn.Module):
-    """EDSR-style teacher with an ESPCN tail (see docs/method.md for why not EDSR's HR-size tail)."""
+    """EDSR-style teacher. memsr trains its own with an ESPCN tail (see docs/method.md for why not EDSR's
+    HR-size tail); EDSR checkpoints come with EDSR's upsampler (``upsample`` stages, then ``tail``)."""
 
     def __init__(self, cfg: TeacherConfig):
         super().__init__()
@@ -96,7 +117,10 @@ class ResidualSR(nn.Module):
         self.head = conv3x3(3, c)
         self.blocks = nn.ModuleList(ResBlock(c, cfg.res_scale) for _ in range(cfg.blocks))
         self.body_conv = conv3x3(c, c)
-        self.tail = conv3x3(c, 3 * s * s)
+        # the tail convs as a plain net's (plain_layout): none or one per upsampler stage, then ``tail``
+        shapes = plain_layout.conv_shapes([c] * cfg.body_convs, s, cfg.tail)[cfg.body_convs:]
+        self.upsample = nn.ModuleList(conv3x3(*shape) for shape in shapes[:-1])
+        self.tail = conv3x3(*shapes[-1])
         self.register_buffer("out_mean", torch.tensor(cfg.input.mean, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, x):
@@ -107,6 +131,10 @@ class ResidualSR(nn.Module):
         for block in self.blocks:
             h = block(h)
         h = self.body_conv(h) + h0
+        if self.cfg.tail == "upsampler":
+            for conv, f in zip(self.upsample, plain_layout.scale_factors(s)):
+                h = F.pixel_shuffle(conv(h), f)
+            return self.tail(h) * self.cfg.input.norm + self.out_mean
         out = self.tail(h)
         if self.cfg.anchor:
             # channel c*s*s + k of the tail becomes colour c after the shuffle (CRD order)
@@ -116,7 +144,8 @@ class ResidualSR(nn.Module):
 
     @property
     def receptive_radius(self) -> int:
-        return 2 * self.cfg.blocks + 3  # head + 2 per block + body conv + tail
+        # head + 2 per block + body conv, then the tail's convs at their own resolutions
+        return plain_layout.receptive_radius(self.cfg.body_convs, self.cfg.scale, self.cfg.tail)
 
 
 @dataclass

@@ -107,8 +107,11 @@ def _bridge(M: torch.Tensor, b: torch.Tensor) -> nn.Conv2d:
     return conv
 
 
-def _layer_width(l: int, L: int, channels: int, width, max_width: int | None) -> int | None:
-    """The requested width of layer l (None = rank rule), or ``channels`` for a layer left uncompressed."""
+def _layer_width(l: int, L: int, channels: int, width, max_width: int | None, keep_last: bool = False) -> int | None:
+    """The requested width of layer l (None = rank rule), or ``channels`` for a layer left uncompressed
+    (``keep_last``: the last body layer always, for a tail copied from the large net)."""
+    if keep_last and l == L - 1:
+        return channels
     if isinstance(width, (list, tuple)):
         return int(width[l])
     if width:
@@ -165,7 +168,8 @@ def _refit_layer(conv: nn.Conv2d, A: torch.Tensor, T: torch.Tensor, relu: bool, 
 def init_student(plain: models.PlainSR, lr_patches: torch.Tensor, eps: float | None = 0.05,
                  width: int | list[int] | None = None, shift_a: float = 3.0, max_columns: int = 32768,
                  seed: int = 0, max_width: int | None = None, refit: str = "none",
-                 refit_tail: bool = False, width_multiple: int = 1, refit_bridges: bool = False) -> StudentInit:
+                 refit_tail: bool = False, width_multiple: int = 1, refit_bridges: bool = False,
+                 tail: str | None = None) -> StudentInit:
     """Derive a MemSR student from the large plain net ``plain`` and a batch of LR training patches.
 
     ``width``: None = rank rule with ``eps``, no layer wider than ``max_width`` (the teacher's feature width;
@@ -183,17 +187,33 @@ def init_student(plain: models.PlainSR, lr_patches: torch.Tensor, eps: float | N
     tail against the large plain net's tail output (before the pixel shuffle) too. ``refit_bridges``: refit
     each bridge by least squares from the student's actual features to the large plain net's, so the
     distillation starts from the smallest feature error this student allows (see ``_refit_bridges``).
+    ``tail``: the student's tail kind (plain_layout.TAILS; None = the large net's). The large net's tail is
+    taken as it is when the kinds agree: a one-conv tail read through the last bridge, EDSR's upsampler copied
+    with the last body layer kept at full width and an identity bridge, so the copied convs read that layer in
+    the basis they were trained on (the large net's body feature y). A one-conv tail for a net with EDSR's
+    upsampler has nothing to start from: it is least-squares fitted (``refit_tail`` must be on).
     See docs/method.md.
     """
     if refit not in REFITS:
         raise ValueError(f"refit must be one of {REFITS}, got {refit!r}")
+    tail = plain.cfg.tail if tail is None else tail
+    if tail == "upsampler" and plain.cfg.tail != "upsampler":
+        raise ValueError("an upsampler tail is copied from a large net that has one; this one ends in "
+                         f"a {plain.cfg.tail!r} tail")
+    if tail == "upsampler" and refit_tail:
+        raise ValueError("the upsampler tail is copied from the large net, not refitted (refit_tail applies to "
+                         "one-conv tails)")
+    copy_tail = tail == plain.cfg.tail
+    if not copy_tail and not refit_tail:
+        raise ValueError("a one-conv tail for a net ending in EDSR's upsampler has no analytic init: it is "
+                         "least-squares fitted to the large net's output (refit_tail)")
     feats = record_features(plain, lr_patches, max_columns, seed)
     L = len(feats)
     acts = plain.cfg.acts
     Ms, bs, fits = [], [], []
     for l in range(L):
         C = feats[l].shape[0]
-        w = _layer_width(l, L, C, width, max_width)
+        w = _layer_width(l, L, C, width, max_width, keep_last=tail == "upsampler")
         if w == C and l == L - 1:
             Ms.append(torch.eye(C, dtype=torch.float64))
             bs.append(torch.zeros(C, dtype=torch.float64))
@@ -209,12 +229,16 @@ def init_student(plain: models.PlainSR, lr_patches: torch.Tensor, eps: float | N
         fits.append(fit)
 
     cfg = models.PlainConfig(scale=plain.cfg.scale, widths=[f.width for f in fits], acts=list(acts),
-                             input=plain.cfg.input)
+                             input=plain.cfg.input, tail=tail)
     student = models.PlainSR(cfg)
     convs = plain.convs()
     prev_M = torch.eye(3, dtype=torch.float64)
     prev_b = torch.zeros(3, dtype=torch.float64)
     for l, conv in enumerate(student.convs()):
+        if l > L or (l == L and not copy_tail):
+            if l > L:   # the upsampler's later convs read only earlier tail convs: copied as they are
+                conv.load_state_dict(convs[l].state_dict())
+            continue    # (a one-conv tail to fit: _refit below)
         W = convs[l].weight.double()                       # (C_l, C_{l-1}, 3, 3)
         c = convs[l].bias.double()
         # a 1x1 bridge followed by a 3x3 conv is a 3x3 conv; the bridge's bias adds a constant per output
@@ -225,7 +249,7 @@ def init_student(plain: models.PlainSR, lr_patches: torch.Tensor, eps: float | N
             W_s = torch.einsum("oc,ojkl->cjkl", M, W_comp)    # least squares against orthonormal M = M^T (.)
             b_s = M.T @ (b_comp - b)
             prev_M, prev_b = M, b
-        else:  # tail: reads the last body layer through its bridge
+        else:  # the (first) tail conv: reads the last body layer through its bridge
             W_s, b_s = W_comp, b_comp
         conv.weight.copy_(W_s.float())
         conv.bias.copy_(b_s.float())
@@ -239,7 +263,8 @@ def init_student(plain: models.PlainSR, lr_patches: torch.Tensor, eps: float | N
         _refit_bridges(bridges, record_features(student, lr_patches, max_columns, seed), feats)
     settings = {"rank_eps": eps, "uniform_width": width if isinstance(width, int) else None,
                 "max_width": max_width, "width_multiple": width_multiple, "shift_a": shift_a, "refit": refit,
-                "refit_tail": refit_tail, "refit_bridges": refit_bridges}
+                "refit_tail": refit_tail, "refit_bridges": refit_bridges, "tail": tail,
+                "tail_init": "copied" if tail == "upsampler" else "fitted" if refit_tail else "through the bridge"}
     result = StudentInit(student, bridges, fits, settings=settings)
     result.feature_errors = feature_errors(student, bridges, plain, lr_patches)
     return result

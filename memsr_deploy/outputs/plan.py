@@ -100,11 +100,15 @@ def check_outputs(outputs: Iterable, inputs: Iterable = (), overwrite: bool = Fa
 
 
 def model_pair_inputs(*model_paths) -> list[Path]:
-    """Both files of each model pair given as NAME, NAME.json or NAME.safetensors (for the input list)."""
+    """Both files of each model pair given as NAME, NAME.json or NAME.safetensors, or the file itself for a
+    PyTorch checkpoint (for the input list)."""
+    from ..formats.checkpoint import is_checkpoint
     from ..formats.model_file import pair_paths
     from ..formats.registry import names, resolve
     out = []
     for m in model_paths:
-        if m is not None:
+        if m is not None and is_checkpoint(m):
+            out.append(Path(str(m)))
+        elif m is not None:
             out += list(pair_paths(resolve(str(m)) if str(m) in names() else m))
     return out

@@ -53,6 +53,35 @@ def teacher_feature_width(model: torch.nn.Module, desc: ModelDescription) -> int
     return int(model.cfg.width) if desc.kind == "teacher" else max(int(w) for w in model.cfg.widths)
 
 
+TAIL_CHOICES = ("refit", "teacher")
+
+
+def student_tail(teacher_tail: str, tail: str, refit_tail: bool | None, desc: ModelDescription) -> tuple[str, bool]:
+    """(the student's tail kind, whether init_student fits it) for ``--tail`` and ``--refit-tail``.
+
+    A teacher with a one-conv shuffle tail: the student's tail is that kind either way; ``refit`` fits it (today's
+    default, ``--refit-tail``), ``teacher`` reads the teacher's conv through the last bridge (``--no-refit-tail``).
+    A teacher with EDSR's upsampler: ``refit`` gives the student a one-conv shuffle tail fitted to the teacher's
+    output (the lean tail), ``teacher`` the teacher's upsampler and output conv, copied (the paper's)."""
+    if tail not in TAIL_CHOICES:
+        raise MemsrError(f"--tail must be one of {', '.join(TAIL_CHOICES)}, got {tail!r}")
+    if teacher_tail == "upsampler":
+        if tail == "teacher":
+            if refit_tail:
+                raise MemsrError("--tail teacher copies the teacher's upsampler; --refit-tail applies to one-conv "
+                                 "tails (use --tail refit)", desc.path)
+            return "upsampler", False
+        if refit_tail is False:
+            raise MemsrError("--tail refit on a teacher with EDSR's upsampler fits a one-conv tail, which has no "
+                             "other init (drop --no-refit-tail, or use --tail teacher)", desc.path)
+        return "shuffle", True
+    if refit_tail is None:
+        return "shuffle", tail == "refit"
+    if tail == "teacher" and refit_tail:
+        raise MemsrError("--tail teacher keeps the teacher's tail; it contradicts --refit-tail", desc.path)
+    return "shuffle", bool(refit_tail)
+
+
 def init_batch(dataset, n: int) -> torch.Tensor:
     return patch_batch(dataset, INIT_PATCH_OFFSET, n)[0]
 
@@ -61,12 +90,15 @@ def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init
                  distill: str = "aware", rank_eps: float = 0.05, width: int | None = None,
                  init_patches: int = 16, lam0: float = 0.3, decay: float = 1e-5, shift_a: float = 30.0,
                  seed: int = 0, log=print, max_width: int | None = None, refit: str = "none",
-                 refit_tail: bool = True, feature_scale: float | None = None,
-                 grad_ratio: float = 0.9, width_multiple: int = 16, refit_bridges: bool = True) -> Task:
+                 refit_tail: bool | None = None, feature_scale: float | None = None,
+                 grad_ratio: float = 0.9, width_multiple: int = 16, refit_bridges: bool = True,
+                 tail: str = "refit") -> Task:
     """A plain student of ``teacher``. Widths: ``width`` for every layer, else the rank rule rounded up to
     ``width_multiple`` with no layer wider than ``max_width`` (default: the teacher's feature width). ``feature_scale``: the weight k of the
     feature MSE; None = calibrated on the init patches so that at step 0 the feature term's gradient on the
-    student is ``grad_ratio`` times the L1's (the reference's ratio is about 0.9). See docs/method.md."""
+    student is ``grad_ratio`` times the L1's (the reference's ratio is about 0.9). ``tail``: "refit" (a one-conv
+    pixel-shuffle tail least-squares fitted to the teacher's output) or "teacher" (the teacher's own tail: its
+    one conv read through the last bridge, or EDSR's upsampler copied); see ``student_tail``. See docs/method.md."""
     if init not in ("memsr", "random"):
         raise MemsrError(f"--init must be memsr or random, got {init!r}")
     if distill not in ("aware", "feature", "none"):
@@ -74,14 +106,15 @@ def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init
     if distill == "aware" and init != "memsr":
         raise MemsrError("initialisation-aware distillation needs --init memsr (its bridges come from the init)")
     plain = large_plain_of(teacher, desc).eval()
+    kind, refit_tail = student_tail(plain.cfg.tail, tail, refit_tail, desc)
     patches = init_batch(dataset, init_patches)
     cap = max_width if max_width is not None else teacher_feature_width(teacher, desc)
     fit = student_init.init_student(plain, patches, eps=rank_eps, width=width, shift_a=shift_a, seed=seed,
                                     max_width=cap, refit=refit, refit_tail=refit_tail,
-                                    width_multiple=width_multiple, refit_bridges=refit_bridges)
+                                    width_multiple=width_multiple, refit_bridges=refit_bridges, tail=kind)
     report = fit.report()
     log(f"student init (width cap {cap}, shift a={shift_a}, refit {refit}{' + tail' if refit_tail else ''}"
-        f"{', bridges refitted' if refit_bridges else ''}):")
+        f"{', bridges refitted' if refit_bridges else ''}; {kind} tail, {report['tail_init']}):")
     log(fit.table())
     student, bridges = fit.student, fit.bridges
     if init == "random":
@@ -116,7 +149,7 @@ def student_task(teacher: torch.nn.Module, desc: ModelDescription, dataset, init
             scale = grad_ratio / max(calibrated, 1e-12)
             log(f"feature scale k = {scale:.4g} (step-0 gradient ratio {calibrated:.4g} at k = 1, target {grad_ratio})")
     loss = DistillLoss(targets, lam0, decay, scale)
-    meta = {"kind": "student", "init": init, "distill": distill, "rank_eps": rank_eps, "width": width,
+    meta = {"kind": "student", "init": init, "distill": distill, "tail": tail, "rank_eps": rank_eps, "width": width,
             "max_width": cap, "init_report": report if init == "memsr" else {"widths": report["widths"]},
             "lam0": lam0, "lam_decay": decay, "feature_scale": scale,
             "feature_scale_rule": None if distill == "none" else f"calibrated: step-0 gradient ratio {grad_ratio}"

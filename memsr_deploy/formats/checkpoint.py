@@ -1,0 +1,123 @@
+"""PyTorch checkpoints of other projects' SR networks as memsr models (the checkpoint half of the model loader).
+
+``model_file.load_model`` / ``read_description`` hand a path here when it names a checkpoint (``is_checkpoint``)
+instead of a memsr description pair, so every command that takes a model takes a checkpoint the same way.
+A checkpoint is read without unpickling arbitrary objects (safetensors, or ``torch.load(weights_only=True)``),
+unwrapped (``params_ema`` / ``params`` / ``state_dict`` / ``model``, a DataParallel ``module.`` prefix), and
+recognised by its keys; the architectures read so far are in ``ARCHITECTURES``. Anything else is refused with
+one line that says what is supported.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from pathlib import Path
+
+from ..errors import MemsrError
+
+# the weights of memsr's own networks (models.ResidualSR, models.PlainSR): a description whose .json is missing
+MEMSR_KEYS = r"(layers\.\d+|upsample\.\d+|tail|head|blocks\.\d+\.conv[12]|body_conv)\.(weight|bias)$|normalize\.mean$|out_mean$"
+SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
+# wrappers training code stores the weights under, in the order they are preferred (BasicSR: the EMA weights
+# when the file has them)
+WRAPPER_KEYS = ("params_ema", "params", "state_dict", "model")
+SUPPORTED = ("EDSR checkpoints in EDSR-PyTorch layout (sub_mean, head.0, body.N.body.0/2, tail.0, tail.1, "
+             "add_mean) or BasicSR layout (conv_first, body.N.conv1/conv2, conv_after_body, upsample, conv_last), "
+             "x2/x3/x4")
+
+
+def is_checkpoint(path) -> bool:
+    """A .pth/.pt/.ckpt file, or a .safetensors file without the .json of a memsr description beside it."""
+    p = Path(str(path))
+    if p.suffix.lower() not in SUFFIXES:
+        return False
+    return p.suffix.lower() != ".safetensors" or not p.with_suffix(".json").exists()
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_state_dict(path) -> tuple[dict, str | None]:
+    """(name -> tensor, the wrapper key it was found under or None). Raises MemsrError naming the file."""
+    import torch
+    p = Path(str(path))
+    if not p.is_file():
+        raise MemsrError("checkpoint not found", p)
+    if p.suffix.lower() == ".safetensors":
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+        try:
+            obj = load_file(str(p))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+            raise MemsrError(f"unreadable safetensors checkpoint (truncated or corrupt: {_first_line(e)})", p) from None
+    else:
+        try:
+            obj = torch.load(str(p), map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - torch raises many kinds (zip, pickle, EOF) for a bad file
+            raise MemsrError(f"unreadable PyTorch checkpoint (truncated, corrupt, or holding objects other than "
+                             f"tensors: {_first_line(e)})", p) from None
+    wrapper = None
+    if isinstance(obj, dict) and not _is_state(obj):
+        for key in WRAPPER_KEYS:
+            if isinstance(obj.get(key), dict) and _is_state(obj[key]):
+                obj, wrapper = obj[key], key
+                break
+    if not isinstance(obj, dict) or not obj or not _is_state(obj):
+        raise MemsrError(f"holds no state dict of tensors (looked at the top level and under "
+                         f"{', '.join(WRAPPER_KEYS)}); supported: {SUPPORTED}", p)
+    if all(k.startswith("module.") for k in obj):  # saved from DataParallel / DistributedDataParallel
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj, wrapper
+
+
+def _is_state(d: dict) -> bool:
+    import torch
+    return bool(d) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in d.items())
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return (text[0] if text else e.__class__.__name__)[:200]
+
+
+# the last checkpoint only described (read_description), kept for the load_model that usually follows (the
+# runtime's and the profiler's order), so the file is read and checked once; load_model takes it out, so a
+# loaded network is never handed to two callers
+_cache: dict = {}
+
+
+def _identity(path) -> tuple:
+    st = os.stat(path)
+    return os.path.realpath(path), st.st_size, st.st_mtime_ns
+
+
+def import_checkpoint(path, scale: int | None = None, res_scale: float | None = None, keep: bool = False):
+    """(memsr model in eval mode, its ModelDescription) for a checkpoint file; ``scale``: refuse a checkpoint
+    of another scale; ``res_scale``: the residual scaling, which checkpoints do not store (default: the
+    architecture's rule, see edsr_checkpoint.default_res_scale). ``keep``: the caller only reads the
+    description; keep the network for the next call."""
+    from . import edsr_checkpoint
+    from .model_file import describe
+    key = (_identity(path), scale, res_scale) if Path(str(path)).is_file() else None
+    if key is not None and key in _cache:
+        return _cache[key] if keep else _cache.pop(key)
+    state, wrapper = read_state_dict(path)
+    if all(re.match(MEMSR_KEYS, k) for k in state):
+        raise MemsrError("model metadata not found (expected a .json beside the .safetensors: these are the "
+                         "weights of a memsr model description)", path)
+    model, info = edsr_checkpoint.teacher_from_state(state, path, scale=scale, res_scale=res_scale)
+    sha = file_sha256(path)
+    desc = describe(model, "teacher", provenance={"imported_from": {
+        "file": str(path), "sha256": sha, "architecture": "EDSR", "wrapper_key": wrapper, **info}})
+    desc.weights_sha256 = sha
+    desc.path = str(path)
+    _cache.clear()
+    if keep:
+        _cache[key] = (model, desc)
+    return model, desc
