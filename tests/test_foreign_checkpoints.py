@@ -193,7 +193,7 @@ def test_bad_checkpoints_are_one_line_errors(tmp_path):
     (tmp_path / "cut.pth").write_bytes(blob[: len(blob) // 2])
     cases = {"cut.pth": "unreadable"}
     torch.save({"x": torch.zeros(1), "obj": types.SimpleNamespace(a=1)}, tmp_path / "pickle.pth")
-    cases["pickle.pth"] = "unreadable, truncated or unsafe"
+    cases["pickle.pth"] = "unreadable PyTorch checkpoint"
     torch.save({**s, "body.99.weight": torch.zeros(1)}, tmp_path / "extra.pth")
     cases["extra.pth"] = "body"
     missing = dict(s)
@@ -238,7 +238,8 @@ def test_spandrel_reads_the_same_compact_and_adds_what_we_lack(tmp_path, spandre
     torch.save(s, tmp_path / "c.pth")
     x = torch.rand(1, 3, 9, 8)
     ours = read_checkpoint(tmp_path / "c.pth")
-    theirs = checkpoint._from_spandrel(checkpoint.open_state(tmp_path / "c.pth"), tmp_path / "c.pth")
+    from memsr_deploy.formats.checkpoint import read_state_dict
+    theirs = checkpoint._from_spandrel(read_state_dict(tmp_path / "c.pth")[0], tmp_path / "c.pth")
     with torch.no_grad():
         assert torch.allclose(ours.module(x), theirs.module(x), atol=1e-6)
     # an architecture only spandrel knows (OmniSR-free, small: SAFMN) comes through the same call
@@ -249,3 +250,22 @@ def test_spandrel_reads_the_same_compact_and_adds_what_we_lack(tmp_path, spandre
     assert found.scale == 2 and "SAFMN" in found.arch and found.hyper == {"spandrel": True}
     with torch.no_grad():
         assert torch.allclose(found.module(x), net.eval()(x), atol=1e-6)
+
+
+def test_the_profiler_takes_a_foreign_checkpoint_and_other_commands_say_where_it_goes(tmp_path, capsys):
+    """memsr-profile exports the checkpoint's network to ONNX in memory and profiles that graph (halo from the
+    graph, measured on ONNX Runtime); a command that needs a model description names the family and refuses."""
+    import json
+
+    from memsr_deploy.cli.profile import main
+    from memsr_deploy.formats.model_file import load_model
+    torch.save(compact_state(scale=2), tmp_path / "compact.pth")
+    assert main([str(tmp_path / "compact.pth"), "--resolution", "64x48", "--mode", "whole,tiled", "--tile", "16",
+                 "--measure", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert {r["mode"] for r in rows} == {"whole", "tiled"} and all(r["predicted"] > 0 for r in rows)
+    assert rows[0]["model"] == "compact (Compact)" and rows[0]["scale"] == 2
+    whole = next(r for r in rows if r["mode"] == "whole")
+    assert whole["measured_backend"] == "onnxruntime" and whole["measured"] > 0
+    with pytest.raises(MemsrError, match="a Compact checkpoint: memsr-profile takes it"):
+        load_model(tmp_path / "compact.pth")

@@ -88,8 +88,14 @@ def _note(pred) -> str:
 def _onnx_for(subject, workdir: Path) -> Path:
     """An ONNX file for a torch subject (dynamic H/W), for measuring with ONNX Runtime: the one ONNX builder,
     so a plain net is measured as the graph memsr-upscale runs and memsr-export writes."""
-    if subject.kind == "onnx":
-        return Path(subject.path)
+    if subject.onnx_model is not None:   # an .onnx file, or a checkpoint's graph exported in memory
+        if Path(subject.path).suffix == ".onnx":
+            return Path(subject.path)
+        import onnx
+        path = workdir / f"{Path(subject.path).stem}-{hashlib.sha256(subject.path.encode()).hexdigest()[:12]}.onnx"
+        if not path.exists():
+            onnx.save_model(subject.onnx_model, str(path))
+        return path
     import onnx
 
     from ..formats.onnx_graph import model_to_onnx

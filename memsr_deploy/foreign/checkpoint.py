@@ -1,9 +1,8 @@
-"""Open another project's SR checkpoint (.pth / .pt / .ckpt / .safetensors) as a loaded network, never unpickling
-anything: safetensors, or torch.load(weights_only=True). Each family in FAMILIES recognises its own key layout;
-with spandrel installed (an optional extra), every other architecture it detects is taken from it."""
+"""Another project's SR checkpoint (.pth / .pt / .ckpt / .safetensors) as a loaded network. The file is opened by
+the model loader's one reader (formats/checkpoint.read_state_dict: never unpickling anything); each family in
+FAMILIES recognises its own key layout; with spandrel installed (an optional extra), every other architecture
+it detects is taken from it."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import torch
 
@@ -12,34 +11,11 @@ from . import compact, rrdb, span
 from .spec import Foreign
 
 FAMILIES = {"Compact": compact, "ESRGAN (RRDBNet)": rrdb, "SPAN": span}
-SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors")
-_WRAPPERS = ("params_ema", "params", "state_dict", "model", "net_g")
 
 
-def open_state(path) -> dict:
-    """The checkpoint's tensors by name, unwrapped from the usual containers (BasicSR's ``params_ema`` first)."""
-    path = Path(path)
-    if not path.is_file():
-        raise MemsrError("no such file" if not path.exists() else "is not a file", path)
-    try:
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-            state = load_file(str(path))
-        else:
-            state = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle's, zipfile's and safetensors' errors alike: one line
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        raise MemsrError(f"unreadable, truncated or unsafe checkpoint ({msg[:200]})", path) from None
-    while isinstance(state, dict) and not any(isinstance(v, torch.Tensor) for v in state.values()):
-        inner = next((state[k] for k in _WRAPPERS if isinstance(state.get(k), dict)), None)
-        if inner is None:
-            break
-        state = inner
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise MemsrError("not a state dict of tensors", path)
-    if all(k.startswith("module.") for k in state):   # saved from DataParallel / DDP
-        state = {k[len("module."):]: v for k, v in state.items()}
-    return state
+def family_of(state: dict) -> str | None:
+    """The family whose key layout ``state`` has, among those read here (None: none of them)."""
+    return next((name for name, family in FAMILIES.items() if family.matches(state)), None)
 
 
 def _load_strictly(found: Foreign, state: dict, path) -> Foreign:
@@ -80,11 +56,12 @@ def _from_spandrel(state: dict, path) -> Foreign | None:
 
 def read_checkpoint(path) -> Foreign:
     """The network a checkpoint holds, loaded and checked key by key; refused with one line otherwise."""
-    state = open_state(path)
-    for family in FAMILIES.values():
-        if family.matches(state):
-            found = family.read(state, path)
-            return _load_strictly(found, found.state if found.state is not None else state, path)
+    from ..formats.checkpoint import read_state_dict
+    state = read_state_dict(path)[0]
+    name = family_of(state)
+    if name is not None:
+        found = FAMILIES[name].read(state, path)
+        return _load_strictly(found, found.state if found.state is not None else state, path)
     found = _from_spandrel(state, path)
     if found is not None:
         return found

@@ -111,6 +111,12 @@ def import_checkpoint(path, scale: int | None = None, res_scale: float | None = 
     if all(re.match(MEMSR_KEYS, k) for k in state):
         raise MemsrError("model metadata not found (expected a .json beside the .safetensors: these are the "
                          "weights of a memsr model description)", path)
+    from ..foreign.checkpoint import family_of
+    family = family_of(state)
+    if family is not None:
+        raise MemsrError(f"a {family} checkpoint: memsr-profile takes it (its graph exported to ONNX, its halo "
+                         f"derived from the graph); as a model of the other commands only EDSR is read so far",
+                         path)
     model, info = edsr_checkpoint.teacher_from_state(state, path, scale=scale, res_scale=res_scale)
     sha = file_sha256(path)
     desc = describe(model, "teacher", provenance={"imported_from": {

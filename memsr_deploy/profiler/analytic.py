@@ -52,7 +52,8 @@ class Subject:
 
 
 def load_subject(spec, name: str | None = None) -> Subject:
-    """A model file stem / .json / .safetensors, a bundled name, an .onnx file, or an nn.Module."""
+    """A model file stem / .json / .safetensors, a bundled name, an .onnx file, a checkpoint (EDSR: a memsr
+    teacher; Compact, ESRGAN, SPAN: their exported graph), or an nn.Module."""
     import torch.nn as nn
     if isinstance(spec, nn.Module):
         from ..formats.model_file import describe
@@ -62,6 +63,11 @@ def load_subject(spec, name: str | None = None) -> Subject:
     path = Path(str(spec))
     if path.suffix == ".onnx":
         return _onnx_subject(path, name)
+    from ..formats.checkpoint import is_checkpoint, read_state_dict
+    if is_checkpoint(path):
+        from ..foreign.checkpoint import family_of
+        if family_of(read_state_dict(path)[0]) is not None:
+            return _checkpoint_subject(path, name)
     from ..formats.model_file import load_model
     if path.suffix == ".tflite":
         return _tflite_subject(path, name)
@@ -71,16 +77,31 @@ def load_subject(spec, name: str | None = None) -> Subject:
 
 
 def _onnx_subject(path: Path, name: str | None) -> Subject:
-    from .onnx_graph import graph_of, input_layout, load
+    from .onnx_graph import load
     if not path.exists():
         raise MemsrError("ONNX file not found", path)
-    model = load(path)
-    halo, note = None, ""
+    halo = None
     try:
         from ..formats.sidecar import read_sidecar
-        sc = read_sidecar(path, check_file=False)
-        halo = int(sc.halo)
-    except MemsrError:   # no sidecar: the halo from the graph itself
+        halo = int(read_sidecar(path, check_file=False).halo)
+    except MemsrError:
+        pass   # no sidecar: the halo from the graph itself
+    return _graph_subject(load(path), path, name or path.stem, halo)
+
+
+def _checkpoint_subject(path: Path, name: str | None) -> Subject:
+    """Another project's checkpoint (foreign/): its network exported to ONNX in memory, profiled as that graph."""
+    from ..foreign.checkpoint import read_checkpoint
+    from ..formats.onnx_graph import model_to_onnx
+    found = read_checkpoint(path)
+    return _graph_subject(model_to_onnx(found.module, channels=found.in_channels), path,
+                          name or f"{path.stem} ({found.arch})", None)
+
+
+def _graph_subject(model, path: Path, name: str, halo: int | None) -> Subject:
+    from .onnx_graph import graph_of, input_layout
+    note = ""
+    if halo is None:
         from ..formats.receptive_field import radius
         r = radius(model)
         halo, note = (r.halo, "") if r.finite and r.align == 1 else (None, r.reason or
@@ -93,8 +114,8 @@ def _onnx_subject(path: Path, name: str | None) -> Subject:
     scale = (out[2] if nhwc else out[3]) // w0
     if fixed is not None:
         halo, note = None, f"fixed input shape {w0}x{h0}: the model runs whole at that size only"
-    return Subject(name or path.stem, "onnx", int(scale), halo, None, onnx_model=model, path=str(path),
-                   halo_note=note, fixed=fixed)
+    return Subject(name, "onnx", int(scale), halo, None, onnx_model=model, path=str(path), halo_note=note,
+                   fixed=fixed)
 
 
 def _tflite_subject(path: Path, name: str | None) -> Subject:
