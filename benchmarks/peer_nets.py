@@ -124,12 +124,15 @@ class _IMDB(nn.Module):
         return x + self.fuse(self.cca(torch.cat(kept, 1)))
 
 
-class IMDN(nn.Module):
-    def __init__(self, scale: int, c: int = 64, blocks: int = 6):
+class _Distilling(nn.Module):
+    """IMDN's and RFDN's frame: head conv, blocks, a 1x1 fusion of every block's output, a 3x3 conv, the long
+    skip, and a one-conv pixel-shuffle tail."""
+
+    def __init__(self, scale: int, c: int, blocks: int, block):
         super().__init__()
         self.scale = scale
         self.head = conv(3, c)
-        self.blocks = nn.ModuleList(_IMDB(c) for _ in range(blocks))
+        self.blocks = nn.ModuleList(block(c) for _ in range(blocks))
         self.fuse, self.lr_conv = conv(c * blocks, c, 1), conv(c, c)
         self.up = conv(c, 3 * scale * scale)
 
@@ -141,6 +144,11 @@ class IMDN(nn.Module):
             outs.append(h)
         h = self.lr_conv(F.leaky_relu(self.fuse(torch.cat(outs, 1)), 0.05)) + f
         return F.pixel_shuffle(self.up(h), self.scale)
+
+
+class IMDN(_Distilling):
+    def __init__(self, scale: int, c: int = 64, blocks: int = 6):
+        super().__init__(scale, c, blocks, _IMDB)
 
 
 class _ESA(nn.Module):
@@ -179,23 +187,9 @@ class _RFDB(nn.Module):
         return self.esa(self.fuse(torch.cat(kept, 1)))
 
 
-class RFDN(nn.Module):
+class RFDN(_Distilling):
     def __init__(self, scale: int, c: int = 50, blocks: int = 4):
-        super().__init__()
-        self.scale = scale
-        self.head = conv(3, c)
-        self.blocks = nn.ModuleList(_RFDB(c) for _ in range(blocks))
-        self.fuse, self.lr_conv = conv(c * blocks, c, 1), conv(c, c)
-        self.up = conv(c, 3 * scale * scale)
-
-    def forward(self, x):
-        f = self.head(x)
-        outs, h = [], f
-        for block in self.blocks:
-            h = block(h)
-            outs.append(h)
-        h = self.lr_conv(F.leaky_relu(self.fuse(torch.cat(outs, 1)), 0.05)) + f
-        return F.pixel_shuffle(self.up(h), self.scale)
+        super().__init__(scale, c, blocks, _RFDB)
 
 
 PEERS = {"FSRCNN": FSRCNN, "ESPCN": ESPCN, "CARN-M": CARNM, "IMDN": IMDN, "RFDN": RFDN}

@@ -226,9 +226,26 @@ def _pil_limit():
         Image.MAX_IMAGE_PIXELS = old
 
 
-class PilReader(ImageReader):
-    """Formats libvips lacks (BMP, ...): decoded whole by Pillow on first use."""
+class WholeReader(ImageReader):
+    """A reader whose library gives the whole image at once (Pillow, libheif, LibRaw): decoded on first use by
+    ``_load`` into ``_pixels``, then handed out as one chunk."""
     streamed = False
+    _pixels: np.ndarray | None = None
+
+    def _load(self) -> None:
+        raise NotImplementedError
+
+    def chunks(self) -> Iterator[np.ndarray]:
+        yield self.read_all()
+
+    def read_all(self) -> np.ndarray:
+        if self._pixels is None:
+            self._load()
+        return self._pixels
+
+
+class PilReader(WholeReader):
+    """Formats libvips lacks (BMP, ...): decoded whole by Pillow on first use."""
 
     def __init__(self, path: Path, max_pixels: int):
         from PIL import Image, UnidentifiedImageError
@@ -275,13 +292,6 @@ class PilReader(ImageReader):
                              f"{self.dtype}", self.path)
         self._pixels = pixels
 
-    def chunks(self) -> Iterator[np.ndarray]:
-        yield self.read_all()
-
-    def read_all(self) -> np.ndarray:
-        if self._pixels is None:
-            self._load()
-        return self._pixels
 
 
 def _pil_layout(im) -> tuple[int, np.dtype]:

@@ -20,13 +20,13 @@ monochrome; ``quality`` as for JPEG (1..100).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import MemsrError
-from .decode import ImageReader, check_size
+from .decode import WholeReader, check_size
 from .picture import check_layout
 
 # The brands of HEVC-coded HEIF files (ISO/IEC 23008-12); AV1 brands (avif, avis) are left to libvips.
@@ -53,8 +53,7 @@ def _error(e: BaseException) -> str:
     return text[0] if text else e.__class__.__name__
 
 
-class HeifReader(ImageReader):
-    streamed = False
+class HeifReader(WholeReader):
 
     def __init__(self, path: Path, max_pixels: int):
         import pillow_heif
@@ -113,13 +112,6 @@ class HeifReader(ImageReader):
                              f" {self.dtype}", self.path)
         self._pixels = a
 
-    def chunks(self) -> Iterator[np.ndarray]:
-        yield self.read_all()
-
-    def read_all(self) -> np.ndarray:
-        if self._pixels is None:
-            self._load()
-        return self._pixels
 
     def close(self) -> None:
         self._file = None

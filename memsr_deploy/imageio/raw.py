@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import MemsrError
-from .decode import ImageReader, check_size
+from .decode import WholeReader, check_size
 
 _CAPTURE = threading.Lock()
 
@@ -83,8 +83,7 @@ def raw_size(sizes) -> tuple[int, int]:
     return (w, h) if sizes.flip & 4 else (h, w)
 
 
-class RawReader(ImageReader):
-    streamed = False
+class RawReader(WholeReader):
     channels = 3
     dtype = np.dtype(np.uint16)
 
@@ -122,10 +121,3 @@ class RawReader(ImageReader):
                              f"{self.width}x{self.height}", self.path)
         self._pixels = rgb
 
-    def chunks(self) -> Iterator[np.ndarray]:
-        yield self.read_all()
-
-    def read_all(self) -> np.ndarray:
-        if self._pixels is None:
-            self._load()
-        return self._pixels
