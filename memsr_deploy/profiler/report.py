@@ -88,7 +88,7 @@ def table(rows: list[Row], markdown: bool = False) -> str:
     if process:
         head.append("process RSS")
     if measuring:
-        head += ["expected RSS", "measured RSS", "meas/exp"]
+        head += ["measured on", "expected RSS", "measured RSS", "meas/exp"]
     head.append("notes")
     body = []
     for r in rows:
@@ -97,7 +97,8 @@ def table(rows: list[Row], markdown: bool = False) -> str:
         if process:
             line.append(human(r.process))
         if measuring:
-            line += [human(r.expected_rss), human(r.measured), f"{r.ratio:.3f}" if r.ratio else "-"]
+            line += [r.measured_backend or "-", human(r.expected_rss), human(r.measured),
+                     f"{r.ratio:.3f}" if r.ratio else "-"]
         line.append(r.note)
         body.append(line)
     if markdown:
