@@ -67,3 +67,13 @@ def photo_dir(tmp_path_factory):
         img = np.kron(noise, np.ones((4, 4, 1)))  # blocky, not flat: edges at every 4 px
         Image.fromarray((img * 255).astype(np.uint8)).save(d / f"p{i}.png")
     return d
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny convs: thread hand-offs cost more than they save, and far more on a shared, loaded machine. A module
+    asks for it with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -52,13 +52,7 @@ def psnr(a: np.ndarray, ref: np.ndarray) -> float:
     return float(10 * np.log10(np.ptp(ref) ** 2 / np.mean((a - ref) ** 2)))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny convs: thread hand-offs cost more than they save, and far more on a shared, loaded machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
