@@ -15,7 +15,7 @@ from memsr_deploy.formats.registry import resolve
 from memsr_deploy.imageio import read_picture
 from memsr_deploy.runtime import RunOptions, Upscaler, footprint, open_backend
 from test_runtime_cli import one_error_line, run, save_png
-from test_runtime_exact import one_thread  # noqa: F401 (autouse fixture: one torch thread)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 MiB = 2 ** 20
 PHOTO = footprint.Frame(3000, 4000)    # a 12 MP 8-bit RGB photo, decoded in rows

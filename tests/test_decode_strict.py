@@ -10,7 +10,7 @@ from PIL import Image
 
 from memsr_deploy.cli.upscale import main
 from memsr_deploy.imageio import read_picture
-from test_runtime_exact import one_thread  # noqa: F401 (autouse fixture: one torch thread)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def run(capsys, *argv):

@@ -13,7 +13,7 @@ from PIL import Image, ImageCms
 from memsr_deploy.cli.upscale import main
 from memsr_deploy.imageio import open_image, read_picture
 from memsr_deploy.imageio.gainmap import has_gain_map
-from test_runtime_exact import one_thread  # noqa: F401 (autouse fixture: one torch thread)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 

@@ -17,7 +17,7 @@ from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
 from memsr_deploy.outputs.folder_job import JOURNAL
 from memsr_deploy.runtime.backends.torch_backend import TorchBackend
 from memsr_deploy.imageio import read_picture
-from test_runtime_exact import one_thread  # noqa: F401 (autouse fixture: one torch thread)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 from test_runtime_exact import make_artefact, random_image
 
 

@@ -11,7 +11,7 @@ from memsr_deploy.runtime import RunOptions, Upscaler
 from memsr_deploy.imageio import tiff_stream
 from memsr_deploy.runtime.backends.torch_backend import TorchBackend
 from memsr_deploy.imageio import read_picture, write_picture
-from test_runtime_exact import one_thread  # noqa: F401 (autouse fixture: one torch thread)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 from test_runtime_exact import random_image
 
 
