@@ -267,5 +267,5 @@ def test_the_profiler_takes_a_foreign_checkpoint_and_other_commands_say_where_it
     assert rows[0]["model"] == "compact (Compact)" and rows[0]["scale"] == 2
     whole = next(r for r in rows if r["mode"] == "whole")
     assert whole["measured_backend"] == "onnxruntime" and whole["measured"] > 0
-    with pytest.raises(MemsrError, match="a Compact checkpoint: memsr-profile takes it"):
+    with pytest.raises(MemsrError, match="a Compact checkpoint: it runs on ONNX Runtime"):
         load_model(tmp_path / "compact.pth")

@@ -7,6 +7,7 @@
     memsr-upscale photo.png --mode stream            # strips, memory ~ width
     memsr-upscale photo.png --precision int8         # int8 model: faster, slightly lower quality
     memsr-upscale photo.png --backend torch --threads 1
+    memsr-upscale photo.jpg --model realesr-general-x4v3.pth   # another project's model, on ONNX Runtime
     memsr-upscale IMG_0001.HEIC shot.dng -o out/ --ext heic   # HEIC and camera RAW in, HEIC out
 """
 from __future__ import annotations
@@ -31,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output file (one input) or folder (several inputs or a folder); "
                                           "default: NAME_xS.EXT beside each input")
     src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", help="model file (NAME, NAME.json or NAME.safetensors), bundled name, or EDSR checkpoint (.pt/.pth/.ckpt/.safetensors; runs on PyTorch)")
+    src.add_argument("--model", help="model file (NAME, NAME.json or NAME.safetensors), bundled name, EDSR "
+                                     "checkpoint (.pt/.pth/.ckpt/.safetensors; runs on PyTorch), or another "
+                                     "project's model: a Compact / ESRGAN / SPAN checkpoint (others with spandrel "
+                                     "installed) or an .onnx file, on ONNX Runtime")
     src.add_argument("--artefact", help="exported artefact or its sidecar .json (ONNX Runtime, LiteRT, Core ML)")
     p.add_argument("--scale", type=types.positive_int, choices=(2, 3, 4),
                    help="upscaling factor (picks the bundled model; checked against a given model)")
@@ -171,6 +175,14 @@ def output_for(src: Path, args, scale: int, batch: bool) -> Path:
     return out
 
 
+def is_foreign(model) -> bool:
+    """Another project's model (an .onnx file without a sidecar, a foreign checkpoint)."""
+    from ..formats.foreign_graph import foreign_state, is_foreign_onnx
+    if str(model).lower().endswith(".onnx"):
+        return is_foreign_onnx(model)
+    return foreign_state(model) is not None
+
+
 def backend_for_budget(args, files: list[Path], batch: bool) -> str:
     """``--backend auto`` under ``--max-memory`` for a plain model: the runtime remembered as the faster here
     (else ONNX Runtime, the leaner), unless its plan for the first photo cannot keep the default tile within the
@@ -227,6 +239,9 @@ def main(argv=None) -> int:
     if not batch:   # before the backend: its first opening may probe speed for a minute
         require_file(files[0])
     name = args.backend
+    if args.max_memory and args.model is not None and is_foreign(args.model):
+        raise MemsrError("--max-memory is not planned for another project's model yet (its ONNX Runtime session's "
+                         "memory is not modelled): give --tile, and see its memory with memsr-profile", args.model)
     if args.max_memory and name == "auto" and args.artefact is None and args.precision == "fp32":
         name = backend_for_budget(args, files, batch)
     lean = args.mode == "stream" or args.tile == 0
@@ -248,7 +263,11 @@ def main(argv=None) -> int:
     if args.precision == "int8":
         from ..formats.onnx_graph import int8_cost_note
         print(f"note: {int8_cost_note(backend.desc)}", file=sys.stderr)
-    if args.halo is not None and args.halo != backend.caps.halo:
+    approximate = getattr(backend, "approximate", None)
+    if approximate and args.halo is not None and not (args.mode == "tile" and args.tile == 0):
+        log(f"{backend.source}: {approximate}: --halo {args.halo} tiles it anyway; the output is approximate "
+            "(seams)")
+    elif args.halo is not None and args.halo != backend.caps.halo:
         log(f"--halo {args.halo} replaces the exact halo {backend.caps.halo}: the output is NOT exact (seams)")
     options = RunOptions(mode=args.mode, tile=args.tile, halo=args.halo, rows=args.rows, batch=args.batch,
                          max_memory=args.max_memory,

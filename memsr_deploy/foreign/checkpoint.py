@@ -54,10 +54,12 @@ def _from_spandrel(state: dict, path) -> Foreign | None:
                    int(d.output_channels), {"spandrel": True})
 
 
-def read_checkpoint(path) -> Foreign:
-    """The network a checkpoint holds, loaded and checked key by key; refused with one line otherwise."""
+def read_checkpoint(path, state: dict | None = None) -> Foreign:
+    """The network a checkpoint holds, loaded and checked key by key; refused with one line otherwise.
+    ``state``: its state dict, when the caller has read it already."""
     from ..formats.checkpoint import read_state_dict
-    state = read_state_dict(path)[0]
+    if state is None:
+        state = read_state_dict(path)[0]
     name = family_of(state)
     if name is not None:
         found = FAMILIES[name].read(state, path)

@@ -114,8 +114,8 @@ def import_checkpoint(path, scale: int | None = None, res_scale: float | None = 
     from ..foreign.checkpoint import family_of
     family = family_of(state)
     if family is not None:
-        raise MemsrError(f"a {family} checkpoint: memsr-profile takes it (its graph exported to ONNX, its halo "
-                         f"derived from the graph); as a model of the other commands only EDSR is read so far",
+        raise MemsrError(f"a {family} checkpoint: it runs on ONNX Runtime (memsr-upscale / memsr-eval / "
+                         f"memsr-profile take it); as a memsr model (training, conversion) only EDSR is read",
                          path)
     model, info = edsr_checkpoint.teacher_from_state(state, path, scale=scale, res_scale=res_scale)
     sha = file_sha256(path)

@@ -57,6 +57,11 @@ def _layout_of(state: dict, path) -> str:
     return found[0]
 
 
+def is_edsr(state: dict) -> bool:
+    """Whether any key of ``state`` belongs to one of EDSR's layouts."""
+    return any(re.fullmatch(L["pattern"], k) for k in state for L in LAYOUTS.values())
+
+
 def _supported() -> str:
     from .checkpoint import SUPPORTED
     return SUPPORTED

@@ -77,7 +77,7 @@ def load_subject(spec, name: str | None = None) -> Subject:
 
 
 def _onnx_subject(path: Path, name: str | None) -> Subject:
-    from .onnx_graph import load
+    from ..formats.foreign_graph import load
     if not path.exists():
         raise MemsrError("ONNX file not found", path)
     halo = None
@@ -91,31 +91,21 @@ def _onnx_subject(path: Path, name: str | None) -> Subject:
 
 def _checkpoint_subject(path: Path, name: str | None) -> Subject:
     """Another project's checkpoint (foreign/): its network exported to ONNX in memory, profiled as that graph."""
-    from ..foreign.checkpoint import read_checkpoint
-    from ..formats.onnx_graph import model_to_onnx
-    found = read_checkpoint(path)
-    return _graph_subject(model_to_onnx(found.module, channels=found.in_channels), path,
-                          name or f"{path.stem} ({found.arch})", None)
+    from ..formats.foreign_graph import checkpoint_graph
+    model = checkpoint_graph(path)
+    return _graph_subject(model, path, name, None)
 
 
-def _graph_subject(model, path: Path, name: str, halo: int | None) -> Subject:
-    from .onnx_graph import graph_of, input_layout
+def _graph_subject(model, path: Path, name: str | None, halo: int | None) -> Subject:
+    from ..formats.foreign_graph import describe
+    g = describe(model, path)
     note = ""
     if halo is None:
-        from ..formats.receptive_field import radius
-        r = radius(model)
-        halo, note = (r.halo, "") if r.finite and r.align == 1 else (None, r.reason or
-                                                                     f"the graph downsamples (tiles must align to "
-                                                                     f"{r.align} px, which the tile plan does not)")
-    nhwc, _, fixed = input_layout(model)
-    h0, w0 = fixed or (16, 16)
-    g = graph_of(model, h0, w0)
-    out = g.shapes[g.outputs[0]]
-    scale = (out[2] if nhwc else out[3]) // w0
-    if fixed is not None:
-        halo, note = None, f"fixed input shape {w0}x{h0}: the model runs whole at that size only"
-    return Subject(name, "onnx", int(scale), halo, None, onnx_model=model, path=str(path), halo_note=note,
-                   fixed=fixed)
+        halo, note = g.halo, g.halo_note
+    if g.fixed is not None:
+        halo, note = None, f"fixed input shape {g.fixed[1]}x{g.fixed[0]}: the model runs whole at that size only"
+    return Subject(name or (path.stem if g.arch == "ONNX" else f"{path.stem} ({g.arch})"), "onnx", g.scale, halo,
+                   None, onnx_model=model, path=str(path), halo_note=note, fixed=g.fixed)
 
 
 def _tflite_subject(path: Path, name: str | None) -> Subject:

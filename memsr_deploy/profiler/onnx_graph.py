@@ -8,13 +8,14 @@ constants are bytes, not maps.
 """
 from __future__ import annotations
 
-import copy
 import math
 
 import onnx
 from onnx import TensorProto, shape_inference
 
 from ..errors import MemsrError
+# the graph's input and size are read where the runtime reads them too (the model-description layer)
+from ..formats.foreign_graph import at_size, input_layout, load  # noqa: F401 - load: the profiler's ONNX reader
 from .liveness import Graph, Node
 
 _ELEMENTWISE = {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "Add", "Sub", "Mul",
@@ -24,52 +25,6 @@ _FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16, TensorP
            TensorProto.INT8, TensorProto.UINT8}  # int8/uint8: quantised activations
 _OP_NAMES = {"Conv": "conv", "Relu": "relu", "DepthToSpace": "pixel_shuffle", "FusedConv": "conv",
              "QLinearConv": "conv", "ConvInteger": "conv"}
-
-
-def load(path) -> onnx.ModelProto:
-    try:
-        return onnx.load(str(path))
-    except Exception as e:  # protobuf's DecodeError and friends
-        raise MemsrError(f"not a readable ONNX model ({e.__class__.__name__}: {e})", path) from None
-
-
-def input_layout(model: onnx.ModelProto) -> tuple[bool, int, tuple[int, int] | None]:
-    """(channels last, channel count, fixed (H, W) or None) of the model's image input. The channel count is
-    the model's own where it states one (1 for Y-only or grey models, 4 for RGBA), else 3."""
-    inits = {i.name for i in model.graph.initializer}
-    inp = next(i for i in model.graph.input if i.name not in inits)
-    dims = inp.type.tensor_type.shape.dim
-    if len(dims) != 4:
-        raise MemsrError(f"expected a 4-D image input, got rank {len(dims)}")
-    val = lambda d: d.dim_value if d.HasField("dim_value") else None
-    small = lambda d: val(d) in (1, 2, 3, 4)
-    nhwc = small(dims[3]) and not small(dims[1])
-    c_dim, (h_dim, w_dim) = (dims[3], (dims[1], dims[2])) if nhwc else (dims[1], (dims[2], dims[3]))
-    fixed = (val(h_dim), val(w_dim)) if val(h_dim) and val(w_dim) else None
-    return nhwc, val(c_dim) or 3, fixed
-
-
-def _fixed_size(model: onnx.ModelProto, height: int, width: int, batch: int) -> onnx.ModelProto:
-    m = copy.deepcopy(model)
-    nhwc, channels, fixed = input_layout(m)
-    if fixed is not None and fixed != (height, width):
-        raise MemsrError(f"the ONNX model has a fixed input shape {fixed[1]}x{fixed[0]} (W x H); profile it at "
-                         f"its own size (--resolution {fixed[1]}x{fixed[0]}), not {width}x{height}")
-    inits = {i.name for i in m.graph.initializer}
-    inp = next(i for i in m.graph.input if i.name not in inits)
-    dims = inp.type.tensor_type.shape.dim
-    want = [batch, height, width, channels] if nhwc else [batch, channels, height, width]
-    for d, v in zip(dims, want):
-        if d.HasField("dim_value") and d.dim_value != v:
-            raise MemsrError(f"the ONNX model has a fixed input shape {[x.dim_value for x in dims]}; "
-                             f"cannot profile it at {height}x{width}")
-        d.Clear()
-        d.dim_value = v
-    for out in m.graph.output:  # stale symbolic output dims would clash with the inferred ones
-        for d in out.type.tensor_type.shape.dim:
-            d.Clear()
-    del m.graph.value_info[:]
-    return m
 
 
 def _col_buffer(node, weights: dict, shapes: dict) -> int:
@@ -85,7 +40,7 @@ def _col_buffer(node, weights: dict, shapes: dict) -> int:
 
 def graph_of(model: onnx.ModelProto, height: int, width: int, batch: int = 1) -> Graph:
     """The model's graph with every activation shape resolved for a ``height x width`` input."""
-    fixed = _fixed_size(model, height, width, batch)
+    fixed = at_size(model, height, width, batch)
     try:
         inferred = shape_inference.infer_shapes(fixed, strict_mode=True, data_prop=True)
     except Exception as e:

@@ -25,6 +25,27 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
     return 16.0 + (u8.astype(np.float64) / 255.0) @ _Y
 
 
+# the rest of ITU-R BT.601 as the SR papers apply it (MATLAB rgb2ycbcr / ycbcr2rgb), in [0, 1] units: a Y-only
+# model (FSRCNN, ESPCN) reads Y / 255 of this and its chroma is carried over bicubically
+_YCBCR = np.array([_Y, [-37.797, -74.203, 112.0], [112.0, -93.786, -18.214]]) / 255.0
+_YCBCR_OFFSET = np.array([16.0, 128.0, 128.0]) / 255.0
+_RGB = np.linalg.inv(_YCBCR)
+
+
+def rgb_to_ycbcr(rgb: np.ndarray, axis: int = -1) -> np.ndarray:
+    """RGB in [0, 1] -> Y, Cb, Cr in [0, 1] (Y in [16, 235] / 255), float, along ``axis``; not quantised."""
+    m = np.moveaxis(np.asarray(rgb), axis, -1)
+    out = m @ _YCBCR.T.astype(m.dtype) + _YCBCR_OFFSET.astype(m.dtype)
+    return np.moveaxis(out, -1, axis)
+
+
+def ycbcr_to_rgb(ycc: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The inverse of ``rgb_to_ycbcr`` (not clipped)."""
+    m = np.moveaxis(np.asarray(ycc), axis, -1)
+    out = (m - _YCBCR_OFFSET.astype(m.dtype)) @ _RGB.T.astype(m.dtype)
+    return np.moveaxis(out, -1, axis)
+
+
 def _prepare(a: np.ndarray, b: np.ndarray, crop: int) -> tuple[np.ndarray, np.ndarray]:
     if a.shape != b.shape:
         raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")

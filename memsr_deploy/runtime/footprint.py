@@ -136,6 +136,9 @@ class Runtime:
         return self._per_pixel
 
     def _window_bytes_per_pixel(self) -> int:
+        if getattr(self.desc, "kind", "") == "foreign":
+            raise MemsrError("--max-memory is not planned for another project's model yet (its ONNX Runtime "
+                             "session's memory is not modelled)", getattr(self.desc, "path", None))
         if not self.desc.layer_widths:
             raise MemsrError("--max-memory needs the model's layer widths, which this sidecar/model does not give",
                              getattr(self.desc, "path", None))

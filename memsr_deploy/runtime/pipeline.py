@@ -54,6 +54,10 @@ class Upscaler:
             raise MemsrError(f"unknown mode {self.opt.mode!r}; use one of {MODES}")
         if self.opt.tile is not None and self.opt.tile < 0:
             raise MemsrError(f"tile must be >= 0 (0 = whole image), got {self.opt.tile}")
+        why = getattr(backend, "approximate", None)   # a foreign graph with no finite receptive radius
+        if why and self.opt.halo is None and not (self.opt.mode == "tile" and self.opt.tile == 0):
+            raise MemsrError(f"{why}; its tiles cannot be exact: pass --halo N to tile it anyway (the output is "
+                             "then approximate), or --tile 0 to run whole images", backend.source)
         if self.opt.mode == "stream" and backend.caps.fixed_shape:
             raise MemsrError("a fixed-shape artefact cannot run full-width strips: use --mode tile or a "
                              "dynamic-shape artefact", backend.source)

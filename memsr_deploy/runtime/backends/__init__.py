@@ -30,7 +30,9 @@ def open_backend(model=None, artefact=None, threads: int | None = None, scale: i
 
     * ``artefact``: an exported file or its sidecar; it runs on the runtime its sidecar names (``backend`` must
       be ``auto`` or that runtime; its precision is the artefact's own).
-    * ``model`` (path, stem or bundled name; default: the bundled student for ``scale``): a plain net runs on
+    * ``model`` (path, stem or bundled name; default: the bundled student for ``scale``): another project's model
+      (an .onnx file without a sidecar, a Compact / ESRGAN / SPAN / spandrel checkpoint) runs on ONNX Runtime
+      (``foreign_backend``; an .onnx file with a sidecar is the artefact it describes); a plain net runs on
       ``backend`` (``auto``: the faster of ONNX Runtime and LiteRT for its architecture on this machine, measured
       through the tile loop the first time and remembered (``fastest.py``), both built in memory without torch;
       PyTorch when neither is installed); a teacher runs on PyTorch. ``log`` receives the measurement's one line
@@ -94,6 +96,10 @@ def _open_model(model, threads, scale, backend: str, precision: str, log=None, l
         model = default_model(scale or 2)
     elif str(model) in names():
         model = resolve(str(model))
+    else:
+        foreign = _open_foreign(model, threads, backend, precision)
+        if foreign is not None:
+            return foreign
     desc = read_description(model)
     if backend == "auto":
         backend = default_backend() if desc.is_plain else "torch"
@@ -120,6 +126,25 @@ def _open_model(model, threads, scale, backend: str, precision: str, log=None, l
         return LiteRTModelBackend(model, threads, precision)
     from .torch_backend import TorchBackend
     return TorchBackend(model, threads)
+
+
+def _open_foreign(model, threads, backend: str, precision: str) -> Backend | None:
+    """Another project's model (an .onnx file without a sidecar, a foreign checkpoint) on ONNX Runtime; an .onnx
+    file with a sidecar as the artefact it is; None for memsr's own model files and EDSR checkpoints."""
+    from ...formats.foreign_graph import is_foreign_onnx
+    if str(model).lower().endswith(".onnx") and not is_foreign_onnx(model):
+        return _open_artefact(model, threads, backend, precision)
+    from .foreign_backend import ForeignOnnxBackend, open_foreign
+    opened = open_foreign(model)
+    if opened is None:
+        return None
+    graph, sha = opened
+    if precision != "fp32":
+        raise MemsrError(f"--precision {precision} applies to memsr models; another project's model runs as it "
+                         "is, in fp32", graph.path)
+    if backend not in ("auto", "onnxruntime"):
+        raise MemsrError(f"another project's model runs on ONNX Runtime, not --backend {backend}", graph.path)
+    return ForeignOnnxBackend(graph, sha, threads)
 
 
 def installed_artefact_targets() -> list[str]:
