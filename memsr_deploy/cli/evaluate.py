@@ -14,7 +14,9 @@ def parser() -> types.Parser:
         prog="memsr-eval",
         description="Evaluate a super-resolution model by PSNR/SSIM on the Y channel (standard SR protocol: "
                     "LR = MATLAB bicubic of the HR, scale-pixel border shaved), with bicubic as a baseline.")
-    ap.add_argument("model", nargs="?", help="'bicubic', a model file (stem, .json or .safetensors), an EDSR checkpoint or a bundled "
+    ap.add_argument("model", nargs="?", help="'bicubic', a model file (stem, .json or .safetensors), an EDSR checkpoint, "
+                                             "another project's model (Compact / ESRGAN / SPAN checkpoint, .onnx; "
+                                             "on ONNX Runtime) or a bundled "
                                              "name; default: the bundled model for --scale")
     ap.add_argument("--data", help="evaluation folder (HR images; HR/ + LR_bicubic/X{s}/; image_SRF_{s}/); "
                                    "default: the evaluation photos (memsr-fetch-photos, else scikit-image's)")

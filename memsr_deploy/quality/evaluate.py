@@ -104,6 +104,8 @@ def make_upscaler(model_or_callable, scale: int, tile: int | None = None) -> Ups
             raise MemsrError(f"the model upscales x{model_scale}, evaluation asked for x{scale}")
         return lambda lr: run_model(model_or_callable, lr, scale, tile)
     if callable(model_or_callable):
+        if getattr(model_or_callable, "tiled", False):   # takes the tile itself (_foreign_upscaler)
+            return lambda lr: model_or_callable(lr, tile)
         return model_or_callable
     raise TypeError(f"cannot evaluate a {type(model_or_callable).__name__}")
 
@@ -146,6 +148,25 @@ def evaluate_model(model_or_callable, pairs: Sequence[EvalPair] | Iterable, scal
     return result
 
 
+def _foreign_upscaler(spec: str, scale: int | None):
+    """Another project's model (runtime.backends.foreign_backend) as (label, LR -> SR function, scale), or None.
+    ``tile``: the runtime's exact tiles; a graph with no finite receptive radius is evaluated whole."""
+    from ..runtime import RunOptions, Upscaler
+    from ..runtime.backends import open_foreign_model
+    backend = open_foreign_model(spec, None, "auto", "fp32")   # an .onnx with a sidecar: the artefact
+    if backend is None:
+        return None
+    if scale is not None and scale != backend.caps.scale:
+        raise MemsrError(f"model upscales x{backend.caps.scale}, --scale asked for x{scale}", spec)
+
+    def run(lr: np.ndarray, tile: int | None = None) -> np.ndarray:
+        if tile is None and getattr(backend, "approximate", None):
+            tile = 0
+        return Upscaler(backend, RunOptions(tile=tile)).upscale_array(np.asarray(lr, np.float32))
+    run.tiled = True
+    return spec, run, backend.caps.scale
+
+
 def load_upscaler(spec: str | None, scale: int | None):
     """(label, model-or-'bicubic', scale) for a CLI model argument: 'bicubic', a model file or a bundled name;
     None = the bundled default model of the scale. The scale defaults to the model's own."""
@@ -154,6 +175,9 @@ def load_upscaler(spec: str | None, scale: int | None):
     if spec == "bicubic":
         return "bicubic", "bicubic", scale or 2
     path = spec if spec is not None else default_model(scale or 2)
+    foreign = _foreign_upscaler(spec, scale) if spec is not None else None
+    if foreign is not None:
+        return foreign
     model, desc = load_model(path)
     if scale is not None and scale != desc.scale:
         raise MemsrError(f"model upscales x{desc.scale}, --scale asked for x{scale}", desc.path)

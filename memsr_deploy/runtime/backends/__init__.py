@@ -9,7 +9,7 @@ from ...formats.sidecar import read_sidecar, sidecar_path
 from .base import Backend, Capabilities, is_out_of_memory
 
 __all__ = ["BACKENDS", "PRECISIONS", "Backend", "Capabilities", "default_backend", "is_out_of_memory", "open_backend",
-           "installed_artefact_targets"]
+           "open_foreign_model", "installed_artefact_targets"]
 
 
 BACKENDS, PRECISIONS = RUNTIME_BACKENDS, RUNTIME_PRECISIONS
@@ -97,7 +97,7 @@ def _open_model(model, threads, scale, backend: str, precision: str, log=None, l
     elif str(model) in names():
         model = resolve(str(model))
     else:
-        foreign = _open_foreign(model, threads, backend, precision)
+        foreign = open_foreign_model(model, threads, backend, precision)
         if foreign is not None:
             return foreign
     desc = read_description(model)
@@ -128,7 +128,7 @@ def _open_model(model, threads, scale, backend: str, precision: str, log=None, l
     return TorchBackend(model, threads)
 
 
-def _open_foreign(model, threads, backend: str, precision: str) -> Backend | None:
+def open_foreign_model(model, threads, backend: str, precision: str) -> Backend | None:
     """Another project's model (an .onnx file without a sidecar, a foreign checkpoint) on ONNX Runtime; an .onnx
     file with a sidecar as the artefact it is; None for memsr's own model files and EDSR checkpoints."""
     from ...formats.foreign_graph import is_foreign_onnx

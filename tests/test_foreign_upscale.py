@@ -1,0 +1,231 @@
+"""memsr-upscale / memsr-eval on other projects' models: foreign checkpoints (exported to ONNX once, cached) and
+.onnx files without a sidecar, on ONNX Runtime, tiled exactly with the halo their graph gives. Random weights,
+files written by the tests."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from safetensors.torch import save_file
+
+from memsr_deploy.cli.upscale import main
+from memsr_deploy.errors import MemsrError
+from memsr_deploy.foreign.checkpoint import read_checkpoint
+from memsr_deploy.imageio import read_picture, save_png, to_uint8
+from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
+from test_foreign_checkpoints import compact_state, rrdb_state
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def photo(h=30, w=38, seed=0) -> np.ndarray:
+    """Smooth colour gradients plus texture, 8-bit."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    rgb = np.stack([xx / w, yy / h, 0.5 + 0.4 * np.sin((xx + 2 * yy) / 5.0)], axis=2)
+    rgb += np.random.default_rng(seed).normal(0, 0.06, rgb.shape)
+    return to_uint8(rgb)
+
+
+def run(capsys, *argv):
+    rc = main([str(a) for a in argv] + ["-q"])
+    return rc, capsys.readouterr().err
+
+
+def one_error_line(err: str, *words: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for w in words:
+        assert w in lines[0], (w, err)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("foreign")
+    torch.save({"params": compact_state(scale=2)}, d / "compact.pth")
+    save_file(rrdb_state(width=8, growth=4, blocks=1, ups=1), str(d / "esrgan.safetensors"))
+    img = photo()
+    save_png(d / "photo.png", img)
+    return d, img
+
+
+def _onnx(nodes, inits, in_dims, out_dims=None, path=None, in_name="x"):
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(in_name, TensorProto.FLOAT, in_dims)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_dims or ["n", "c", "oh", "ow"])],
+                          [numpy_helper.from_array(a.astype(np.float32), n) for n, a in inits.items()])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 9
+    onnx.checker.check_model(m)
+    if path is not None:
+        onnx.save(m, str(path))
+    return m
+
+
+def _conv_shuffle(cin, scale, seed=0, k=3, extra=None):
+    """conv(k, cin -> 8) -> relu -> conv(3, 8 -> cin*s*s) -> DepthToSpace(s): an ESPCN-like net."""
+    r = np.random.default_rng(seed)
+    inits = {"w0": r.normal(0, 0.3, (8, cin, k, k)), "b0": r.normal(0, 0.1, 8),
+             "w1": r.normal(0, 0.3, (cin * scale * scale, 8, 3, 3)), "b1": r.normal(0, 0.1, cin * scale * scale)}
+    nodes = [helper.make_node("Conv", ["x", "w0", "b0"], ["a"], pads=[k // 2] * 4),
+             helper.make_node("Relu", ["a"], ["r"]),
+             helper.make_node("Conv", ["r", "w1", "b1"], ["c"], pads=[1] * 4),
+             helper.make_node("DepthToSpace", ["c"], ["y"], blocksize=scale, mode="CRD")]
+    return nodes, inits
+
+
+def _upscale(backend, img, tile, halo=None):
+    return Upscaler(backend, RunOptions(tile=tile, halo=halo)).upscale_array(img.astype(np.float32) / 255)
+
+
+@pytest.mark.parametrize("name", ["compact.pth", "esrgan.safetensors"])
+def test_checkpoint_upscales_tiled_as_pytorch_whole(files, name, capsys):
+    d, img = files
+    ckpt = d / name
+    rc, err = run(capsys, d / "photo.png", "--model", ckpt, "--tile", "16", "-o", d / f"{name}.png")
+    assert rc == 0, err
+    out = read_picture(d / f"{name}.png").pixels
+    module = read_checkpoint(ckpt).module
+    with torch.no_grad():
+        ref = module(torch.from_numpy(img.astype(np.float32).transpose(2, 0, 1)[None] / 255))[0].numpy()
+    ref = to_uint8(ref.transpose(1, 2, 0))
+    assert out.shape == ref.shape and np.abs(out.astype(int) - ref).max() <= 1
+    # the tiles equal the untiled ONNX Runtime run; the export was cached, so it opens without torch's exporter
+    import memsr_deploy.formats.foreign_graph as fg
+    cached = list((Path(os.environ["XDG_CACHE_HOME"]) / "memsr" / "foreign").glob("*.onnx"))
+    assert cached
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fg, "checkpoint_graph", lambda *a: pytest.fail("exported again"))
+        mp.setattr("memsr_deploy.runtime.backends.foreign_backend.checkpoint_graph",
+                   lambda *a: pytest.fail("exported again"))
+        backend = open_backend(model=ckpt)
+    assert backend.name == "onnxruntime" and backend.desc.kind == "foreign" and backend.caps.scale == 2
+    tiled, whole = _upscale(backend, img, 16), _upscale(backend, img, 0)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    assert np.abs(to_uint8(whole).astype(int) - ref).max() <= 1
+
+
+def test_stream_mode_folder_run_and_refusals(files, capsys, tmp_path):
+    d, img = files
+    ckpt = d / "compact.pth"
+    rc, err = run(capsys, d / "photo.png", "--model", ckpt, "--tile", "0", "-o", tmp_path / "whole.png")
+    assert rc == 0, err
+    whole = read_picture(tmp_path / "whole.png").pixels
+    rc, err = run(capsys, d / "photo.png", "--model", ckpt, "--mode", "stream", "--rows", "7",
+                  "-o", tmp_path / "stream.png")
+    assert rc == 0, err
+    assert np.abs(read_picture(tmp_path / "stream.png").pixels.astype(int) - whole).max() <= 1
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for i in range(2):
+        save_png(folder / f"p{i}.png", photo(seed=i + 1))
+    rc, err = run(capsys, folder, "--model", ckpt, "-o", tmp_path / "out")
+    assert rc == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["p0_x2.png", "p1_x2.png"]
+    for flags, words in ((["--precision", "int8"], ["int8", "fp32"]), (["--backend", "torch"], ["ONNX Runtime"]),
+                         (["--backend", "litert"], ["ONNX Runtime"]), (["--max-memory", "500M"], ["--max-memory"]),
+                         (["--scale", "4"], ["x2", "x4"])):
+        rc, err = run(capsys, d / "photo.png", "--model", ckpt, *flags, "-o", tmp_path / "no.png")
+        assert rc == 2
+        one_error_line(err, "compact.pth", *words)
+        assert not (tmp_path / "no.png").exists()
+
+
+def test_y_only_onnx_model_upscales_colour_with_exact_tiles(tmp_path, capsys):
+    nodes, inits = _conv_shuffle(1, 2, k=5)
+    path = tmp_path / "espcn.onnx"
+    _onnx(nodes, inits, ["n", 1, "h", "w"], path=path)
+    img = photo(27, 33)
+    backend = open_backend(model=path)
+    assert backend.caps.scale == 2 and backend.caps.halo == 3 and backend.y_only
+    tiled, whole = _upscale(backend, img, 8), _upscale(backend, img, 0)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    from memsr_deploy.quality.metrics import rgb_to_ycbcr
+    out_ycc = rgb_to_ycbcr(whole)
+    assert np.ptp(out_ycc[..., 1]) > 0.05   # colour kept, not grey
+    # Y of the output is the network run on Y of the photo
+    import onnxruntime as ort
+    y = rgb_to_ycbcr(img.astype(np.float32) / 255)[..., 0]
+    want = ort.InferenceSession(str(path)).run(None, {"x": y[None, None]})[0][0, 0]
+    np.testing.assert_allclose(out_ycc[..., 0], want, atol=1e-5)
+    save_png(tmp_path / "photo.png", img)
+    for tile in ("8", "0"):
+        rc, err = run(capsys, tmp_path / "photo.png", "--model", path, "--tile", tile, "-o", tmp_path / f"{tile}.png")
+        assert rc == 0, err
+    assert np.abs(read_picture(tmp_path / "8.png").pixels.astype(int)
+                  - read_picture(tmp_path / "0.png").pixels).max() <= 1
+
+
+def test_fixed_shape_onnx_runs_as_fixed_windows(tmp_path, capsys):
+    nodes, inits = _conv_shuffle(3, 2)
+    fixed = _onnx(nodes, inits, [1, 3, 20, 20], [1, 3, 40, 40], path=tmp_path / "fixed.onnx")
+    dynamic = _onnx(nodes, inits, ["n", 3, "h", "w"])
+    img = photo()
+    backend = open_backend(model=tmp_path / "fixed.onnx")
+    assert backend.caps.fixed_shape == (20, 20) and backend.caps.halo == 2
+    from memsr_deploy.formats.foreign_graph import describe
+    from memsr_deploy.runtime.backends.foreign_backend import ForeignOnnxBackend
+    ref = _upscale(ForeignOnnxBackend(describe(dynamic, "dynamic.onnx"), ""), img, 0)
+    np.testing.assert_allclose(_upscale(backend, img, None), ref, atol=1e-5)
+    save_png(tmp_path / "photo.png", img)
+    rc, err = run(capsys, tmp_path / "photo.png", "--model", tmp_path / "fixed.onnx", "-o", tmp_path / "o.png")
+    assert rc == 0, err
+    assert read_picture(tmp_path / "o.png").pixels.shape == (60, 76, 3)
+    del fixed
+
+
+def test_no_finite_radius_needs_halo_and_says_approximate(tmp_path, capsys):
+    nodes, inits = _conv_shuffle(3, 2)
+    nodes[-1].input[0] = "c2"
+    nodes[-1:-1] = [helper.make_node("GlobalAveragePool", ["c"], ["g"]), helper.make_node("Mul", ["c", "g"], ["c2"])]
+    path = tmp_path / "attention.onnx"
+    _onnx(nodes, inits, ["n", 3, "h", "w"], path=path)
+    save_png(tmp_path / "photo.png", photo())
+    rc, err = run(capsys, tmp_path / "photo.png", "--model", path, "--tile", "16", "-o", tmp_path / "o.png")
+    assert rc == 2 and not (tmp_path / "o.png").exists()
+    one_error_line(err, "attention.onnx", "no finite receptive radius", "GlobalAveragePool", "--halo")
+    rc, err = run(capsys, tmp_path / "photo.png", "--model", path, "--tile", "16", "--halo", "4",
+                  "-o", tmp_path / "o.png")
+    assert rc == 0 and (tmp_path / "o.png").exists()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "approximate" in lines[0] and lines[0].startswith("warning: "), err
+    rc, err = run(capsys, tmp_path / "photo.png", "--model", path, "--tile", "0", "-o", tmp_path / "w.png")
+    assert rc == 0 and err == "", err   # whole images are exact
+
+
+def test_bad_models_are_refused_in_one_line(tmp_path, capsys):
+    save_png(tmp_path / "photo.png", photo())
+    nodes, inits = _conv_shuffle(3, 2)
+    good = _onnx(nodes, inits, ["n", 3, "h", "w"]).SerializeToString()
+    (tmp_path / "truncated.onnx").write_bytes(good[: len(good) // 2])
+    shrink = [helper.make_node("Conv", ["x", "w0", "b0"], ["y"])]   # no padding: 2 px smaller, x1
+    _onnx(shrink, {"w0": np.ones((3, 3, 3, 3)), "b0": np.zeros(3)}, ["n", 3, "h", "w"], path=tmp_path / "shrink.onnx")
+    _onnx([helper.make_node("Flatten", ["x"], ["y"])], {}, ["n", 3, "h", "w"], ["n", "f"], tmp_path / "flat.onnx")
+    s = compact_state(scale=2)
+    torch.save({k: v for k, v in s.items() if k != "body.2.bias"}, tmp_path / "missing.pth")
+    torch.save({**s, "body.2.extra": torch.zeros(3)}, tmp_path / "extra.pth")
+    cases = {"truncated.onnx": "not a readable ONNX model", "shrink.onnx": "not an image SR model",
+             "flat.onnx": "not a 4-D image", "missing.pth": "body.2.bias", "extra.pth": "body.2.extra"}
+    for name, words in cases.items():
+        rc, err = run(capsys, tmp_path / "photo.png", "--model", tmp_path / name, "-o", tmp_path / "o.png")
+        assert rc == 2, name
+        one_error_line(err, name, words)
+        assert not (tmp_path / "o.png").exists()
+    (tmp_path / "good.onnx").write_bytes(good)
+    with pytest.raises(MemsrError, match="x2, but x3"):
+        open_backend(model=tmp_path / "good.onnx", scale=3)
+
+
+def test_memsr_eval_takes_a_foreign_model(files, capsys):
+    from memsr_deploy.cli.evaluate import main as evaluate
+    d, _ = files
+    data = d / "hr"
+    data.mkdir(exist_ok=True)
+    save_png(data / "a.png", photo(40, 48, seed=5))
+    assert evaluate([str(d / "compact.pth"), "--data", str(data), "--json", "--no-ssim", "--tile", "8"]) == 0
+    import json
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["scale"] == 2 and np.isfinite(doc["model"]["mean_psnr"])
