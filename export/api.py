@@ -41,6 +41,8 @@ def supported(source: Source, target: str, precision: str) -> str | None:
         return f"unknown target {target!r}; expected one of {', '.join(TARGETS)}"
     if precision not in PRECISIONS[target]:
         return f"{target} supports precisions {', '.join(PRECISIONS[target])}, not {precision!r}"
+    if target != "onnx" and source.desc.kind == "foreign":
+        return f"another project's model exports to ONNX only, not {target}"
     if target != "onnx" and not source.is_plain:
         return f"{source.desc.kind} models export to ONNX only; convert to a plain net first (memsr-convert)"
     if target == "ncnn":

@@ -23,6 +23,9 @@ __all__ = ["OPSET", "build_onnx", "op_counts", "external_tensors", "structure_fa
 def _export_graph(source: Source, input_size: tuple[int, int] | None) -> onnx.ModelProto:
     """The one ONNX builder (``formats.onnx_graph.model_to_onnx``): plain nets from their description, the same
     graph ``memsr-upscale`` runs; teachers through torch's dynamo exporter, at the same opset."""
+    if source.graph is not None:   # another project's model: the graph memsr-upscale runs
+        import copy
+        return copy.deepcopy(source.graph)
     with quiet():
         return model_to_onnx(source.desc.path if source.is_plain and source.desc.path else source.model,
                              input_size)

@@ -30,6 +30,7 @@ class Source:
     desc: ModelDescription
     name: str  # default stem for artefact names
     int8: "Source | None" = None  # the int8 sibling the description names (model_file.int8_model)
+    graph: object = None  # another project's model: its ONNX graph, exported once (runtime's foreign_backend)
 
     def weights_for(self, precision: str) -> "Source":
         """Whose weights an artefact of ``precision`` carries: the int8 sibling's for every quantised precision
@@ -86,8 +87,33 @@ class Source:
         return out
 
 
+def _foreign_source(model) -> Source | None:
+    """Another project's checkpoint (foreign/), for ONNX only: its graph as the runtime runs it (halo, scale and
+    channels from the graph), its PyTorch network as the verification's reference. None for other files."""
+    from memsr_deploy.foreign.checkpoint import read_checkpoint
+    from memsr_deploy.formats.foreign_graph import foreign_state
+    from memsr_deploy.runtime.backends.foreign_backend import open_foreign
+    state = foreign_state(model)
+    if state is None:
+        return None
+    graph, sha = open_foreign(model)
+    if graph.channels != 3 or graph.halo is None or graph.value_range != 1.0:
+        why = graph.halo_note or f"{graph.channels} channels in [0, {graph.value_range:g}]"
+        raise MemsrError(f"an artefact's sidecar describes RGB models in [0, 1] with an exact halo; this one has "
+                         f"{why}: run it with memsr-upscale --model instead", model)
+    net = read_checkpoint(model, state).module.eval()
+    desc = ModelDescription(kind="foreign", scale=graph.scale, arch={"foreign": graph.arch},
+                            receptive_radius=graph.halo, layer_widths=[], layer_acts=[],
+                            params=sum(p.numel() for p in net.parameters()), weights_sha256=sha, path=str(model))
+    return Source(net, desc, Path(str(model)).stem.replace(".", "_"), graph=graph.model)
+
+
 def load_source(model) -> Source:
-    """A model path (stem, .json or .safetensors) or a bundled name such as "memsr-x2"."""
+    """A model path (stem, .json or .safetensors), a bundled name such as "memsr-x2", or another project's
+    checkpoint (ONNX only)."""
+    foreign = _foreign_source(model)
+    if foreign is not None:
+        return foreign
     net, desc = load_model(model)
     net.eval()
     stem = Path(desc.path).stem if desc.path else str(model)

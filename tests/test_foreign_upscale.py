@@ -229,3 +229,18 @@ def test_memsr_eval_takes_a_foreign_model(files, capsys):
     import json
     doc = json.loads(capsys.readouterr().out)
     assert doc["scale"] == 2 and np.isfinite(doc["model"]["mean_psnr"])
+
+
+def test_memsr_export_writes_an_onnx_artefact_the_runtime_runs(files, tmp_path, capsys):
+    from memsr_export.cli import main as export
+    d, img = files
+    assert export([str(d / "compact.pth"), "--target", "onnx", "-o", str(tmp_path), "--max-photos", "1"]) == 0
+    sidecar = tmp_path / "compact_onnx_fp32.json"
+    art = open_backend(model=tmp_path / "compact_onnx_fp32.onnx")   # with its sidecar: the artefact
+    assert art.source == str(sidecar) and art.caps.halo == open_backend(model=d / "compact.pth").caps.halo
+    np.testing.assert_allclose(_upscale(art, img, 16), _upscale(open_backend(model=d / "compact.pth"), img, 0),
+                               atol=1e-5)
+    capsys.readouterr()
+    assert export([str(d / "compact.pth"), "--target", "tflite", "-o", str(tmp_path / "t")]) == 2
+    one_error_line(capsys.readouterr().err, "ONNX only", "tflite")
+    assert not (tmp_path / "t").exists() or not any((tmp_path / "t").iterdir())
