@@ -162,7 +162,11 @@ def checkpoint_graph(path, state: dict | None = None) -> onnx.ModelProto:
     from ..foreign.checkpoint import read_checkpoint
     from .onnx_graph import model_to_onnx
     found = read_checkpoint(path, state)
-    model = model_to_onnx(found.module, channels=found.in_channels)
+    try:
+        model = model_to_onnx(found.module, channels=found.in_channels)
+    except Exception as e:  # torch's exporter raises many kinds for networks it cannot trace
+        first = (str(e).strip().splitlines() or [e.__class__.__name__])[0][:200]
+        raise MemsrError(f"its {found.arch} network could not be exported to ONNX ({first})", path) from None
     for k, v in ((ARCH_KEY, found.arch), (RANGE_KEY, found.value_range)):
         entry = model.metadata_props.add()
         entry.key, entry.value = k, str(v)
