@@ -227,10 +227,18 @@ def _predict_stream(subject: Subject, width: int, height: int, rows: int, d: int
                       details={"rows": rows, "carry_bytes": carries})
 
 
+def input_channels(subject: Subject) -> int:
+    """Channels of the model's image input: 1 for Y-only / grey ONNX models, 4 for RGBA, else 3."""
+    if subject.onnx_model is None:
+        return 3
+    from .onnx_graph import input_layout
+    return input_layout(subject.onnx_model)[1]
+
+
 def measured_prediction(subject: Subject, height: int, width: int, backend: str, dtype="fp32", mode="whole",
                         tile: int = 512) -> int:
     """What a measured run of this backend should show: the activations plus the buffers the process holds."""
-    d = budget.dtype_bytes(dtype)
+    budget.dtype_bytes(dtype)   # an unknown dtype fails here, in one line
     if backend == "litert":
         # Lower bound: the ideal walk, plus the interpreter's own input tensor and the output copy get_tensor
         # returns. LiteRT's XNNPACK delegate holds more (see backends.py); the gap is reported, not modelled.
@@ -241,10 +249,14 @@ def measured_prediction(subject: Subject, height: int, width: int, backend: str,
     if mode == "tiled":
         # the runtime's tile loop (runtime.tiled): full input and output images, the window's walk, the
         # batch of windows gathered before the NCHW copy the walk starts from, and one band of output rows
-        s = subject.scale
-        images = 3 * height * width * d + 3 * height * width * s * s * d
+        # (float32 throughout: the loop converts to float before the session, whatever the activation dtype)
+        s, f = subject.scale, 4
+        images = 3 * height * width * f + 3 * height * width * s * s * f
         window = predict(subject, height, width, "tiled", dtype, backend, tile=tile, keep_input=True)
         wy, wx = window.details["window"]
-        band = min(tile, height) * s * width * s * 3 * d
-        return images + window.peak_bytes + 3 * wy * wx * d + band
+        band = min(tile, height) * s * width * s * 3 * f
+        channels = input_channels(subject)
+        # a model that is not RGB in gets channel 0 of the RGB batch, copied (measure_worker._tiled)
+        narrow = channels * wy * wx * f if channels != 3 else 0
+        return images + window.peak_bytes + 3 * wy * wx * f + band + narrow
     raise MemsrError(f"measuring {mode} mode is not supported (whole and tiled are)")

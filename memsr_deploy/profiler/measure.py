@@ -59,16 +59,23 @@ def _check_model(model, backend: str) -> None:
 
 
 def measure_peak(model, backend: str, height: int, width: int, threads: int = 1, timeout: float = 1800,
-                 tile: int = 0, dtype: str = "fp32") -> Measurement:
-    """Run ``model`` (model stem/name for torch, .onnx / .tflite path otherwise) once in a fresh process."""
+                 tile: int = 0, dtype: str = "fp32", halo: int | None = None, scale: int | None = None
+                 ) -> Measurement:
+    """Run ``model`` (model stem/name for torch, .onnx / .tflite path otherwise) once in a fresh process.
+    ``tile`` > 0: the whole image's tile loop (``runtime.tiled``); ONNX Runtime then needs the ``halo`` and
+    ``scale`` (a model description's own are used on torch)."""
     if backend not in BACKENDS:
         raise MemsrError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     if dtype != "fp32" and backend == "torch":
         raise MemsrError(f"measured PyTorch CPU runs are fp32 only (asked {dtype}); export an {dtype} artefact "
                          "and measure it with onnxruntime or litert")
     _check_model(model, backend)
+    if tile > 0 and backend == "litert":
+        raise MemsrError("tiled runs are measured on torch and onnxruntime, not litert", model)
+    if tile > 0 and backend == "onnxruntime" and (halo is None or scale is None):
+        raise MemsrError("a tiled ONNX Runtime measurement needs the model's halo and scale", model)
     job = {"model": str(model), "backend": backend, "height": int(height), "width": int(width),
-           "threads": int(threads), "tile": int(tile)}
+           "threads": int(threads), "tile": int(tile), "halo": halo, "scale": scale}
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD), OMP_NUM_THREADS=str(threads),
                PYTHONHASHSEED="0")
     try:
