@@ -22,7 +22,8 @@ is scale times larger on each side. Presets: 12MP 4000x3000, 48MP 8000x6000, 50M
 
 Modes: whole (one pass over the full image; the output image is part of the peak), tiled (the exact tile plan:
 one window of tile + 2*halo LR pixels at a time; full input/output images not counted), stream (strips of
---rows LR rows over the full width, plain models only; budget rule of memsr_deploy.profiler.budget).
+--rows LR rows over the full width: plain models, and ONNX graphs that are one chain of stride-1 convs, pixel
+shuffles and pointwise ops such as ESPCN; budget rule of memsr_deploy.profiler.budget).
 Backends for the prediction: ideal (ReLU/adds in place, no workspace: the runtime's budget rule, matched by
 ONNX Runtime), onnxruntime (same), torch (PyTorch eager on CPU: out-of-place ops plus oneDNN layout copies)."""
 
@@ -165,7 +166,7 @@ def _process(subject, height: int, width: int, mode: str, args) -> int | None:
 @cli_errors
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from ..profiler.analytic import MODES, load_subject, predict
+    from ..profiler.analytic import MODES, load_subject, predict, stream_links, why_no_stream
     from ..profiler.backends import BACKENDS
     from ..profiler.report import Row, parse_resolution, plot, table
 
@@ -221,8 +222,8 @@ def main(argv=None) -> int:
             for mode in modes:
                 base = dict(model=sub.name, kind=sub.kind, mode=mode, resolution=label, height=h, width=w,
                             scale=sub.scale, dtype=args.dtype, backend=args.backend)
-                if mode == "stream" and (sub.desc is None or not sub.desc.is_plain):
-                    rows.append(Row(**base, predicted=None, note="n/a: streaming needs a plain model"))
+                if mode == "stream" and stream_links(sub) is None:
+                    rows.append(Row(**base, predicted=None, note=f"n/a: {why_no_stream(sub)}"))
                     continue
                 if mode == "tiled" and sub.halo is None:
                     rows.append(Row(**base, predicted=None, note=f"n/a: {sub.halo_note}; --halo N profiles an "
