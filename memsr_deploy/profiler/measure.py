@@ -59,11 +59,12 @@ def _check_model(model, backend: str) -> None:
 
 
 def measure_peak(model, backend: str, height: int, width: int, threads: int = 1, timeout: float = 1800,
-                 tile: int = 0, dtype: str = "fp32", halo: int | None = None, scale: int | None = None
-                 ) -> Measurement:
+                 tile: int = 0, dtype: str = "fp32", halo: int | None = None, scale: int | None = None,
+                 disabled_optimizers: tuple[str, ...] = ()) -> Measurement:
     """Run ``model`` (model stem/name for torch, .onnx / .tflite path otherwise) once in a fresh process.
     ``tile`` > 0: the whole image's tile loop (``runtime.tiled``); ONNX Runtime then needs the ``halo`` and
-    ``scale`` (a model description's own are used on torch)."""
+    ``scale`` (a model description's own are used on torch). ``disabled_optimizers``: ONNX Runtime graph
+    transformers to leave out (a diagnostic: e.g. ``NchwcTransformer``, see ``profiler.backends``)."""
     if backend not in BACKENDS:
         raise MemsrError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     if dtype != "fp32" and backend == "torch":
@@ -75,7 +76,8 @@ def measure_peak(model, backend: str, height: int, width: int, threads: int = 1,
     if tile > 0 and backend == "onnxruntime" and (halo is None or scale is None):
         raise MemsrError("a tiled ONNX Runtime measurement needs the model's halo and scale", model)
     job = {"model": str(model), "backend": backend, "height": int(height), "width": int(width),
-           "threads": int(threads), "tile": int(tile), "halo": halo, "scale": scale}
+           "threads": int(threads), "tile": int(tile), "halo": halo, "scale": scale,
+           "disabled_optimizers": list(disabled_optimizers)}
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD), OMP_NUM_THREADS=str(threads),
                PYTHONHASHSEED="0")
     try:
