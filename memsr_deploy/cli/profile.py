@@ -116,7 +116,7 @@ def _measure_rows(rows, subjects, args, workdir: Path) -> None:
     from tqdm import tqdm
 
     from ..profiler.analytic import measured_prediction
-    from ..profiler.measure import measure_peak
+    from ..profiler.measure import explain_ort_gap, measure_peak
 
     todo = [r for r in rows if r.predicted is not None]
     for r in tqdm(todo, desc="measuring", unit="run", file=sys.stderr, disable=len(todo) < 2):
@@ -147,6 +147,11 @@ def _measure_rows(rows, subjects, args, workdir: Path) -> None:
                          tile=args.tile if r.mode == "tiled" else 0, dtype=args.dtype, halo=sub.halo,
                          scale=sub.scale)
         r.measured, r.measured_seconds, r.settings = m.peak_bytes, m.seconds, m.settings
+        if backend == "onnxruntime":
+            why = explain_ort_gap(target, r.expected_rss, m.peak_bytes, r.height, r.width, threads=args.threads,
+                                  tile=args.tile if r.mode == "tiled" else 0, dtype=args.dtype, halo=sub.halo,
+                                  scale=sub.scale)
+            r.note += f"; {why}" if why else ""
 
 
 def _process(subject, height: int, width: int, mode: str, args) -> int | None:
