@@ -84,3 +84,19 @@ def test_a_graph_that_is_not_a_chain_says_why_it_does_not_stream(tmp_path, capsy
     assert "plain chain of convs and pointwise ops" in row["note"]
     with pytest.raises(MemsrError, match="plain chain"):
         predict(load_subject(path), 48, 64, "stream")
+
+
+def test_an_onnxruntime_gap_from_the_nchwc_layout_is_named(tmp_path):
+    """ESPCN's narrow odd widths (8 / 6 / 9): ORT's NCHWc transformer pads them to 16 and copies between layouts
+    around DepthToSpace, 1.36x the walk; with that transformer left out the run measures as walked."""
+    from memsr_deploy.profiler.measure import NCHWC_OFF, explain_ort_gap
+    path = _save(tmp_path, espcn, 1, "espcn.onnx")
+    h, w = 320, 384
+    expected = measured_prediction(load_subject(path), h, w, "onnxruntime")
+    m = measure_peak(path, "onnxruntime", h, w)
+    off = measure_peak(path, "onnxruntime", h, w, disabled_optimizers=NCHWC_OFF)
+    assert m.peak_bytes / expected > 1 + TOLERANCE and abs(off.peak_bytes / expected - 1) < TOLERANCE
+    assert off.settings["disabled_optimizers"] == list(NCHWC_OFF)
+    why = explain_ort_gap(path, expected, m.peak_bytes, h, w)
+    assert "NCHWc layout transformer off" in why and why.endswith("the cause)")
+    assert explain_ort_gap(path, expected, expected, h, w) == ""
