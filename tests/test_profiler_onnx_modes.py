@@ -4,7 +4,7 @@ import json
 
 import onnx
 import pytest
-from test_receptive_field import Graph, edsr, espcn, fsrcnn
+from test_receptive_field import Graph, _channel_attention, edsr, espcn, fsrcnn
 
 from memsr_deploy.cli.profile import main
 from memsr_deploy.errors import MemsrError
@@ -51,6 +51,12 @@ def test_the_profiler_measures_tiled_rows_of_an_onnx_file(tmp_path, capsys):
     assert rows["stream"]["predicted"] is None and "Add (skip) at node" in rows["stream"]["note"]
     with pytest.raises(MemsrError, match="halo and scale"):
         measure_peak(path, "onnxruntime", 32, 32, tile=16)
+    # no finite receptive radius (channel attention): tiled with --halo, measured, still labelled approximate
+    path = _save(tmp_path, _channel_attention, 3, "rcan.onnx")
+    assert main([str(path), "--resolution", "96x80", "--tile", "32", "--halo", "3", "--mode", "tiled", "--measure",
+                 "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["rows"]
+    assert row["measured"] > 0 and row["note"].count("approximate") == 1
 
 
 def test_a_plain_onnx_chain_streams_with_the_strip_rule(tmp_path, capsys):
