@@ -164,6 +164,10 @@ def markdown(results: dict, argv: list[str], measure: bool) -> str:
             for key, what in (("why", "whole"), ("tiled_why", "tiled")):
                 if r.get(key):
                     notes.append(f"- {r['name']} ({what}, more than 15% off): {r[key]}.")
+        if any("part of the cause" in (r.get("why") or "") + (r.get("tiled_why") or "") for r in rows):
+            notes.append("- where the transformer is part of the cause only: ONNX Runtime also runs nodes in an "
+                         "order of its own (Compact: the input's Resize before the body), which the walk does not "
+                         "follow; see memsr_deploy/profiler/backends.py.")
         lines += ["", *notes, ""] if notes else [""]
     return "\n".join(lines) + "\n"
 

@@ -274,7 +274,9 @@ def measured_prediction(subject: Subject, height: int, width: int, backend: str,
         images = 3 * height * width * f + 3 * height * width * s * s * f
         window = predict(subject, height, width, "tiled", dtype, backend, tile=tile, keep_input=True)
         wy, wx = window.details["window"]
-        band = min(tile, height) * s * width * s * 3 * f
+        # one band of output rows: the core rows of a row of tiles (tile_plan: ceil(H / ceil(H / tile)))
+        core_rows = -(-height // -(-height // tile))
+        band = core_rows * s * width * s * 3 * f
         channels = input_channels(subject)
         # a model that is not RGB in gets channel 0 of the RGB batch, copied (measure_worker._tiled)
         narrow = channels * wy * wx * f if channels != 3 else 0
