@@ -198,7 +198,8 @@ def predict(subject: Subject, height: int, width: int, mode: str = "whole", dtyp
         wy, wx, n = largest_window(subject, height, width, tile)
         w = walk(subject.graph(wy, wx), d, keep_inputs=keep_input, **walk_settings(backend))
         return Prediction(**base, peak_bytes=w.peak_bytes, peak_node=w.peak_node, nodes=w.nodes,
-                          details={"tile": tile, "halo": subject.halo, "window": [wy, wx], "windows": n})
+                          details={"tile": tile, "halo": subject.halo, "window": [wy, wx], "windows": n,
+                                   "output_bytes": w.output_bytes})
     w = walk(subject.graph(height, width), d, keep_inputs=keep_input, **walk_settings(backend))
     return Prediction(**base, peak_bytes=w.peak_bytes, peak_node=w.peak_node, nodes=w.nodes,
                       details={"output_bytes": w.output_bytes, "input_bytes": w.input_bytes})
@@ -274,9 +275,13 @@ def measured_prediction(subject: Subject, height: int, width: int, backend: str,
         images = 3 * height * width * f + 3 * height * width * s * s * f
         window = predict(subject, height, width, "tiled", dtype, backend, tile=tile, keep_input=True)
         wy, wx = window.details["window"]
-        # one band of output rows: the core rows of a row of tiles (tile_plan: ceil(H / ceil(H / tile)))
+        # one band of output rows: the core rows of a row of tiles (tile_plan: ceil(H / ceil(H / tile))); and
+        # where a row has several windows, the previous window's output, which the loop holds until the next
+        # window's call returns (runtime.tiled: ``y``)
         core_rows = -(-height // -(-height // tile))
         band = core_rows * s * width * s * 3 * f
+        if width > tile:
+            band += window.details["output_bytes"]
         channels = input_channels(subject)
         # a model that is not RGB in gets channel 0 of the RGB batch, copied (measure_worker._tiled)
         narrow = channels * wy * wx * f if channels != 3 else 0
