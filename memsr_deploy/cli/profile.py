@@ -22,7 +22,8 @@ is scale times larger on each side. Presets: 12MP 4000x3000, 48MP 8000x6000, 50M
 
 Modes: whole (one pass over the full image; the output image is part of the peak), tiled (the exact tile plan:
 one window of tile + 2*halo LR pixels at a time; full input/output images not counted), stream (strips of
---rows LR rows over the full width, plain models only; budget rule of memsr_deploy.profiler.budget).
+--rows LR rows over the full width: plain models, and ONNX graphs that are one chain of stride-1 convs, pixel
+shuffles and pointwise ops such as ESPCN; budget rule of memsr_deploy.profiler.budget).
 Backends for the prediction: ideal (ReLU/adds in place, no workspace: the runtime's budget rule, matched by
 ONNX Runtime), onnxruntime (same), torch (PyTorch eager on CPU: out-of-place ops plus oneDNN layout copies)."""
 
@@ -53,8 +54,10 @@ def build_parser() -> types.Parser:
                         "at rest, weights, image rows and bands, activations: the model --max-memory plans with) "
                         "for a JPEG -> PNG job on this runtime: onnxruntime, litert or torch")
     p.add_argument("--measure", action="store_true",
-                   help="also run each model (whole and tiled modes) in a fresh process and measure its RSS peak; "
-                        "heavy: runs are skipped when they would not fit in the free RAM")
+                   help="also run each model (whole and tiled modes; tiled: the whole image's tile loop, full input "
+                        "and output images held) in a fresh process and measure its RSS peak on torch or "
+                        "onnxruntime (litert: whole only); heavy: runs are skipped when they would not fit in the "
+                        "free RAM")
     p.add_argument("--measure-backend", default=None,
                    help="torch, onnxruntime or litert (default: torch for model files, onnxruntime for .onnx, "
                         "litert for .tflite)")
@@ -113,7 +116,7 @@ def _measure_rows(rows, subjects, args, workdir: Path) -> None:
     from tqdm import tqdm
 
     from ..profiler.analytic import measured_prediction
-    from ..profiler.measure import measure_peak
+    from ..profiler.measure import explain_ort_gap, measure_peak
 
     todo = [r for r in rows if r.predicted is not None]
     for r in tqdm(todo, desc="measuring", unit="run", file=sys.stderr, disable=len(todo) < 2):
@@ -121,8 +124,9 @@ def _measure_rows(rows, subjects, args, workdir: Path) -> None:
         backend = args.measure_backend or ("onnxruntime" if sub.kind == "onnx" else
                                            "litert" if sub.artefact else "torch")
         r.measured_backend = backend
-        if r.mode == "stream" or (r.mode == "tiled" and backend != "torch"):
-            r.note += f"; {r.mode} not measured on {backend}"
+        if r.mode == "stream":
+            # the strip rule's carries live inside a per-layer runner (runtime.stream); a session runs whole graphs
+            r.note += f"; stream not measured on {backend}"
             continue
         if backend == "torch" and sub.kind == "onnx":
             raise MemsrError("an ONNX file is measured with --measure-backend onnxruntime", sub.path)
@@ -140,8 +144,14 @@ def _measure_rows(rows, subjects, args, workdir: Path) -> None:
         if backend == "litert":
             r.note += "; litert expected = ideal walk + I/O copies, a lower bound (XNNPACK not modelled)"
         m = measure_peak(target, backend, r.height, r.width, threads=args.threads,
-                         tile=args.tile if r.mode == "tiled" else 0, dtype=args.dtype)
+                         tile=args.tile if r.mode == "tiled" else 0, dtype=args.dtype, halo=sub.halo,
+                         scale=sub.scale)
         r.measured, r.measured_seconds, r.settings = m.peak_bytes, m.seconds, m.settings
+        if backend == "onnxruntime":
+            why = explain_ort_gap(target, r.expected_rss, m.peak_bytes, r.height, r.width, threads=args.threads,
+                                  tile=args.tile if r.mode == "tiled" else 0, dtype=args.dtype, halo=sub.halo,
+                                  scale=sub.scale)
+            r.note += f"; {why}" if why else ""
 
 
 def _process(subject, height: int, width: int, mode: str, args) -> int | None:
@@ -161,7 +171,7 @@ def _process(subject, height: int, width: int, mode: str, args) -> int | None:
 @cli_errors
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from ..profiler.analytic import MODES, load_subject, predict
+    from ..profiler.analytic import MODES, load_subject, predict, stream_links, why_no_stream
     from ..profiler.backends import BACKENDS
     from ..profiler.report import Row, parse_resolution, plot, table
 
@@ -217,8 +227,8 @@ def main(argv=None) -> int:
             for mode in modes:
                 base = dict(model=sub.name, kind=sub.kind, mode=mode, resolution=label, height=h, width=w,
                             scale=sub.scale, dtype=args.dtype, backend=args.backend)
-                if mode == "stream" and (sub.desc is None or not sub.desc.is_plain):
-                    rows.append(Row(**base, predicted=None, note="n/a: streaming needs a plain model"))
+                if mode == "stream" and stream_links(sub) is None:
+                    rows.append(Row(**base, predicted=None, note=f"n/a: {why_no_stream(sub)}"))
                     continue
                 if mode == "tiled" and sub.halo is None:
                     rows.append(Row(**base, predicted=None, note=f"n/a: {sub.halo_note}; --halo N profiles an "

@@ -6,7 +6,8 @@ comes from tracing, or an ONNX file whose graph is read directly. Modes:
 * ``whole``: one forward pass on the full LR input. Counts the input until its last reader and the output.
 * ``tiled``: one window of the exact tile plan (``tile_plan``; window = core tile + 2*halo, clipped to the
   image); the plan's largest window is walked. The full input photo and output image are not counted.
-* ``stream``: strips of R rows (plain models only): ``budget.peak_bytes_stream``, the runtime's rule.
+* ``stream``: strips of R rows (plain models, and ONNX graphs that are plain chains: ``onnx_chain``):
+  ``budget.peak_bytes_stream``, the runtime's rule, for any odd kernel.
 
 ``predict(...).peak_bytes`` is activation memory only; ``measured_prediction`` adds what a measured process
 also holds (the input kept by the caller; in tiled mode the full input and output images and the window copy).
@@ -38,6 +39,8 @@ class Subject:
     artefact: str | None = None  # a .tflite file profiled through the model it was exported from
     halo_note: str = ""        # why halo is None (no finite receptive radius, or an op the graph walk lacks)
     fixed: tuple[int, int] | None = None   # (H, W) of a fixed-shape ONNX model: the one size it runs at
+    links: list | None = None  # an ONNX plain chain's convs (onnx_chain.Link), for the strip rule
+    stream_note: str = ""      # why an ONNX graph does not stream (the node that breaks the chain)
 
     def graph(self, height: int, width: int, batch: int = 1) -> Graph:
         if self.module is not None:
@@ -104,8 +107,11 @@ def _graph_subject(model, path: Path, name: str | None, halo: int | None) -> Sub
         halo, note = g.halo, g.halo_note
     if g.fixed is not None:
         halo, note = None, f"fixed input shape {g.fixed[1]}x{g.fixed[0]}: the model runs whole at that size only"
+    from .onnx_chain import plain_chain
+    links, why = plain_chain(model)
     return Subject(name or (path.stem if g.arch == "ONNX" else f"{path.stem} ({g.arch})"), "onnx", g.scale, halo,
-                   None, onnx_model=model, path=str(path), halo_note=note, fixed=g.fixed)
+                   None, onnx_model=model, path=str(path), halo_note=note, fixed=g.fixed, links=links,
+                   stream_note=why)
 
 
 def _tflite_subject(path: Path, name: str | None) -> Subject:
@@ -183,44 +189,68 @@ def predict(subject: Subject, height: int, width: int, mode: str = "whole", dtyp
         wy, wx, n = largest_window(subject, height, width, tile)
         w = walk(subject.graph(wy, wx), d, keep_inputs=keep_input, **walk_settings(backend))
         return Prediction(**base, peak_bytes=w.peak_bytes, peak_node=w.peak_node, nodes=w.nodes,
-                          details={"tile": tile, "halo": subject.halo, "window": [wy, wx], "windows": n})
+                          details={"tile": tile, "halo": subject.halo, "window": [wy, wx], "windows": n,
+                                   "output_bytes": w.output_bytes})
     w = walk(subject.graph(height, width), d, keep_inputs=keep_input, **walk_settings(backend))
     return Prediction(**base, peak_bytes=w.peak_bytes, peak_node=w.peak_node, nodes=w.nodes,
                       details={"output_bytes": w.output_bytes, "input_bytes": w.input_bytes})
 
 
+def stream_links(subject: Subject) -> list[tuple[int, int, int, int, int]] | None:
+    """(C[i], C[i+1], r[i], f[i], kernel[i]) of every conv of a subject that streams; None if it does not."""
+    if subject.desc is not None:
+        return [(*c, 3) for c in budget.chain(subject.desc)] if subject.desc.is_plain else None
+    if subject.links is not None:
+        return [(k.cin, k.cout, k.r, k.f, k.kernel) for k in subject.links]
+    return None
+
+
+def why_no_stream(subject: Subject) -> str:
+    if subject.desc is not None or subject.onnx_model is None:
+        return f"streaming needs a plain model; {subject.name} is a {subject.kind}"
+    return f"streaming needs a plain chain of convs and pointwise ops; {subject.stream_note}"
+
+
 def _predict_stream(subject: Subject, width: int, height: int, rows: int, d: int, base: dict) -> Prediction:
-    if subject.desc is None or not subject.desc.is_plain:
-        raise MemsrError(f"streaming needs a plain model; {subject.name} is a {subject.kind}", subject.path)
+    links = stream_links(subject)
+    if links is None:
+        raise MemsrError(why_no_stream(subject), subject.path)
     if base["backend"] != "ideal":
         raise MemsrError("the streaming prediction is the runtime's rule (backend 'ideal'); "
                          f"no {base['backend']} model of the streaming loop", subject.path)
     if rows < 1:
         raise MemsrError(f"strip rows must be at least 1, got {rows}")
     rows = min(rows, height)
-    chain = budget.chain(subject.desc)
-    carries = sum(2 * cin * r for cin, _, r, _ in chain) * width * d
+    carries = sum((k - 1) * cin * r for cin, _, r, _, k in links) * width * d
     nodes = []
-    for i, (cin, cout, r, f) in enumerate(chain):
+    for i, (cin, cout, r, f, k) in enumerate(links):
         h, w = rows * r, width * r   # the rows and width of the resolution this conv runs at
         out = h * cout * w * d
-        nodes.append(NodeMemory(f"conv {i}" if i < len(chain) - 1 else "tail", "conv",
-                                carries + (h + 2) * cin * w * d + out, out, 0, (1, cout, h, w)))
+        nodes.append(NodeMemory(f"conv {i}" if i < len(links) - 1 else "tail", "conv",
+                                carries + (h + k - 1) * cin * w * d + out, out, 0, (1, cout, h, w)))
         if f > 1:
             nodes.append(NodeMemory("pixel_shuffle", "pixel_shuffle", carries + 2 * out, out, 0,
                                     (1, cout // (f * f), h * f, w * f)))
-    peak = budget.peak_bytes_stream(subject.desc, width, rows, d)
+    peak = budget.peak_bytes_stream_chain(links, width, rows, d)
     top = max(nodes, key=lambda n: n.live_bytes)
     if top.live_bytes != peak:
-        raise AssertionError("per-layer stream breakdown disagrees with budget.peak_bytes_stream")
+        raise AssertionError("per-layer stream breakdown disagrees with budget.peak_bytes_stream_chain")
     return Prediction(**base, peak_bytes=peak, peak_node=top.name, nodes=nodes,
                       details={"rows": rows, "carry_bytes": carries})
+
+
+def input_channels(subject: Subject) -> int:
+    """Channels of the model's image input: 1 for Y-only / grey ONNX models, 4 for RGBA, else 3."""
+    if subject.onnx_model is None:
+        return 3
+    from .onnx_graph import input_layout
+    return input_layout(subject.onnx_model)[1]
 
 
 def measured_prediction(subject: Subject, height: int, width: int, backend: str, dtype="fp32", mode="whole",
                         tile: int = 512) -> int:
     """What a measured run of this backend should show: the activations plus the buffers the process holds."""
-    d = budget.dtype_bytes(dtype)
+    budget.dtype_bytes(dtype)   # an unknown dtype fails here, in one line
     if backend == "litert":
         # Lower bound: the ideal walk, plus the interpreter's own input tensor and the output copy get_tensor
         # returns. LiteRT's XNNPACK delegate holds more (see backends.py); the gap is reported, not modelled.
@@ -231,10 +261,20 @@ def measured_prediction(subject: Subject, height: int, width: int, backend: str,
     if mode == "tiled":
         # the runtime's tile loop (runtime.tiled): full input and output images, the window's walk, the
         # batch of windows gathered before the NCHW copy the walk starts from, and one band of output rows
-        s = subject.scale
-        images = 3 * height * width * d + 3 * height * width * s * s * d
+        # (float32 throughout: the loop converts to float before the session, whatever the activation dtype)
+        s, f = subject.scale, 4
+        images = 3 * height * width * f + 3 * height * width * s * s * f
         window = predict(subject, height, width, "tiled", dtype, backend, tile=tile, keep_input=True)
         wy, wx = window.details["window"]
-        band = min(tile, height) * s * width * s * 3 * d
-        return images + window.peak_bytes + 3 * wy * wx * d + band
+        # one band of output rows: the core rows of a row of tiles (tile_plan: ceil(H / ceil(H / tile))); and
+        # where a row has several windows, the previous window's output, which the loop holds until the next
+        # window's call returns (runtime.tiled: ``y``)
+        core_rows = -(-height // -(-height // tile))
+        band = core_rows * s * width * s * 3 * f
+        if width > tile:
+            band += window.details["output_bytes"]
+        channels = input_channels(subject)
+        # a model that is not RGB in gets channel 0 of the RGB batch, copied (measure_worker._tiled)
+        narrow = channels * wy * wx * f if channels != 3 else 0
+        return images + window.peak_bytes + 3 * wy * wx * f + band + narrow
     raise MemsrError(f"measuring {mode} mode is not supported (whole and tiled are)")

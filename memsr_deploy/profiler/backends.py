@@ -4,8 +4,19 @@
   ``budget.py`` and what deployment runtimes achieve: ONNX Runtime on CPU (arena and mem-pattern off, default
   graph optimisations) measured within 0.1% of it on plain and residual nets.
 * ``onnxruntime``: same walk as ``ideal`` (measured, see above) for one call with the arena off, at widths that
-  are multiples of 16, plus the column buffer of each ConvTranspose (``onnx_graph._col_buffer``). The runtime's own session (arena on, and odd widths padded or run outside the blocked
-  layout) holds more: its budget uses ``ort_runtime_bytes_per_pixel``, a measured bound.
+  are multiples of 16, plus the column buffer of each ConvTranspose (``onnx_graph._col_buffer``). The runtime's
+  own session (arena on, and odd widths padded or run outside the blocked layout) holds more: its budget uses
+  ``ort_runtime_bytes_per_pixel``, a measured bound.
+  Not priced: ORT's NCHWc layout transformer (``ORT_ENABLE_ALL``) pads channel counts to 16 and inserts
+  ReorderInput / ReorderOutput copies around ops without a blocked kernel (PRelu, DepthToSpace, ...). On nets of
+  narrow or non-multiple-of-16 widths with such ops the measured run holds more than the walk (960x540, one
+  thread: FSRCNN 1.36x, Compact 1.58x, RFDN 1.78x) and, with that one transformer left out
+  (``measure.explain_ort_gap``), 1.00x, 1.09x and 1.19x. memsr's students (widths of 16 and 32, one reorder
+  before the shuffle) and ESPCN do not pay it. Second cause, Compact's: ORT runs the ``Resize`` of the input
+  before the body (its own topological order), so the upsampled image lives throughout while the walk follows
+  the file's order; Compact x4 at 960x540 with the transformer off measured 1.37x the file-order walk and 1.00x
+  the walk with the Resize moved first. (A reverse-DFS emulation of ORT's order fixed Compact but put the
+  teacher's anchor first as well, 0.65x its measurement, so the walk keeps the file's order.)
 * ``torch``: PyTorch eager on CPU. Nothing runs in place (``F.relu``, ``x + y`` and ``res_scale * y`` each make a
   new tensor), and every fp32 conv goes through oneDNN (mkldnn), which works in a blocked channel layout
   (``aBcd16b`` on AVX-512, ``aBcd8b`` on AVX2): found with ``ONEDNN_VERBOSE=1`` and checked by measurement.

@@ -146,20 +146,33 @@ def tile_for_budget(desc, budget_bytes: int, dtype_bytes: int = 4, batch: int = 
 
 def _stream_terms(desc) -> tuple[int, list[tuple[int, int]]]:
     """2*S and the (A, K) pairs of every step's working set (see the module docstring)."""
+    return chain_stream_terms([(cin, cout, r, f, 3) for cin, cout, r, f in chain(desc)])
+
+
+def chain_stream_terms(links) -> tuple[int, list[tuple[int, int]]]:
+    """The carries and (A, K) steps of any plain chain, ``links`` = (C[i], C[i+1], r[i], f[i], kernel[i]): the
+    rule above with a ``k x k`` conv keeping ``k - 1`` rows of its input (2 for memsr's 3x3 convs, 0 for a 1x1)
+    and stacking ``R * r + k - 1`` rows. ONNX chains from elsewhere (``profiler.onnx_chain``) use it as is."""
     steps, carries = [], 0
-    for cin, cout, r, f in chain(desc):
-        carries += 2 * cin * r
-        steps.append(((cin + cout) * r * r, 2 * cin * r))
+    for cin, cout, r, f, k in links:
+        carries += (k - 1) * cin * r
+        steps.append(((cin + cout) * r * r, (k - 1) * cin * r))
         if f > 1:
             steps.append((2 * cout * r * r, 0))
     return carries, steps
 
 
+def peak_bytes_stream_chain(links, width: int, rows: int, dtype_bytes: int = 4) -> int:
+    """``peak_bytes_stream`` of a chain given as links (see ``chain_stream_terms``)."""
+    carries, steps = chain_stream_terms(links)
+    return width * dtype_bytes * (carries + max(a * rows + k for a, k in steps))
+
+
 def peak_bytes_stream(desc, width: int, rows: int, dtype_bytes: int = 4) -> int:
     """Activation bytes of streaming strips of ``rows`` LR rows over an image ``width`` LR pixels wide."""
     _require_plain(desc, "streaming")
-    carries, steps = _stream_terms(desc)
-    return width * dtype_bytes * (carries + max(a * rows + k for a, k in steps))
+    return peak_bytes_stream_chain([(cin, cout, r, f, 3) for cin, cout, r, f in chain(desc)], width, rows,
+                                   dtype_bytes)
 
 
 def strip_rows_for_budget(desc, width: int, budget_bytes: int, dtype_bytes: int = 4) -> int:

@@ -58,24 +58,58 @@ def _torch_runner(job):
     return run, settings
 
 
+def _tiled(backend_run, scale: int, halo: int, tile: int, channels: int, fixed=None):
+    """``run(h, w)`` of a tiled job: the runtime's own tile loop (``runtime.tiled.TiledRunner``) over a session,
+    holding the full float input photo and the full float output image, as memsr's tiled runtime does."""
+    import numpy as np
+    from memsr_deploy.imageio import Picture
+    from memsr_deploy.runtime.backends.base import Capabilities
+    from memsr_deploy.runtime.bands import Converter
+    from memsr_deploy.runtime.tiled import TiledRunner
+
+    class Session:   # the Backend interface TiledRunner calls: caps, source, run
+        caps = Capabilities(scale=scale, halo=halo, fixed_shape=fixed)
+        source = "measured session"
+
+        @staticmethod
+        def run(x):
+            # a Y-only / grey model sees channel 0 of the RGB window (one window-sized copy, priced by
+            # analytic.measured_prediction); its one output channel broadcasts into the RGB band
+            return backend_run(np.ascontiguousarray(x[:, :channels]) if channels != 3 else x)
+
+    def run(h, w):
+        x = np.random.rand(h, w, 3).astype(np.float32)
+        y = np.empty((h * scale, w * scale, 3), np.float32)
+        for band in TiledRunner(Session, tile, convert=Converter(clip=False)).bands(Picture(x)):
+            y[band.lr_start * scale:band.lr_stop * scale] = band.pixels
+        return x, y
+    return run
+
+
 def _ort_runner(job):
     """A session made by the runtime's ONNX Runtime factory, arena off: one call's allocations are then the
-    activations themselves (the runtime keeps its arena on, for reuse across calls)."""
+    activations themselves (the runtime keeps its arena on, for reuse across calls). A tiled job runs the whole
+    image's tile loop through that session (``_tiled``)."""
     import numpy as np
     import onnxruntime as ort
     from memsr_deploy.runtime.backends.onnx_backend import session
 
     sess = session(job["model"], job["threads"], job["model"], arena=False)
+    if job.get("disabled_optimizers"):
+        # a diagnostic run: the runtime's own session options, less the named graph transformers
+        sess = ort.InferenceSession(job["model"], sess.get_session_options(), providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=job["disabled_optimizers"])
     name = sess.get_inputs()[0].name
     out_names = [o.name for o in sess.get_outputs()]
     fixed = sess.get_inputs()[0].shape
+    channels = fixed[1] if isinstance(fixed[1], int) else 3
 
     def run(h, w):
         if isinstance(fixed[2], int) and isinstance(fixed[3], int):
             if h != WARMUP and [h, w] != fixed[2:4]:
                 raise SystemExit(f"fixed-shape model takes {fixed[3]}x{fixed[2]}, asked {w}x{h}")
             h, w = fixed[2], fixed[3]
-        x = np.random.rand(1, fixed[1] if isinstance(fixed[1], int) else 3, h, w).astype(np.float32)
+        x = np.random.rand(1, channels, h, w).astype(np.float32)
         xv = ort.OrtValue.ortvalue_from_numpy(x)
         return x, sess.run_with_ort_values(out_names, {name: xv})
 
@@ -83,7 +117,12 @@ def _ort_runner(job):
     settings = {"onnxruntime": ort.__version__, "enable_cpu_mem_arena": so.enable_cpu_mem_arena,
                 "enable_mem_pattern": so.enable_mem_pattern,
                 "graph_optimization_level": str(so.graph_optimization_level), "threads": job["threads"],
-                "runner": "memsr_deploy.runtime.backends.onnx_backend.session"}
+                "runner": "memsr_deploy.runtime.backends.onnx_backend.session", "tile": job["tile"],
+                "disabled_optimizers": job.get("disabled_optimizers") or []}
+    if job["tile"] > 0:
+        settings.update(halo=job["halo"], runner=settings["runner"] + " in runtime.tiled.TiledRunner")
+        run = _tiled(lambda x: sess.run(out_names, {name: x})[0], job["scale"], job["halo"], job["tile"],
+                     channels)
     return run, settings
 
 
