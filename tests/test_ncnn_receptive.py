@@ -82,8 +82,10 @@ def test_derived_halo_makes_tiles_exact_on_ncnn(tmp_path):
     param, binf = tmp_path / "net.param", tmp_path / "net.bin"
     param.write_text(NET)
     binf.write_bytes(_weights(np.random.default_rng(0)))
-    b = NcnnPairBackend(param, binf, threads=1)
+    # Winograd off: its 6x6 blocks would sit differently in tiles and whole image (round-off of ~1e-5, not
+    # context); what remains is float32 round-off of kernels that sum a window's right edge in another order
+    b = NcnnPairBackend(param, binf, threads=1, winograd=False)
     assert (b.caps.scale, b.caps.halo) == (2, 5)
     img = (np.random.default_rng(1).random((37, 45, 3)) * 255).astype(np.uint8)
-    assert tiled_vs_whole(b, img, 8, 5) < 1e-5
-    assert tiled_vs_whole(b, img, 8, 4) > 1e-4
+    assert tiled_vs_whole(b, img, 8, 5).max() < 1e-6
+    assert tiled_vs_whole(b, img, 8, 4).max() > 1e-4
