@@ -139,7 +139,10 @@ def markdown(results: dict, argv: list[str], measure: bool) -> str:
              f"of {TILE} LR px with the halo derived from the graph (none where the graph has no finite receptive "
              "radius). FSRCNN and ESPCN take the Y channel only, as published. Seconds per photo are not in this "
              "table: the shared machine it was run on could not time anything.", "",
-             f"`python -m memsr_bench.peers {' '.join(argv)}`", ""]
+             f"`python -m memsr_bench.peers {' '.join(argv)}`", "",
+             "Real published models (Real-ESRGAN x4plus and animevideov3, RealSR: their trained ncnn pairs) against "
+             "memsr-x2 / memsr-x4 on ncnn, peak RSS and seconds per 1 MP and 12 MP photo: "
+             "[published_ncnn.md](published_ncnn.md).", ""]
     for scale, rows in results.items():
         ref = next((r for r in rows if r["name"] == f"memsr-x{scale}"), None)
         lines += [f"## x{scale}", "",

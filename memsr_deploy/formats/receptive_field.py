@@ -423,7 +423,12 @@ def radius(model: onnx.ModelProto) -> Radius:
         for name in node.output:
             if name:
                 state[name] = out
-    result = state.get(g.output[0].name)
+    return finish(state.get(g.output[0].name), periods)
+
+
+def finish(result, periods: list[int]) -> Radius:
+    """The Radius of the output's field (``Field``, ``Whole`` or None: independent of the pixels); ``periods``:
+    the LR periods of every tensor met (their lcm is the alignment). Shared by the ncnn walk (ncnn_receptive)."""
     if isinstance(result, Whole):
         lead = "receptive radius unknown" if result.finite_unknown else "no finite receptive radius"
         return Radius(None, None, reason=f"{lead}: {result.reason}")

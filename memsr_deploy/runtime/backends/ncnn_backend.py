@@ -155,3 +155,31 @@ class NcnnModelBackend(Backend):
 
     def close(self) -> None:
         self.run_windows.net.clear()
+
+
+class NcnnPairBackend(Backend):
+    """A bare .param/.bin pair with no sidecar (a published model, e.g. Real-ESRGAN's or RealSR's), fp32: float
+    RGB in [0, 1] in and out, as their ncnn apps feed them (x / 255 in, y * 255 out). Scale and exact halo come
+    from the .param's layer list (``formats.ncnn_receptive``); ``halo`` overrides the halo (an app's own
+    padding, which may be approximate)."""
+    name = "ncnn"
+
+    def __init__(self, param, binf, threads: int | None = None, halo: int | None = None, winograd: bool = True):
+        from ...formats.ncnn_receptive import radius
+        param, binf = Path(param), Path(binf)
+        self.source = str(param)
+        text = param.read_text(errors="replace")
+        _, blobs = _layers(text, param)
+        self.radius = radius(text)
+        if self.radius.scale is None:
+            raise MemsrError(f"cannot tile this model ({self.radius.reason})", param)
+        if halo is None and not self.radius.finite:
+            raise MemsrError(f"{self.radius.reason}: give a halo", param)
+        self.run_windows = _Extractor(_net(param, binf, threads, False, winograd), blobs, self.source)
+        self.caps = Capabilities(scale=self.radius.scale, halo=self.radius.halo if halo is None else int(halo))
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        return self.check_output(x, self.run_windows(x))
+
+    def close(self) -> None:
+        self.run_windows.net.clear()
