@@ -13,12 +13,12 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from safetensors.torch import save_file
 
-from memsr_deploy.cli.upscale import main
 from memsr_deploy.errors import MemsrError
 from memsr_deploy.foreign.checkpoint import read_checkpoint
 from memsr_deploy.imageio import read_picture, save_png, to_uint8
 from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
 from test_foreign_checkpoints import compact_state, rrdb_state
+from test_runtime_cli import one_error_line, run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -29,18 +29,6 @@ def photo(h=30, w=38, seed=0) -> np.ndarray:
     rgb = np.stack([xx / w, yy / h, 0.5 + 0.4 * np.sin((xx + 2 * yy) / 5.0)], axis=2)
     rgb += np.random.default_rng(seed).normal(0, 0.06, rgb.shape)
     return to_uint8(rgb)
-
-
-def run(capsys, *argv):
-    rc = main([str(a) for a in argv] + ["-q"])
-    return rc, capsys.readouterr().err
-
-
-def one_error_line(err: str, *words: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for w in words:
-        assert w in lines[0], (w, err)
 
 
 @pytest.fixture(scope="module")
