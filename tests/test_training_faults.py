@@ -228,6 +228,19 @@ def test_a_full_disk_while_saving_keeps_the_previous_checkpoint_and_model(photo_
     assert {p.name: sha(p) for p in out.iterdir()} == kept          # the previous model pair whole
 
 
+def test_a_save_after_a_kill_between_keep_and_rename_leaves_no_temporary_file(tmp_path):
+    """Killed after checkpoint.prev.pt was linked to checkpoint.pt but before the new checkpoint took its name, a
+    run leaves both names on one inode; the resumed run's next save must still clean up after itself (rename()
+    onto the same inode does nothing: found by the fault injection below)."""
+    path, prev = tmp_path / CHECKPOINT, tmp_path / PREVIOUS
+    save_checkpoint(path, {"step": 1, "w": torch.ones(2)})
+    os.link(path, prev)
+    save_checkpoint(path, {"step": 2, "w": torch.zeros(2)}, previous=prev)
+    assert temps(tmp_path) == []
+    step = lambda p: torch.load(p, weights_only=True)["step"]  # noqa: E731
+    assert step(prev) == 1 and step(path) == 2
+
+
 # ------------------------------------------------------------------------------- fault injection (item 7)
 TRIALS = int(os.environ.get("MEMSR_FAULT_TRIALS", "3"))
 

@@ -95,6 +95,11 @@ def save_checkpoint(path, state: dict, previous=None) -> None:
 
 def _keep_as(path: Path, previous: Path) -> None:
     """``previous`` becomes the file now at ``path`` (replaced atomically; ``path`` itself is untouched)."""
+    # A run killed between keeping the previous checkpoint and renaming the new one leaves both names on one
+    # inode; rename() onto a hard link of the same file does nothing and would leave the temporary name behind.
+    with contextlib.suppress(FileNotFoundError):
+        if os.path.samefile(path, previous):
+            return
     with atomic_path(previous, sync=True) as tmp:
         tmp.unlink()
         try:
