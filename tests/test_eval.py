@@ -92,6 +92,39 @@ def test_cli_save_dir(eval_folder, tiny_plain_path, tmp_path, capsys):
     assert read_image(out / "im0_x2.png").shape == (48, 64, 3)
 
 
+def test_cli_crops_line_up_across_models_and_match_the_whole_output(eval_folder, tiny_plain_path, tmp_path, capsys):
+    crops, whole = tmp_path / "crops", tmp_path / "whole"
+    argv = ["--data", str(eval_folder), "--no-ssim", "--crops", "2", "--crop-size", "16"]
+    assert main([str(tiny_plain_path), "--save-dir", str(crops), *argv]) == 0
+    assert main([str(tiny_plain_path), "--data", str(eval_folder), "--no-ssim", "--save-dir", str(whole)]) == 0
+    # a second model into the same folder: its own crops, bicubic's and the original's left as they are
+    assert main(["bicubic", "--save-dir", str(crops), *argv]) == 0
+    names = sorted(p.name for p in crops.iterdir())
+    assert names == sorted(f"im{i}_crop{k}_{t}.png" for i in (0, 1) for k in (0, 1)
+                           for t in ("bicubic-x2", "original", tiny_plain_path.stem))
+    from memsr_deploy.quality.crops import detail_boxes
+    for i in (0, 1):
+        hr = read_image(eval_folder / f"im{i}.png")
+        sr = read_image(whole / f"im{i}_x2.png")
+        for k, box in enumerate(detail_boxes(hr, 16, 2)):
+            assert np.array_equal(read_image(crops / f"im{i}_crop{k}_{tiny_plain_path.stem}.png"), box.cut(sr))
+            assert np.array_equal(read_image(crops / f"im{i}_crop{k}_original.png"), box.cut(hr))
+    assert main([str(tiny_plain_path), "--save-dir", str(crops), *argv]) == 2   # its crops exist
+    assert "exists" in capsys.readouterr().err
+    assert main([str(tiny_plain_path), "--crops", "1", "--data", str(eval_folder)]) == 2
+    assert "--save-dir" in capsys.readouterr().err
+
+
+def test_detail_boxes_pick_the_textured_place_and_do_not_overlap():
+    from memsr_deploy.quality.crops import detail_boxes
+    hr = np.full((64, 96, 3), 0.5, np.float32)
+    hr[40:56, 60:76] = np.random.default_rng(0).random((16, 16, 3))   # the one detailed patch
+    first, second = detail_boxes(hr, 16, 2)
+    assert abs(first.y - 40) < 16 and abs(first.x - 60) < 16
+    assert abs(first.y - second.y) >= 16 or abs(first.x - second.x) >= 16
+    assert detail_boxes(hr[:10], 16)[0].size == 10
+
+
 def test_cli_bad_inputs_exit_2(eval_folder, tiny_plain_path, tmp_path, capsys):
     cases = [
         ["bicubic", "--data", str(tmp_path / "missing")],

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -29,6 +30,11 @@ def parser() -> types.Parser:
                     default=None, help="centre-crop each HR image to at most this side")
     ap.add_argument("--no-ssim", action="store_true", help="PSNR only (faster)")
     ap.add_argument("--save-dir", help="also write the model's outputs as PNG here")
+    ap.add_argument("--crops", type=types.positive_int, default=None, metavar="N",
+                    help="with --save-dir: write N 100%%-scale crops per photo instead of whole outputs, at its most "
+                         "detailed places (chosen from the HR photo, so every model's crops line up), with bicubic's "
+                         "and the original's beside them: PHOTO_cropK_MODEL.png")
+    ap.add_argument("--crop-size", type=types.positive_int, default=128, help="HR pixels per crop side (default 128)")
     ap.add_argument("--overwrite", action="store_true", help="replace existing images in --save-dir")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     return ap
@@ -66,16 +72,61 @@ def _table(rows, base, model) -> str:
     return "\n".join(lines)
 
 
-def _plan_saves(out: Path, pairs, scale: int, args) -> None:
+def _tag(label: str) -> str:
+    """A model's label as part of a file name: a path's stem, other characters kept to [A-Za-z0-9._-]."""
+    stem = Path(label).stem if ("/" in label or label.endswith((".json", ".onnx", ".pth", ".safetensors"))) else label
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)
+
+
+def _save_names(pairs, scale: int, args, tag: str) -> dict[str, list[Path]]:
+    """The --save-dir files of the model, per photo: its whole output, or its --crops."""
+    out = Path(args.save_dir)
+    if not args.crops:
+        return {p.name: [out / f"{p.name}_x{scale}.png"] for p in pairs}
+    return {p.name: [out / f"{p.name}_crop{k}_{tag}.png" for k in range(len(_boxes(p, args)))] for p in pairs}
+
+
+def _boxes(pair, args):
+    from ..quality.crops import detail_boxes
+    return detail_boxes(pair.hr, args.crop_size, args.crops)
+
+
+def _plan_saves(names: dict[str, list[Path]], args) -> None:
     """The --save-dir images, checked against the evaluation files before any model runs (outputs.plan)."""
     from ..outputs.plan import OutputPlan, check_folder
-    check_folder(out, "--save-dir")
+    check_folder(Path(args.save_dir), "--save-dir")
     data = Path(args.data) if args.data else None
     inputs = [] if data is None else [p for p in data.rglob("*") if p.is_file()] if data.is_dir() else [data]
     plan = OutputPlan(inputs=inputs, overwrite=args.overwrite)
-    for pair in pairs:
-        plan.add(pair.name, out / f"{pair.name}_x{scale}.png")
+    for name, files in names.items():
+        plan.add(name, *files)
     plan.check()
+
+
+def _saver(names: dict[str, list[Path]], pairs, args):
+    """save(name, sr) for evaluate_model: the whole output, or its crops at the photo's detail boxes."""
+    from ..imageio import save_png
+    if not args.crops:
+        return lambda name, sr: save_png(names[name][0], sr)
+    boxes = {p.name: _boxes(p, args) for p in pairs}
+    return lambda name, sr: [save_png(f, b.cut(sr)) for f, b in zip(names[name], boxes[name])]
+
+
+def _save_references(pairs, scale: int, args) -> None:
+    """Bicubic's and the original's crops beside a model's: the same for every model of a scale and photo
+    folder, so written only where absent (another model's run may have written them)."""
+    from ..data.resize import bicubic_upscale
+    from ..imageio import quantise, save_png
+    out = Path(args.save_dir)
+    for p in pairs:
+        boxes = _boxes(p, args)
+        if all((out / f"{p.name}_crop{k}_original.png").exists() for k in range(len(boxes))):
+            continue
+        refs = {f"bicubic-x{scale}": quantise(bicubic_upscale(p.lr, scale)), "original": p.hr}
+        for k, box in enumerate(boxes):
+            for tag, img in refs.items():
+                if not (out / f"{p.name}_crop{k}_{tag}.png").exists():
+                    save_png(out / f"{p.name}_crop{k}_{tag}.png", box.cut(img))
 
 
 @cli_errors
@@ -84,18 +135,23 @@ def main(argv=None) -> int:
     from ..quality.evaluate import evaluate_model, load_upscaler
     label, model, scale = load_upscaler(args.model, args.scale)
     pairs = _pairs(args, scale)
+    if args.crops and not args.save_dir:
+        raise MemsrError("--crops writes crops into --save-dir: give --save-dir")
+    if args.max_size:   # cut before the crops are placed, so they are placed on what is scored
+        from ..quality.evaluate import centre_crop_pair
+        pairs = [centre_crop_pair(p, args.max_size, scale) for p in pairs]
+    save = None
     if args.save_dir and model != "bicubic":
-        _plan_saves(Path(args.save_dir), pairs, scale, args)
-    opts = dict(max_size=args.max_size, ssim=not args.no_ssim, progress=not args.json)
+        names = _save_names(pairs, scale, args, _tag(label))
+        _plan_saves(names, args)
+        save = _saver(names, pairs, args)
+    opts = dict(ssim=not args.no_ssim, progress=not args.json)
     base = evaluate_model("bicubic", pairs, scale, name="bicubic", **opts)
     result = None
     if model != "bicubic":
-        save = None
-        if args.save_dir:
-            from ..imageio import save_png
-            out = Path(args.save_dir)
-            save = lambda name, sr: save_png(out / f"{name}_x{scale}.png", sr)  # noqa: E731
         result = evaluate_model(model, pairs, scale, name=label, tile=args.tile, save=save, **opts)
+    if args.crops:
+        _save_references(pairs, scale, args)
     if args.json:
         doc = {"scale": scale, "data": args.data or "eval-photos", "bicubic": base.to_dict(),
                "model": result.to_dict() if result else None}
