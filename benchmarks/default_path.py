@@ -177,20 +177,24 @@ def width_rows(model, img: np.ndarray, threads: int, peak: dict) -> list[dict]:
     return rows
 
 
-def end_to_end_rows(model, jpeg: Path, work: Path, peak_rss, repeat: int = 3) -> list[dict]:
-    """memsr-upscale with no flags vs --backend torch --threads 1, and vips resize, JPEG -> PNG: ``repeat``
-    rounds, the commands in turn within each (A B C A B C ...), so that a slow spell of a shared machine
-    hits them all; seconds are medians (with the range), ratios the median of the per-round ratios."""
+def end_to_end_rows(model, jpeg: Path, work: Path, peak_rss, repeat: int = 3, scale: int = 2, ext: str = "png",
+                    torch_row: bool = True) -> list[dict]:
+    """memsr-upscale with no flags vs --backend torch --threads 1 (``torch_row``), and vips resize, JPEG ->
+    ``ext``: ``repeat`` rounds, the commands in turn within each (A B C A B C ...), so that a slow spell of a
+    shared machine hits them all; seconds are medians (with the range), ratios the median of the per-round
+    ratios."""
     from PIL import Image
     def upscale(src: Path, out: Path, *flags: str) -> list[str]:
         return [sys.executable, "-m", "memsr_deploy.cli.upscale", str(src), "-q", "-o", str(out), *flags,
                 *(["--model", str(model)] if model is not None else [])]
-    runs = [("memsr-upscale (no flags)", upscale(jpeg, work / "default.png"), work / "default.png"),
-            ("memsr-upscale --backend torch --threads 1",
-             upscale(jpeg, work / "torch1.png", "--backend", "torch", "--threads", "1"), work / "torch1.png")]
-    vips = _vips_command(jpeg, work / "vips.png")
+    a, b = work / f"default.{ext}", work / f"torch1.{ext}"
+    runs = [("memsr-upscale (no flags)", upscale(jpeg, a), a)]
+    if torch_row:
+        runs.append(("memsr-upscale --backend torch --threads 1",
+                     upscale(jpeg, b, "--backend", "torch", "--threads", "1"), b))
+    vips = _vips_command(jpeg, work / f"vips.{ext}", scale)
     if vips:
-        runs.append(("vips resize 2 --kernel cubic", vips, work / "vips.png"))
+        runs.append((f"vips resize {scale} --kernel cubic", vips, work / f"vips.{ext}"))
     # what a user's second run gets: --backend auto's first-run measurement (fastest.py) is made here, untimed
     tiny = work / "warm_up.jpg"
     Image.open(jpeg).resize((64, 48)).save(tiny)
@@ -220,33 +224,33 @@ def end_to_end_rows(model, jpeg: Path, work: Path, peak_rss, repeat: int = 3) ->
                      "cpu_seconds": round(float(np.median([c for _, _, c in t])), 2),
                      "peak_rss_mb": round(max(p for _, p, _ in t) / 2 ** 20), "exit_code": 0})
     if not vips:
-        rows.append({"command": "vips resize 2 --kernel cubic", "error": "libvips not found (vips CLI or pyvips)"})
+        rows.append({"command": f"vips resize {scale} --kernel cubic",
+                     "error": "libvips not found (vips CLI or pyvips)"})
 
     def ratio(a: str, b: str) -> float | None:
         pairs = list(zip(timed[a], timed[b]))
         return round(float(np.median([x[0] / y[0] for x, y in pairs])), 2) if pairs else None
-    a, b = work / "default.png", work / "torch1.png"
     if a.exists() and b.exists():
         diff = int(np.abs(np.asarray(Image.open(a)).astype(int) - np.asarray(Image.open(b)).astype(int)).max())
         rows[0]["max_diff_vs_torch_8bit"] = diff
         rows[0]["speedup_vs_torch_1_thread"] = ratio(runs[1][0], runs[0][0])
     if vips and "seconds" in rows[0]:
-        rows[0]["times_vips"] = ratio(runs[0][0], runs[2][0])
-    for f in (a, b, work / "vips.png", tiny, work / "warm_up.png"):
+        rows[0]["times_vips"] = ratio(runs[0][0], runs[-1][0])
+    for f in (a, b, work / f"vips.{ext}", tiny, work / "warm_up.png"):
         f.unlink(missing_ok=True)
     return rows
 
 
-def _vips_command(src: Path, dst: Path) -> list[str] | None:
+def _vips_command(src: Path, dst: Path, scale: int = 2) -> list[str] | None:
     if shutil.which("vips"):
-        return ["vips", "resize", str(src), str(dst), "2", "--kernel", "cubic"]
+        return ["vips", "resize", str(src), str(dst), str(scale), "--kernel", "cubic"]
     try:
         import pyvips  # noqa: F401
     except (ImportError, OSError):
         return None
     code = ("import sys, pyvips; pyvips.Image.new_from_file(sys.argv[1], access='sequential')"
-            ".resize(2, kernel='cubic').write_to_file(sys.argv[2])")
-    return [sys.executable, "-c", code, str(src), str(dst)]
+            ".resize(int(sys.argv[3]), kernel='cubic').write_to_file(sys.argv[2])")
+    return [sys.executable, "-c", code, str(src), str(dst), str(scale)]
 
 
 def markdown(section: dict) -> list[str]:

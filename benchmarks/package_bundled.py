@@ -8,7 +8,9 @@ recipe (the exact commands that produced it) in its JSON.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from memsr_deploy.data.datasets import holdout_files, pair_from_hr
 from memsr_deploy.data.eval_photos import load_eval_photos
@@ -106,6 +108,7 @@ def write_model_card() -> None:
           + " ".join(_teacher_note(n, stem) for n, stem in _bundled("teacher-")) +
           " Earlier bundled students and other candidates: `benchmarks/runs/candidates/`.",
           ""]
+    L += _tradeoff_section()
     if per_image:   # the held-out photos are the same at every scale (holdout_files does not depend on it)
         names = next(iter(heads.values()))
         L += ["## Held-out photos, per image (PSNR-Y, dB)", "", "| model | | " + " | ".join(names) + " |",
@@ -114,8 +117,22 @@ def write_model_card() -> None:
     (PRETRAINED_DIR / "README.md").write_text("\n".join(L))
 
 
+TRADEOFF = Path(__file__).resolve().parent / "results" / "bundled.json"
+
+
+def _tradeoff_section() -> list[str]:
+    """The measured trade-off of every bundled model (bundled_table), where it has been measured."""
+    if not TRADEOFF.exists():
+        return []
+    from .bundled_table import markdown
+    doc = json.loads(TRADEOFF.read_text())
+    shipped = {n for n, _ in _bundled("")}
+    stale = sorted(shipped - {r["name"] for r in doc["rows"]})
+    note = [f"Not measured yet: {', '.join(stale)} (rerun the command above).", ""] if stale else []
+    return ["## Which one: the trade-off", "", *markdown(doc), "", *note]
+
+
 def _bundled_json(stem: str) -> dict:
-    import json
     return json.loads((PRETRAINED_DIR / f"{stem}.json").read_text())
 
 

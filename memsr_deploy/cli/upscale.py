@@ -23,10 +23,21 @@ from ..errors import MemsrError, cli_errors
 from . import args as types
 
 
+def _bundled_help() -> str:
+    """Which bundled model to pick, from the registry (only the ones this build ships)."""
+    from ..formats.registry import MODELS, available
+    shipped = available()
+    if not shipped:
+        return ""
+    width = max(map(len, shipped))
+    return "\nbundled models (--model NAME; the model card: memsr_deploy/pretrained/README.md):\n" + "\n".join(
+        f"    {n:<{width}}  {MODELS[n][1]}" for n in shipped)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = types.Parser(prog="memsr-upscale", description=__doc__.split("\n")[0],
                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                     epilog="\n".join(__doc__.split("\n")[2:]))
+                     epilog="\n".join(__doc__.split("\n")[2:]) + _bundled_help())
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns (JPEG, PNG, TIFF, WebP, "
                                                "HEIC, camera RAW / DNG, BMP)")
     p.add_argument("-o", "--output", help="output file (one input) or folder (several inputs or a folder); "
