@@ -111,6 +111,8 @@ def _foreign_source(model) -> Source | None:
 def load_source(model) -> Source:
     """A model path (stem, .json or .safetensors), a bundled name such as "memsr-x2", or another project's
     checkpoint (ONNX only)."""
+    from memsr_deploy.formats.checkpoint import checkpoint_file
+    model = checkpoint_file(model)   # a checkpoint is read and hashed once, whichever kind it is
     foreign = _foreign_source(model)
     if foreign is not None:
         return foreign

@@ -232,3 +232,46 @@ def test_memsr_export_writes_an_onnx_artefact_the_runtime_runs(files, tmp_path, 
     assert export([str(d / "compact.pth"), "--target", "tflite", "-o", str(tmp_path / "t")]) == 2
     one_error_line(capsys.readouterr().err, "ONNX only", "tflite")
     assert not (tmp_path / "t").exists() or not any((tmp_path / "t").iterdir())
+
+
+def test_an_edsr_checkpoint_is_read_and_hashed_once(tmp_path, capsys, monkeypatch):
+    """The foreign check and the EDSR importer share one read of the file (checkpoint.CheckpointFile): the
+    runtime, memsr-upscale, the exporter's loader and the profiler each read and hash it once."""
+    import hashlib
+    import types
+
+    from edsr_reference import EdsrPyTorch, randomise
+    from export.source import load_source
+    from memsr_deploy.formats import checkpoint
+    from memsr_deploy.profiler.analytic import load_subject
+    path = tmp_path / "edsr.pt"
+    torch.save(randomise(EdsrPyTorch(2, 8, 1, 1.0), seed=3).state_dict(), path)
+    save_png(tmp_path / "photo.png", photo(12, 14))
+    counts = {"read": 0, "sha256": 0}
+    real_read = checkpoint._read_bytes
+
+    def read(p):
+        counts["read"] += 1
+        return real_read(p)
+
+    def sha256(*a):
+        counts["sha256"] += 1
+        return hashlib.sha256(*a)
+
+    monkeypatch.setattr(checkpoint, "_read_bytes", read)
+    monkeypatch.setattr(checkpoint, "hashlib", types.SimpleNamespace(sha256=sha256))
+    want = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def once(what, fn):
+        checkpoint._cache.clear()
+        counts.update(read=0, sha256=0)
+        got = fn()
+        assert counts == {"read": 1, "sha256": 1}, (what, counts)
+        return got
+
+    backend = once("open_backend", lambda: open_backend(model=path))
+    assert backend.desc.kind == "teacher" and backend.desc.weights_sha256 == want
+    once("memsr-upscale", lambda: run(capsys, tmp_path / "photo.png", "--model", path, "-o", tmp_path / "o.png"))
+    assert read_picture(tmp_path / "o.png").pixels.shape == (24, 28, 3)
+    assert once("load_source", lambda: load_source(str(path))).desc.weights_sha256 == want
+    assert once("load_subject", lambda: load_subject(str(path))).kind == "teacher"

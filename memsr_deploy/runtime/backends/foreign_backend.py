@@ -43,8 +43,9 @@ def cache_path(sha256: str) -> Path:
 def open_foreign(path) -> tuple[ForeignGraph, str] | None:
     """(the described graph, the file's sha256) of an .onnx file without a sidecar or a foreign checkpoint;
     None for any other file. A checkpoint's export is cached (best effort: a cache that cannot be written only
-    means exporting again next time)."""
-    from ...formats.checkpoint import file_sha256, is_checkpoint
+    means exporting again next time). ``path``: best a checkpoint.CheckpointFile, which the caller hands on
+    to the EDSR importer when this returns None, so the file is read and hashed once."""
+    from ...formats.checkpoint import checkpoint_file, file_sha256, is_checkpoint
     p = Path(str(path))
     if is_foreign_onnx(p):
         if not p.is_file():
@@ -52,20 +53,21 @@ def open_foreign(path) -> tuple[ForeignGraph, str] | None:
         return describe(load(p), p), file_sha256(p)
     if not is_checkpoint(p) or not p.is_file():
         return None
-    sha = file_sha256(p)
+    ckpt = checkpoint_file(path)
+    sha = file_sha256(ckpt)
     cached = cache_path(sha)
     if cached.is_file():   # only foreign checkpoints are cached: the file is one
         try:
             return describe(load(cached), p), sha
         except MemsrError:
             pass   # a damaged cache entry: export again
-    state = foreign_state(p)
+    state = foreign_state(ckpt)
     if state is None:
         return None
     from ...outputs.atomic import write_bytes
     from .quiet import quiet
     with quiet():
-        model = checkpoint_graph(p, state)
+        model = checkpoint_graph(ckpt, state)
     try:
         write_bytes(cached, model.SerializeToString())
     except OSError:
