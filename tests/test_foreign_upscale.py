@@ -17,7 +17,7 @@ from memsr_deploy.errors import MemsrError
 from memsr_deploy.foreign.checkpoint import read_checkpoint
 from memsr_deploy.imageio import read_picture, save_png, to_uint8
 from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
-from test_foreign_checkpoints import compact_state, rrdb_state
+from test_foreign_checkpoints import compact_state, rrdb_state, span_state
 from test_runtime_cli import one_error_line, run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -36,6 +36,11 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("foreign")
     torch.save({"params": compact_state(scale=2)}, d / "compact.pth")
     save_file(rrdb_state(width=8, growth=4, blocks=1, ups=1), str(d / "esrgan.safetensors"))
+    # SPAN on [0, 1] input (no_norm), its tail damped and centred so the random output lies mostly inside 0..255
+    span = span_state(width=8, scale=2, norm=False)
+    span["upsampler.0.weight"] = span["upsampler.0.weight"] * 0.25
+    span["upsampler.0.bias"] = span["upsampler.0.bias"] * 0.25 + 0.5
+    save_file(span, str(d / "span.safetensors"))
     img = photo()
     save_png(d / "photo.png", img)
     return d, img
@@ -69,7 +74,7 @@ def _upscale(backend, img, tile, halo=None):
     return Upscaler(backend, RunOptions(tile=tile, halo=halo)).upscale_array(img.astype(np.float32) / 255)
 
 
-@pytest.mark.parametrize("name", ["compact.pth", "esrgan.safetensors"])
+@pytest.mark.parametrize("name", ["compact.pth", "esrgan.safetensors", "span.safetensors"])
 def test_checkpoint_upscales_tiled_as_pytorch_whole(files, name, capsys):
     d, img = files
     ckpt = d / name
@@ -79,6 +84,7 @@ def test_checkpoint_upscales_tiled_as_pytorch_whole(files, name, capsys):
     module = read_checkpoint(ckpt).module
     with torch.no_grad():
         ref = module(torch.from_numpy(img.astype(np.float32).transpose(2, 0, 1)[None] / 255))[0].numpy()
+    assert float(((ref > 0) & (ref < 1)).mean()) > 0.3   # largely unclipped: 8-bit levels say something
     ref = to_uint8(ref.transpose(1, 2, 0))
     assert out.shape == ref.shape and np.abs(out.astype(int) - ref).max() <= 1
     # the tiles equal the untiled ONNX Runtime run; the export was cached, so it opens without torch's exporter
@@ -91,6 +97,8 @@ def test_checkpoint_upscales_tiled_as_pytorch_whole(files, name, capsys):
                    lambda *a: pytest.fail("exported again"))
         backend = open_backend(model=ckpt)
     assert backend.name == "onnxruntime" and backend.desc.kind == "foreign" and backend.caps.scale == 2
+    if name.startswith("span"):   # 21 3x3 convs in a chain (conv_1, 6 blocks x 3, conv_2, the tail): > the tile
+        assert backend.desc.arch == {"foreign": "SPAN"} and backend.caps.halo == 21
     tiled, whole = _upscale(backend, img, 16), _upscale(backend, img, 0)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
     assert np.abs(to_uint8(whole).astype(int) - ref).max() <= 1
