@@ -283,3 +283,43 @@ def test_an_edsr_checkpoint_is_read_and_hashed_once(tmp_path, capsys, monkeypatc
     assert read_picture(tmp_path / "o.png").pixels.shape == (24, 28, 3)
     assert once("load_source", lambda: load_source(str(path))).desc.weights_sha256 == want
     assert once("load_subject", lambda: load_subject(str(path))).kind == "teacher"
+
+
+def test_rgba_model_takes_alpha_and_keeps_it_only_for_rgba_photos(tmp_path, capsys):
+    """A four-channel model sees the photo's alpha as its fourth channel (opaque 1.0 for an RGB photo) and its
+    alpha output is the picture's: kept for an RGBA photo, dropped for an RGB one. Tiles equal the whole run."""
+    import onnxruntime as ort
+    nodes, inits = _conv_shuffle(4, 2)
+    path = tmp_path / "rgba.onnx"
+    _onnx(nodes, inits, ["n", 4, "h", "w"], path=path)
+    sess = ort.InferenceSession(str(path))
+    net = lambda x: sess.run(None, {"x": x.transpose(2, 0, 1)[None].astype(np.float32)})[0][0].transpose(1, 2, 0)
+    rgb = photo(21, 26)
+    yy, xx = np.mgrid[0:21, 0:26]
+    rgba = np.concatenate([rgb, ((xx * 9 + yy * 5) % 256).astype(np.uint8)[:, :, None]], axis=2)
+    backend = open_backend(model=path)
+    assert backend.caps.channels == 4 and backend.caps.scale == 2 and backend.caps.halo == 2
+    tiled, whole = _upscale(backend, rgba, 8), _upscale(backend, rgba, 0)
+    assert whole.shape == (42, 52, 4)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    np.testing.assert_allclose(whole, net(rgba / 255.0), atol=1e-5)   # alpha too is the network's
+    tiled, whole = _upscale(backend, rgb, 8), _upscale(backend, rgb, 0)
+    opaque = np.concatenate([rgb / 255.0, np.ones((21, 26, 1))], axis=2)
+    assert whole.shape == (42, 52, 3)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    np.testing.assert_allclose(whole, net(opaque)[:, :, :3], atol=1e-5)
+    # memsr-upscale: an RGBA PNG gives an RGBA PNG, an RGB one an RGB PNG, tiled as whole
+    save_png(tmp_path / "rgba.png", rgba)
+    save_png(tmp_path / "rgb.png", rgb)
+    for name, channels in (("rgba", 4), ("rgb", 3)):
+        outs = []
+        for tile in ("8", "0"):
+            rc, err = run(capsys, tmp_path / f"{name}.png", "--model", path, "--tile", tile,
+                          "-o", tmp_path / f"{name}_{tile}.png")
+            assert rc == 0 and err == "", err
+            outs.append(read_picture(tmp_path / f"{name}_{tile}.png").pixels)
+        assert outs[0].shape == (42, 52, channels)
+        assert np.abs(outs[0].astype(int) - outs[1]).max() <= 1
+    want = to_uint8(net(rgba / 255.0))
+    assert np.abs(read_picture(tmp_path / "rgba_0.png").pixels.astype(int) - want).max() <= 1
+    assert np.ptp(want[:, :, 3]) > 50   # the alpha written is the network's, not a constant
