@@ -323,3 +323,57 @@ def test_rgba_model_takes_alpha_and_keeps_it_only_for_rgba_photos(tmp_path, caps
     want = to_uint8(net(rgba / 255.0))
     assert np.abs(read_picture(tmp_path / "rgba_0.png").pixels.astype(int) - want).max() <= 1
     assert np.ptp(want[:, :, 3]) > 50   # the alpha written is the network's, not a constant
+
+
+def test_memsr_export_of_a_plain_onnx_file_writes_an_artefact_pair(tmp_path, capsys):
+    """An .onnx file without a sidecar exports to ONNX as a copy of its graph (input and output renamed) with the
+    sidecar the runtime reads (scale, halo from the graph, fixed size); the input file is never written."""
+    import json
+
+    from memsr_export.cli import main as export
+    nodes, inits = _conv_shuffle(3, 2)
+    src = tmp_path / "theirs.onnx"
+    _onnx(nodes, inits, ["n", 3, "h", "w"], path=src)
+    fixed_src = tmp_path / "fixed.onnx"
+    _onnx(nodes, inits, [1, 3, 20, 20], [1, 3, 40, 40], path=fixed_src)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    img = photo(27, 33)
+    out = tmp_path / "out"
+    assert export([str(src), "--target", "onnx", "-o", str(out), "--max-photos", "1"]) == 0, capsys.readouterr()
+    sc = json.loads((out / "theirs_onnx_fp32.json").read_text())
+    assert (sc["scale"], sc["halo"], sc["input_shape"], sc["source_model"]["kind"]) == (2, 2, None, "foreign")
+    assert sc["verification"]["passed"] is True
+    art = open_backend(model=out / "theirs_onnx_fp32.onnx")   # with its sidecar: the artefact
+    assert art.source == str(out / "theirs_onnx_fp32.json") and art.caps.halo == 2
+    np.testing.assert_allclose(_upscale(art, img, 8), _upscale(open_backend(model=src), img, 0), atol=1e-5)
+    save_png(out / "p.png", img)
+    rc, err = run(capsys, out / "p.png", "--artefact", out / "theirs_onnx_fp32.json", "--tile", "8",
+                  "-o", out / "p_x2.png")
+    assert rc == 0 and read_picture(out / "p_x2.png").pixels.shape == (54, 66, 3), err
+    # a fixed-shape model: the artefact has its size
+    assert export([str(fixed_src), "--target", "onnx", "-o", str(out), "--max-photos", "1"]) == 0
+    sc = json.loads((out / "fixed_onnx_20x20_fp32.json").read_text())
+    assert sc["input_shape"] == [20, 20] and sc["halo"] == 2
+    fixed_art = open_backend(artefact=out / "fixed_onnx_20x20_fp32.json")
+    assert fixed_art.caps.fixed_shape == (20, 20)
+    np.testing.assert_allclose(_upscale(fixed_art, img, None), _upscale(open_backend(model=src), img, 0),
+                               atol=1e-5)
+    capsys.readouterr()
+    # other targets, a sidecar it cannot have, and an output onto the input: one line each, nothing written
+    y_only = tmp_path / "y.onnx"
+    _onnx(*_conv_shuffle(1, 2), ["n", 1, "h", "w"], path=y_only)
+    cases = [([str(src), "--target", "tflite", "-o", str(tmp_path / "t")], ["theirs.onnx", "ONNX only", "tflite"]),
+             ([str(y_only), "--target", "onnx", "-o", str(tmp_path / "t")], ["y.onnx", "1 channels"]),
+             ([str(fixed_src), "--target", "onnx", "--input-size", "24x24", "-o", str(tmp_path / "t")],
+              ["fixed.onnx", "fixed at 20x20"])]
+    for argv, words in cases:
+        assert export(argv) == 2, argv
+        one_error_line(capsys.readouterr().err, *words)
+        assert not (tmp_path / "t").exists() or not any((tmp_path / "t").iterdir())
+    mine = tmp_path / "m_fp32.onnx"
+    mine.write_bytes(src.read_bytes())
+    assert export([str(mine), "--target", "onnx", "--name", "m", "-o", str(tmp_path), "--overwrite"]) == 2
+    one_error_line(capsys.readouterr().err, "m_fp32.onnx", "replace the model")
+    assert mine.read_bytes() == src.read_bytes() and not (tmp_path / "m_fp32.json").exists()
+    assert all((tmp_path / n).read_bytes() == b for n, b in before.items())
+    assert not (tmp_path / "theirs.json").exists() and not (tmp_path / "fixed.json").exists()
