@@ -233,6 +233,11 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
     """
     source = model if isinstance(model, Source) else load_source(model)
     input_size = shapes.parse_input_size(input_size)
+    if source.fixed is not None:   # another project's fixed-shape model: the artefact has its size
+        if input_size is not None and tuple(input_size) != tuple(source.fixed):
+            raise MemsrError(f"the model's input is fixed at {source.fixed[1]}x{source.fixed[0]} (W x H); it "
+                             f"cannot be exported at {input_size[1]}x{input_size[0]}", source.desc.path)
+        input_size = tuple(source.fixed)
     tiles = shapes.parse_tiles(coreml_tiles)
     why = supported(source, target, precision)
     if why:
@@ -253,6 +258,9 @@ def export_model(model, target: str, precision: str = "fp32", out_dir=".", input
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     file, sidecar_name = output_names(source, target, precision, input_size, name, d2s)
+    if source.desc.path and (out_dir / file).resolve() == Path(source.desc.path).resolve():
+        raise MemsrError("the artefact would replace the model it is exported from: give another -o or --name",
+                         out_dir / file)
     data = data_output_name(target, file)
     _remove_stale_staging(out_dir)
     staging = Path(tempfile.mkdtemp(prefix=f".{Path(sidecar_name).stem}{STAGING_MARK}{os.getpid()}.", dir=out_dir))

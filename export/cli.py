@@ -66,7 +66,7 @@ def plan(source, target: str, precision: str) -> tuple[list[tuple[str, str]], li
                 if why not in notes:
                     notes.append(why)
             else:
-                raise MemsrError(why)
+                raise MemsrError(why, source.desc.path)
     if not jobs:
         raise MemsrError(f"nothing to export for --target {target} --precision {precision}: {'; '.join(notes)}")
     return jobs, notes

@@ -31,6 +31,7 @@ class Source:
     name: str  # default stem for artefact names
     int8: "Source | None" = None  # the int8 sibling the description names (model_file.int8_model)
     graph: object = None  # another project's model: its ONNX graph, exported once (runtime's foreign_backend)
+    fixed: tuple[int, int] | None = None  # (H, W) of another project's fixed-shape .onnx model
 
     def weights_for(self, precision: str) -> "Source":
         """Whose weights an artefact of ``precision`` carries: the int8 sibling's for every quantised precision
@@ -87,20 +88,85 @@ class Source:
         return out
 
 
+def _check_artefact_fits(graph, model) -> None:
+    """What an artefact's sidecar can describe: an NCHW RGB model in [0, 1] with an exact halo."""
+    if graph.channels != 3 or graph.halo is None or graph.value_range != 1.0 or graph.nhwc:
+        why = graph.halo_note or (f"{graph.channels} channels in [0, {graph.value_range:g}]"
+                                  + (", channels last" if graph.nhwc else ""))
+        raise MemsrError(f"an artefact's sidecar describes NCHW RGB models in [0, 1] with an exact halo; this one "
+                         f"has {why}: run it with memsr-upscale --model instead", model)
+
+
+def _renamed_io(model, path, new_in: str = "input", new_out: str = "output"):
+    """A copy of a one-input, one-output graph whose image input and output are named as memsr's artefacts name
+    them (onnx_export.structure_failures), every reference renamed with them."""
+    import copy
+    m = copy.deepcopy(model)
+    inits = {i.name for i in m.graph.initializer}
+    old_in = next(i.name for i in m.graph.input if i.name not in inits)
+    old_out = m.graph.output[0].name
+    names = {old_in: new_in, old_out: new_out}
+    taken = {v.name for v in m.graph.value_info} | inits | {o for n in m.graph.node for o in n.output}
+    if (new_in in taken and new_in != old_in) or (new_out in taken and new_out != old_out):
+        raise MemsrError(f"the graph already has a tensor named {new_in!r} or {new_out!r} besides its image "
+                         "input and output", path)
+    for v in list(m.graph.input) + list(m.graph.output) + list(m.graph.value_info):
+        v.name = names.get(v.name, v.name)
+    for node in m.graph.node:
+        for field in (node.input, node.output):
+            for k, name in enumerate(field):
+                field[k] = names.get(name, name)
+    return m
+
+
+class OnnxFileSource(Source):
+    """Another project's .onnx file (no sidecar): exported as a copy of its graph (image input and output
+    renamed, memsr's metadata added), verified against the file itself run on ONNX Runtime (``backend``, the
+    runtime's foreign backend: a fixed-shape model runs a larger image in exact tiles of its size)."""
+    backend: object = None
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if self.fixed is None or tuple(x.shape[2:]) == tuple(self.fixed):
+            return self.backend.run(np.ascontiguousarray(x, dtype=np.float32))
+        from memsr_deploy.runtime import RunOptions, Upscaler
+        up = Upscaler(self.backend, RunOptions())
+        return np.stack([up.upscale_array(np.ascontiguousarray(xi.transpose(1, 2, 0))).transpose(2, 0, 1)
+                         for xi in x])
+
+
+def _onnx_file_source(model) -> Source:
+    from memsr_deploy.formats.checkpoint import file_sha256
+    from memsr_deploy.formats.foreign_graph import describe, load
+    from memsr_deploy.runtime.backends.foreign_backend import ForeignOnnxBackend
+    p = Path(str(model))
+    if not p.is_file():
+        raise MemsrError("ONNX model not found", p)
+    graph = describe(load(p), p)
+    _check_artefact_fits(graph, p)
+    renamed = _renamed_io(graph.model, p)
+    params = sum(int(np.prod(t.dims)) for t in graph.model.graph.initializer)
+    desc = ModelDescription(kind="foreign", scale=graph.scale, arch={"foreign": graph.arch},
+                            receptive_radius=graph.halo, layer_widths=[], layer_acts=[], params=params,
+                            weights_sha256=file_sha256(p), path=str(p))
+    src = OnnxFileSource(None, desc, p.stem.replace(".", "_"), graph=renamed, fixed=graph.fixed)
+    src.backend = ForeignOnnxBackend(graph, desc.weights_sha256)
+    return src
+
+
 def _foreign_source(model) -> Source | None:
-    """Another project's checkpoint (foreign/), for ONNX only: its graph as the runtime runs it (halo, scale and
-    channels from the graph), its PyTorch network as the verification's reference. None for other files."""
+    """Another project's model, for ONNX only: an .onnx file without a sidecar (_onnx_file_source), or a
+    checkpoint (foreign/): its graph as the runtime runs it (halo, scale and channels from the graph), its
+    PyTorch network as the verification's reference. None for other files."""
     from memsr_deploy.foreign.checkpoint import read_checkpoint
-    from memsr_deploy.formats.foreign_graph import foreign_state
+    from memsr_deploy.formats.foreign_graph import foreign_state, is_foreign_onnx
     from memsr_deploy.runtime.backends.foreign_backend import open_foreign
+    if is_foreign_onnx(model):
+        return _onnx_file_source(model)
     state = foreign_state(model)
     if state is None:
         return None
     graph, sha = open_foreign(model)
-    if graph.channels != 3 or graph.halo is None or graph.value_range != 1.0:
-        why = graph.halo_note or f"{graph.channels} channels in [0, {graph.value_range:g}]"
-        raise MemsrError(f"an artefact's sidecar describes RGB models in [0, 1] with an exact halo; this one has "
-                         f"{why}: run it with memsr-upscale --model instead", model)
+    _check_artefact_fits(graph, model)
     net = read_checkpoint(model, state).module.eval()
     desc = ModelDescription(kind="foreign", scale=graph.scale, arch={"foreign": graph.arch},
                             receptive_radius=graph.halo, layer_widths=[], layer_acts=[],
@@ -111,6 +177,8 @@ def _foreign_source(model) -> Source | None:
 def load_source(model) -> Source:
     """A model path (stem, .json or .safetensors), a bundled name such as "memsr-x2", or another project's
     checkpoint (ONNX only)."""
+    from memsr_deploy.formats.checkpoint import checkpoint_file
+    model = checkpoint_file(model)   # a checkpoint is read and hashed once, whichever kind it is
     foreign = _foreign_source(model)
     if foreign is not None:
         return foreign

@@ -17,7 +17,7 @@ from memsr_deploy.errors import MemsrError
 from memsr_deploy.foreign.checkpoint import read_checkpoint
 from memsr_deploy.imageio import read_picture, save_png, to_uint8
 from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
-from test_foreign_checkpoints import compact_state, rrdb_state
+from test_foreign_checkpoints import compact_state, rrdb_state, span_state
 from test_runtime_cli import one_error_line, run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -36,6 +36,11 @@ def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("foreign")
     torch.save({"params": compact_state(scale=2)}, d / "compact.pth")
     save_file(rrdb_state(width=8, growth=4, blocks=1, ups=1), str(d / "esrgan.safetensors"))
+    # SPAN on [0, 1] input (no_norm), its tail damped and centred so the random output lies mostly inside 0..255
+    span = span_state(width=8, scale=2, norm=False)
+    span["upsampler.0.weight"] = span["upsampler.0.weight"] * 0.25
+    span["upsampler.0.bias"] = span["upsampler.0.bias"] * 0.25 + 0.5
+    save_file(span, str(d / "span.safetensors"))
     img = photo()
     save_png(d / "photo.png", img)
     return d, img
@@ -69,7 +74,7 @@ def _upscale(backend, img, tile, halo=None):
     return Upscaler(backend, RunOptions(tile=tile, halo=halo)).upscale_array(img.astype(np.float32) / 255)
 
 
-@pytest.mark.parametrize("name", ["compact.pth", "esrgan.safetensors"])
+@pytest.mark.parametrize("name", ["compact.pth", "esrgan.safetensors", "span.safetensors"])
 def test_checkpoint_upscales_tiled_as_pytorch_whole(files, name, capsys):
     d, img = files
     ckpt = d / name
@@ -79,6 +84,7 @@ def test_checkpoint_upscales_tiled_as_pytorch_whole(files, name, capsys):
     module = read_checkpoint(ckpt).module
     with torch.no_grad():
         ref = module(torch.from_numpy(img.astype(np.float32).transpose(2, 0, 1)[None] / 255))[0].numpy()
+    assert float(((ref > 0) & (ref < 1)).mean()) > 0.3   # largely unclipped: 8-bit levels say something
     ref = to_uint8(ref.transpose(1, 2, 0))
     assert out.shape == ref.shape and np.abs(out.astype(int) - ref).max() <= 1
     # the tiles equal the untiled ONNX Runtime run; the export was cached, so it opens without torch's exporter
@@ -91,6 +97,8 @@ def test_checkpoint_upscales_tiled_as_pytorch_whole(files, name, capsys):
                    lambda *a: pytest.fail("exported again"))
         backend = open_backend(model=ckpt)
     assert backend.name == "onnxruntime" and backend.desc.kind == "foreign" and backend.caps.scale == 2
+    if name.startswith("span"):   # 21 3x3 convs in a chain (conv_1, 6 blocks x 3, conv_2, the tail): > the tile
+        assert backend.desc.arch == {"foreign": "SPAN"} and backend.caps.halo == 21
     tiled, whole = _upscale(backend, img, 16), _upscale(backend, img, 0)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
     assert np.abs(to_uint8(whole).astype(int) - ref).max() <= 1
@@ -232,3 +240,140 @@ def test_memsr_export_writes_an_onnx_artefact_the_runtime_runs(files, tmp_path, 
     assert export([str(d / "compact.pth"), "--target", "tflite", "-o", str(tmp_path / "t")]) == 2
     one_error_line(capsys.readouterr().err, "ONNX only", "tflite")
     assert not (tmp_path / "t").exists() or not any((tmp_path / "t").iterdir())
+
+
+def test_an_edsr_checkpoint_is_read_and_hashed_once(tmp_path, capsys, monkeypatch):
+    """The foreign check and the EDSR importer share one read of the file (checkpoint.CheckpointFile): the
+    runtime, memsr-upscale, the exporter's loader and the profiler each read and hash it once."""
+    import hashlib
+    import types
+
+    from edsr_reference import EdsrPyTorch, randomise
+    from export.source import load_source
+    from memsr_deploy.formats import checkpoint
+    from memsr_deploy.profiler.analytic import load_subject
+    path = tmp_path / "edsr.pt"
+    torch.save(randomise(EdsrPyTorch(2, 8, 1, 1.0), seed=3).state_dict(), path)
+    save_png(tmp_path / "photo.png", photo(12, 14))
+    counts = {"read": 0, "sha256": 0}
+    real_read = checkpoint._read_bytes
+
+    def read(p):
+        counts["read"] += 1
+        return real_read(p)
+
+    def sha256(*a):
+        counts["sha256"] += 1
+        return hashlib.sha256(*a)
+
+    monkeypatch.setattr(checkpoint, "_read_bytes", read)
+    monkeypatch.setattr(checkpoint, "hashlib", types.SimpleNamespace(sha256=sha256))
+    want = hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def once(what, fn):
+        checkpoint._cache.clear()
+        counts.update(read=0, sha256=0)
+        got = fn()
+        assert counts == {"read": 1, "sha256": 1}, (what, counts)
+        return got
+
+    backend = once("open_backend", lambda: open_backend(model=path))
+    assert backend.desc.kind == "teacher" and backend.desc.weights_sha256 == want
+    once("memsr-upscale", lambda: run(capsys, tmp_path / "photo.png", "--model", path, "-o", tmp_path / "o.png"))
+    assert read_picture(tmp_path / "o.png").pixels.shape == (24, 28, 3)
+    assert once("load_source", lambda: load_source(str(path))).desc.weights_sha256 == want
+    assert once("load_subject", lambda: load_subject(str(path))).kind == "teacher"
+
+
+def test_rgba_model_takes_alpha_and_keeps_it_only_for_rgba_photos(tmp_path, capsys):
+    """A four-channel model sees the photo's alpha as its fourth channel (opaque 1.0 for an RGB photo) and its
+    alpha output is the picture's: kept for an RGBA photo, dropped for an RGB one. Tiles equal the whole run."""
+    import onnxruntime as ort
+    nodes, inits = _conv_shuffle(4, 2)
+    path = tmp_path / "rgba.onnx"
+    _onnx(nodes, inits, ["n", 4, "h", "w"], path=path)
+    sess = ort.InferenceSession(str(path))
+    net = lambda x: sess.run(None, {"x": x.transpose(2, 0, 1)[None].astype(np.float32)})[0][0].transpose(1, 2, 0)
+    rgb = photo(21, 26)
+    yy, xx = np.mgrid[0:21, 0:26]
+    rgba = np.concatenate([rgb, ((xx * 9 + yy * 5) % 256).astype(np.uint8)[:, :, None]], axis=2)
+    backend = open_backend(model=path)
+    assert backend.caps.channels == 4 and backend.caps.scale == 2 and backend.caps.halo == 2
+    tiled, whole = _upscale(backend, rgba, 8), _upscale(backend, rgba, 0)
+    assert whole.shape == (42, 52, 4)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    np.testing.assert_allclose(whole, net(rgba / 255.0), atol=1e-5)   # alpha too is the network's
+    tiled, whole = _upscale(backend, rgb, 8), _upscale(backend, rgb, 0)
+    opaque = np.concatenate([rgb / 255.0, np.ones((21, 26, 1))], axis=2)
+    assert whole.shape == (42, 52, 3)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    np.testing.assert_allclose(whole, net(opaque)[:, :, :3], atol=1e-5)
+    # memsr-upscale: an RGBA PNG gives an RGBA PNG, an RGB one an RGB PNG, tiled as whole
+    save_png(tmp_path / "rgba.png", rgba)
+    save_png(tmp_path / "rgb.png", rgb)
+    for name, channels in (("rgba", 4), ("rgb", 3)):
+        outs = []
+        for tile in ("8", "0"):
+            rc, err = run(capsys, tmp_path / f"{name}.png", "--model", path, "--tile", tile,
+                          "-o", tmp_path / f"{name}_{tile}.png")
+            assert rc == 0 and err == "", err
+            outs.append(read_picture(tmp_path / f"{name}_{tile}.png").pixels)
+        assert outs[0].shape == (42, 52, channels)
+        assert np.abs(outs[0].astype(int) - outs[1]).max() <= 1
+    want = to_uint8(net(rgba / 255.0))
+    assert np.abs(read_picture(tmp_path / "rgba_0.png").pixels.astype(int) - want).max() <= 1
+    assert np.ptp(want[:, :, 3]) > 50   # the alpha written is the network's, not a constant
+
+
+def test_memsr_export_of_a_plain_onnx_file_writes_an_artefact_pair(tmp_path, capsys):
+    """An .onnx file without a sidecar exports to ONNX as a copy of its graph (input and output renamed) with the
+    sidecar the runtime reads (scale, halo from the graph, fixed size); the input file is never written."""
+    import json
+
+    from memsr_export.cli import main as export
+    nodes, inits = _conv_shuffle(3, 2)
+    src = tmp_path / "theirs.onnx"
+    _onnx(nodes, inits, ["n", 3, "h", "w"], path=src)
+    fixed_src = tmp_path / "fixed.onnx"
+    _onnx(nodes, inits, [1, 3, 20, 20], [1, 3, 40, 40], path=fixed_src)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    img = photo(27, 33)
+    out = tmp_path / "out"
+    assert export([str(src), "--target", "onnx", "-o", str(out), "--max-photos", "1"]) == 0, capsys.readouterr()
+    sc = json.loads((out / "theirs_onnx_fp32.json").read_text())
+    assert (sc["scale"], sc["halo"], sc["input_shape"], sc["source_model"]["kind"]) == (2, 2, None, "foreign")
+    assert sc["verification"]["passed"] is True
+    art = open_backend(model=out / "theirs_onnx_fp32.onnx")   # with its sidecar: the artefact
+    assert art.source == str(out / "theirs_onnx_fp32.json") and art.caps.halo == 2
+    np.testing.assert_allclose(_upscale(art, img, 8), _upscale(open_backend(model=src), img, 0), atol=1e-5)
+    save_png(out / "p.png", img)
+    rc, err = run(capsys, out / "p.png", "--artefact", out / "theirs_onnx_fp32.json", "--tile", "8",
+                  "-o", out / "p_x2.png")
+    assert rc == 0 and read_picture(out / "p_x2.png").pixels.shape == (54, 66, 3), err
+    # a fixed-shape model: the artefact has its size
+    assert export([str(fixed_src), "--target", "onnx", "-o", str(out), "--max-photos", "1"]) == 0
+    sc = json.loads((out / "fixed_onnx_20x20_fp32.json").read_text())
+    assert sc["input_shape"] == [20, 20] and sc["halo"] == 2
+    fixed_art = open_backend(artefact=out / "fixed_onnx_20x20_fp32.json")
+    assert fixed_art.caps.fixed_shape == (20, 20)
+    np.testing.assert_allclose(_upscale(fixed_art, img, None), _upscale(open_backend(model=src), img, 0),
+                               atol=1e-5)
+    capsys.readouterr()
+    # other targets, a sidecar it cannot have, and an output onto the input: one line each, nothing written
+    y_only = tmp_path / "y.onnx"
+    _onnx(*_conv_shuffle(1, 2), ["n", 1, "h", "w"], path=y_only)
+    cases = [([str(src), "--target", "tflite", "-o", str(tmp_path / "t")], ["theirs.onnx", "ONNX only", "tflite"]),
+             ([str(y_only), "--target", "onnx", "-o", str(tmp_path / "t")], ["y.onnx", "1 channels"]),
+             ([str(fixed_src), "--target", "onnx", "--input-size", "24x24", "-o", str(tmp_path / "t")],
+              ["fixed.onnx", "fixed at 20x20"])]
+    for argv, words in cases:
+        assert export(argv) == 2, argv
+        one_error_line(capsys.readouterr().err, *words)
+        assert not (tmp_path / "t").exists() or not any((tmp_path / "t").iterdir())
+    mine = tmp_path / "m_fp32.onnx"
+    mine.write_bytes(src.read_bytes())
+    assert export([str(mine), "--target", "onnx", "--name", "m", "-o", str(tmp_path), "--overwrite"]) == 2
+    one_error_line(capsys.readouterr().err, "m_fp32.onnx", "replace the model")
+    assert mine.read_bytes() == src.read_bytes() and not (tmp_path / "m_fp32.json").exists()
+    assert all((tmp_path / n).read_bytes() == b for n, b in before.items())
+    assert not (tmp_path / "theirs.json").exists() and not (tmp_path / "fixed.json").exists()

@@ -36,6 +36,8 @@ def is_checkpoint(path) -> bool:
 
 
 def file_sha256(path) -> str:
+    if isinstance(path, CheckpointFile):
+        return path.sha256
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -43,22 +45,97 @@ def file_sha256(path) -> str:
     return h.hexdigest()
 
 
+def _read_bytes(path: Path) -> bytes:
+    """The one read of a checkpoint's file (tests count the calls)."""
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise MemsrError(f"checkpoint cannot be read ({e.strerror or e})", path) from None
+
+
+class CheckpointFile(os.PathLike):
+    """A checkpoint path whose file is read once, on first need, for both its sha256 and its state dict.
+
+    The edges that open a model (the runtime's, the exporter's, the profiler's) wrap a checkpoint path in one and
+    hand it down in place of the path: foreign detection, the EDSR importer and the hash all take it, so a file
+    asked about twice (is it foreign? then: import it) is read and hashed once. It is path-like (``str``,
+    ``os.fspath``), so code that only names or stats the file needs no change. The bytes are dropped once
+    both the hash and the state dict are taken from them."""
+
+    def __init__(self, path):
+        self.path = Path(os.fspath(path))
+        self._bytes: bytes | None = None
+        self._sha: str | None = None
+        self._state: tuple[dict, str | None] | None = None
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"CheckpointFile({str(self.path)!r})"
+
+    def _data(self) -> bytes:
+        if self._bytes is None:
+            if not self.path.is_file():
+                raise MemsrError("checkpoint not found", self.path)
+            self._bytes = _read_bytes(self.path)
+        return self._bytes
+
+    def _release(self) -> None:
+        if self._sha is not None and self._state is not None:
+            self._bytes = None
+
+    @property
+    def sha256(self) -> str:
+        if self._sha is None:
+            self._sha = hashlib.sha256(self._data()).hexdigest()
+            self._release()
+        return self._sha
+
+    @property
+    def state(self) -> tuple[dict, str | None]:
+        """(name -> tensor, wrapper key or None), as read_state_dict gives it."""
+        if self._state is None:
+            self._state = _parse_state(self._data(), self.path)
+            self._release()
+        return self._state
+
+
+def checkpoint_file(path):
+    """``path`` as a CheckpointFile when it names a checkpoint (is_checkpoint), else unchanged."""
+    if isinstance(path, CheckpointFile) or not isinstance(path, (str, os.PathLike)) or not is_checkpoint(path):
+        return path
+    return CheckpointFile(path)
+
+
 def read_state_dict(path) -> tuple[dict, str | None]:
-    """(name -> tensor, the wrapper key it was found under or None). Raises MemsrError naming the file."""
-    import torch
+    """(name -> tensor, the wrapper key it was found under or None). Raises MemsrError naming the file.
+    A CheckpointFile gives the state it read already."""
+    if isinstance(path, CheckpointFile):
+        return path.state
     p = Path(str(path))
     if not p.is_file():
         raise MemsrError("checkpoint not found", p)
+    return _parse_state(_read_bytes(p), p)
+
+
+def _parse_state(data: bytes, p: Path) -> tuple[dict, str | None]:
+    import io
+
+    import torch
     if p.suffix.lower() == ".safetensors":
         from safetensors import SafetensorError
-        from safetensors.torch import load_file
+        from safetensors.torch import load
         try:
-            obj = load_file(str(p))
+            obj = load(data)
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
             raise MemsrError(f"unreadable safetensors checkpoint (truncated or corrupt: {_first_line(e)})", p) from None
     else:
         try:
-            obj = torch.load(str(p), map_location="cpu", weights_only=True)
+            obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as e:  # noqa: BLE001 - torch raises many kinds (zip, pickle, EOF) for a bad file
             raise MemsrError(f"unreadable PyTorch checkpoint (truncated, corrupt, or holding objects other than "
                              f"tensors: {_first_line(e)})", p) from None

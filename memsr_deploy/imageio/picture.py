@@ -31,12 +31,22 @@ class _Windows:
     def maxval(self) -> float:
         return maxval(self.dtype)
 
-    def colour(self, ys: slice, xs: slice, out: np.ndarray | None = None) -> np.ndarray:
+    def colour(self, ys: slice, xs: slice, out: np.ndarray | None = None, alpha: bool = False) -> np.ndarray:
         """Float32 RGB window in [0, 1] (grey is replicated: the network always sees RGB), into ``out`` (H x W x 3
-        float32, e.g. a slot of the tile loop's batch) when given."""
+        float32, e.g. a slot of the tile loop's batch) when given. ``alpha``: RGBA (H x W x 4), for a model that
+        takes alpha too; a picture without alpha is opaque (1.0)."""
         block = self._rows(*_bounds(ys, self.height))[:, xs]
         rgb = np.broadcast_to(block[:, :, :1], block.shape[:2] + (3,)) if self.is_grey else block[:, :, :3]
-        return to_float(rgb, self.maxval, out)
+        if not alpha:
+            return to_float(rgb, self.maxval, out)
+        if out is None:
+            out = np.empty(block.shape[:2] + (4,), np.float32)
+        to_float(rgb, self.maxval, out[:, :, :3])
+        if self.has_alpha:
+            to_float(block[:, :, -1], self.maxval, out[:, :, 3])
+        else:
+            out[:, :, 3] = 1.0
+        return out
 
     def alpha(self, ys: slice) -> np.ndarray:
         """Float32 alpha rows in [0, 1], full width."""

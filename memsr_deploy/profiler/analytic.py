@@ -66,11 +66,12 @@ def load_subject(spec, name: str | None = None) -> Subject:
     path = Path(str(spec))
     if path.suffix == ".onnx":
         return _onnx_subject(path, name)
-    from ..formats.checkpoint import is_checkpoint, read_state_dict
+    from ..formats.checkpoint import CheckpointFile, is_checkpoint, read_state_dict
     if is_checkpoint(path):
         from ..foreign.checkpoint import family_of
-        if family_of(read_state_dict(path)[0]) is not None:
-            return _checkpoint_subject(path, name)
+        spec = ckpt = spec if isinstance(spec, CheckpointFile) else CheckpointFile(path)   # read once
+        if family_of(read_state_dict(ckpt)[0]) is not None:
+            return _checkpoint_subject(path, name, ckpt)
     from ..formats.model_file import load_model
     if path.suffix == ".tflite":
         return _tflite_subject(path, name)
@@ -92,10 +93,11 @@ def _onnx_subject(path: Path, name: str | None) -> Subject:
     return _graph_subject(load(path), path, name or path.stem, halo)
 
 
-def _checkpoint_subject(path: Path, name: str | None) -> Subject:
-    """Another project's checkpoint (foreign/): its network exported to ONNX in memory, profiled as that graph."""
+def _checkpoint_subject(path: Path, name: str | None, ckpt=None) -> Subject:
+    """Another project's checkpoint (foreign/): its network exported to ONNX in memory, profiled as that graph.
+    ``ckpt``: the file as read already (checkpoint.CheckpointFile)."""
     from ..formats.foreign_graph import checkpoint_graph
-    model = checkpoint_graph(path)
+    model = checkpoint_graph(ckpt if ckpt is not None else path)
     return _graph_subject(model, path, name, None)
 
 

@@ -20,20 +20,30 @@ class Band:
 
 
 class Converter:
-    """float32 RGB [0, 1] network output -> stored samples (grey if the input was grey)."""
+    """float32 RGB [0, 1] network output -> stored samples (grey if the input was grey).
 
-    def __init__(self, grey: bool = False, dtype=np.float32, clip: bool = True):
+    ``model_alpha``: the output is RGBA (a four-channel model upscales alpha itself); its alpha is kept when
+    ``keep_alpha`` (the input had alpha and the output format holds it), else dropped."""
+
+    def __init__(self, grey: bool = False, dtype=np.float32, clip: bool = True, model_alpha: bool = False,
+                 keep_alpha: bool = False):
         self.grey = grey
         self.dtype = np.dtype(dtype)
         self.clip = clip  # False keeps float outputs raw (to compare exactly with the network itself)
-        self.channels = 1 if grey else 3
+        self.model_alpha, self.keep_alpha = model_alpha, model_alpha and keep_alpha
+        self.channels = (1 if grey else 3) + (1 if self.keep_alpha else 0)
         self._scratch = np.empty(0, np.float32)
 
     def __call__(self, rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """The stored samples, written into ``out`` (e.g. a band's slice) when given. That path reuses one float
         scratch between calls: with runtime.heap's mmap threshold a fresh temporary per tile was a page fault per
         page (with LiteRT's output copy, 3.4 of the 30 ms a window of the bundled x2 student took)."""
-        if self.grey:
+        if self.model_alpha:
+            colour, a = rgb[:, :, :3], rgb[:, :, 3:]
+            if self.grey:
+                colour = colour.mean(axis=2, keepdims=True, dtype=np.float32)
+            rgb = np.concatenate([colour, a], axis=2) if self.keep_alpha else colour
+        elif self.grey:
             rgb = rgb.mean(axis=2, keepdims=True, dtype=np.float32)
         if self.dtype == np.float32 and not self.clip:
             if out is None:

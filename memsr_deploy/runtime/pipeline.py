@@ -131,11 +131,14 @@ class Upscaler:
         if plan is None and self.opt.max_memory:
             frame = footprint.Frame(picture.height, picture.width, picture.channels, picture.dtype, False)
             plan = self.plan(frame, None, picture.channels, dtype)
-        runner = self._runner(picture, Converter(picture.is_grey, dtype, clip), bar, plan)
+        # a four-channel model upscales alpha itself; a three-channel one gets it upscaled beside it (bicubic)
+        model_alpha = getattr(self.backend.caps, "channels", 3) == 4
+        convert = Converter(picture.is_grey, dtype, clip, model_alpha, keep_alpha=picture.has_alpha and alpha)
+        runner = self._runner(picture, convert, bar, plan)
         if plan is not None:
             self.last["predicted_peak_rss"] = plan.total
         for band in runner.bands(picture):
-            if picture.has_alpha and alpha:
+            if picture.has_alpha and alpha and not model_alpha:
                 a = upscale_alpha(picture, band.lr_start, band.lr_stop, self.scale, dtype)
                 band = Band(band.lr_start, band.lr_stop, np.concatenate([band.pixels, a], axis=2))
             yield band

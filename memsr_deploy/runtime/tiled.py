@@ -92,17 +92,19 @@ class TiledRunner:
         out = np.empty((ry.core * s, picture.width * s, self.convert.channels), dtype=self.convert.dtype)
         ys = slice(ry.in_start, ry.in_start + ry.win)
         nhwc = self.backend.caps.channels_last
+        ch = getattr(self.backend.caps, "channels", 3)   # 4: the model takes alpha (opaque where there is none)
         for i in range(0, len(cols), self.batch):
             group = cols[i:i + self.batch]
             # filled window by window, in the backend's own layout
-            x = self._buffer("batch", (len(group), ry.win, group[0].win, 3) if nhwc
-                             else (len(group), 3, ry.win, group[0].win))
+            x = self._buffer("batch", (len(group), ry.win, group[0].win, ch) if nhwc
+                             else (len(group), ch, ry.win, group[0].win))
             for j, c in enumerate(group):
                 xs = slice(c.in_start, c.in_start + c.win)
                 if nhwc:
-                    picture.colour(ys, xs, out=x[j])
+                    picture.colour(ys, xs, out=x[j], alpha=ch == 4)
                 else:
-                    x[j] = picture.colour(ys, xs, out=self._buffer("window", (ry.win, c.win, 3))).transpose(2, 0, 1)
+                    x[j] = picture.colour(ys, xs, out=self._buffer("window", (ry.win, c.win, ch)),
+                                          alpha=ch == 4).transpose(2, 0, 1)
             y = self.backend.run_nhwc(x) if nhwc else self.backend.run(x)
             for c, yi in zip(group, y):
                 oy, ox = (ry.core_start - ry.in_start) * s, c.offset * s

@@ -90,6 +90,7 @@ def _open_artefact(artefact, threads, backend: str, precision: str, ncnn_fp16: b
 
 def _open_model(model, threads, scale, backend: str, precision: str, log=None, lean: bool = False,
                 work: int | None = None) -> Backend:
+    from ...formats.checkpoint import checkpoint_file
     from ...formats.model_file import read_description
     from ...formats.registry import default_model, names, resolve
     if model is None:
@@ -97,9 +98,15 @@ def _open_model(model, threads, scale, backend: str, precision: str, log=None, l
     elif str(model) in names():
         model = resolve(str(model))
     else:
-        foreign = open_foreign_model(model, threads, backend, precision)
+        # a checkpoint is read and hashed once: by the foreign check, then (EDSR) by the importer behind
+        # read_description, which keeps the network for the backend's load that follows (checkpoint._cache);
+        # the backends get the plain path
+        ckpt = checkpoint_file(model)
+        foreign = open_foreign_model(ckpt, threads, backend, precision)
         if foreign is not None:
             return foreign
+        if ckpt is not model:
+            read_description(ckpt)   # described (and kept) from the one read
     desc = read_description(model)
     if backend == "auto":
         backend = default_backend() if desc.is_plain else "torch"

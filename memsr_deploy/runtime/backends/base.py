@@ -1,7 +1,8 @@
 """What every backend offers the tiler: run a batch of equal-size LR windows, get their upscaled outputs.
 
-Inputs and outputs of ``run`` are float32 NCHW RGB in [0, 1]; each backend converts to and from whatever its
-model takes (layout, dtype, range, quantisation) itself.
+Inputs and outputs of ``run`` are float32 NCHW RGB in [0, 1] (RGBA for a model of four channels,
+``Capabilities.channels``); each backend converts to and from whatever its model takes (layout, dtype, range,
+quantisation) itself.
 """
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ class Capabilities:
     dtype_bytes: int = 4                       # bytes per activation value, for the memory budget
     # has run_nhwc (its output may be overwritten by the next call): the tile loop then skips two layout copies
     channels_last: bool = False
+    # channels of run's input and output: 3 (RGB), or 4 (RGBA: another project's model that upscales alpha too)
+    channels: int = 3
 
 
 class Backend:
@@ -63,7 +66,7 @@ class Backend:
     def check_output(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """An artefact whose output does not have the sidecar's scale is the wrong artefact: say so."""
         s = self.caps.scale
-        want = (x.shape[0], 3, x.shape[2] * s, x.shape[3] * s)
+        want = (x.shape[0], self.caps.channels, x.shape[2] * s, x.shape[3] * s)
         if tuple(y.shape) != want:
             raise MemsrError(f"model output has shape {tuple(y.shape)}, expected {want} for x{s} "
                              "(artefact and sidecar do not match)", self.source)

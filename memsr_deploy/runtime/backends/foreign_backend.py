@@ -5,6 +5,9 @@ Everything about the model comes from its graph (``formats.foreign_graph``): sca
 exact halo. A graph with no finite receptive radius (global pooling, attention over the image, downsampling)
 runs whole images exactly; its tiles need a halo given, and are then approximate (``approximate`` says why).
 
+An RGBA model (four channels) takes the photo's alpha as its fourth channel (opaque, 1.0, for a photo without
+alpha) and gives the output's alpha; it is kept where the photo had alpha (``runtime.bands.Converter``).
+
 A Y-only model (one input channel: FSRCNN, ESPCN) runs as its papers run it: on Y of BT.601 YCbCr, with Cb and
 Cr upscaled by MATLAB's bicubic (``data.resize``) and the three converted back to RGB. The bicubic reads two
 pixels on each side, so the halo is at least 2 and tiles stay exact.
@@ -43,8 +46,9 @@ def cache_path(sha256: str) -> Path:
 def open_foreign(path) -> tuple[ForeignGraph, str] | None:
     """(the described graph, the file's sha256) of an .onnx file without a sidecar or a foreign checkpoint;
     None for any other file. A checkpoint's export is cached (best effort: a cache that cannot be written only
-    means exporting again next time)."""
-    from ...formats.checkpoint import file_sha256, is_checkpoint
+    means exporting again next time). ``path``: best a checkpoint.CheckpointFile, which the caller hands on
+    to the EDSR importer when this returns None, so the file is read and hashed once."""
+    from ...formats.checkpoint import checkpoint_file, file_sha256, is_checkpoint
     p = Path(str(path))
     if is_foreign_onnx(p):
         if not p.is_file():
@@ -52,20 +56,21 @@ def open_foreign(path) -> tuple[ForeignGraph, str] | None:
         return describe(load(p), p), file_sha256(p)
     if not is_checkpoint(p) or not p.is_file():
         return None
-    sha = file_sha256(p)
+    ckpt = checkpoint_file(path)
+    sha = file_sha256(ckpt)
     cached = cache_path(sha)
     if cached.is_file():   # only foreign checkpoints are cached: the file is one
         try:
             return describe(load(cached), p), sha
         except MemsrError:
             pass   # a damaged cache entry: export again
-    state = foreign_state(p)
+    state = foreign_state(ckpt)
     if state is None:
         return None
     from ...outputs.atomic import write_bytes
     from .quiet import quiet
     with quiet():
-        model = checkpoint_graph(p, state)
+        model = checkpoint_graph(ckpt, state)
     try:
         write_bytes(cached, model.SerializeToString())
     except OSError:
@@ -78,8 +83,8 @@ class ForeignOnnxBackend(Backend):
 
     def __init__(self, graph: ForeignGraph, sha256: str, threads: int | None = None):
         self.graph, self.source = graph, graph.path
-        if graph.channels not in (1, 3):
-            raise MemsrError(f"a {graph.channels}-channel model: memsr-upscale runs RGB and Y-only models "
+        if graph.channels not in (1, 3, 4):
+            raise MemsrError(f"a {graph.channels}-channel model: memsr-upscale runs RGB, RGBA and Y-only models "
                              "(memsr-profile takes this one)", self.source)
         self.y_only = graph.channels == 1
         # why its tiles cannot be exact (None: they are): the tile loop then needs a halo given (pipeline.py)
@@ -92,7 +97,8 @@ class ForeignOnnxBackend(Backend):
         self.input_name = inp.name
         batch = inp.shape[0]
         self.caps = Capabilities(scale=graph.scale, halo=use, fixed_shape=graph.fixed,
-                                 max_batch=batch if isinstance(batch, int) and batch > 0 else None)
+                                 max_batch=batch if isinstance(batch, int) and batch > 0 else None,
+                                 channels=4 if graph.channels == 4 else 3)
         params = sum(int(np.prod(t.dims)) for t in graph.model.graph.initializer)
         self.desc = ModelDescription(kind="foreign", scale=graph.scale, arch={"foreign": graph.arch},
                                      receptive_radius=use, layer_widths=[], layer_acts=[], params=params,
