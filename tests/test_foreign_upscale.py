@@ -122,8 +122,7 @@ def test_stream_mode_folder_run_and_refusals(files, capsys, tmp_path):
     assert rc == 0, err
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["p0_x2.png", "p1_x2.png"]
     for flags, words in ((["--precision", "int8"], ["int8", "fp32"]), (["--backend", "torch"], ["ONNX Runtime"]),
-                         (["--backend", "litert"], ["ONNX Runtime"]), (["--max-memory", "500M"], ["--max-memory"]),
-                         (["--scale", "4"], ["x2", "x4"])):
+                         (["--backend", "litert"], ["ONNX Runtime"]), (["--scale", "4"], ["x2", "x4"])):
         rc, err = run(capsys, d / "photo.png", "--model", ckpt, *flags, "-o", tmp_path / "no.png")
         assert rc == 2
         one_error_line(err, "compact.pth", *words)
@@ -377,3 +376,93 @@ def test_memsr_export_of_a_plain_onnx_file_writes_an_artefact_pair(tmp_path, cap
     assert mine.read_bytes() == src.read_bytes() and not (tmp_path / "m_fp32.json").exists()
     assert all((tmp_path / n).read_bytes() == b for n, b in before.items())
     assert not (tmp_path / "theirs.json").exists() and not (tmp_path / "fixed.json").exists()
+
+
+# ------------------------------------------------------------------------------------------ --max-memory
+def _budget_for_tile(backend, img, tile, halo=None):
+    """The smallest budget whose plan for ``img`` (in memory) keeps ``tile``: the plan then picks exactly it."""
+    from memsr_deploy.runtime import footprint
+    rt = footprint.Runtime.of(backend, halo)
+    frame = footprint.Frame(*img.shape[:2], img.shape[2], np.float32, False)
+    return footprint.predict(rt, frame, "tile", tile=tile, fmt=None).total
+
+
+def test_max_memory_plans_foreign_models_exactly(files, tmp_path, capsys):
+    d, img = files
+    nodes, inits = _conv_shuffle(1, 2, k=5)
+    _onnx(nodes, inits, ["n", 1, "h", "w"], path=tmp_path / "espcn.onnx")       # Y-only
+    nodes, inits = _conv_shuffle(3, 2)
+    _onnx(nodes, inits, [1, 3, 20, 20], [1, 3, 40, 40], path=tmp_path / "fixed.onnx")
+    for model in (d / "compact.pth", d / "esrgan.safetensors", tmp_path / "espcn.onnx"):
+        backend = open_backend(model=model)
+        up = Upscaler(backend, RunOptions(max_memory=_budget_for_tile(backend, img, 9)))
+        out = up.upscale_array(img.astype(np.float32) / 255)
+        assert up.last["tile"] == 9 and up.last["predicted_peak_rss"] <= up.opt.max_memory, model
+        np.testing.assert_allclose(out, _upscale(backend, img, 0), atol=1e-5)
+        np.testing.assert_allclose(out, _upscale(backend, img, 9), atol=1e-5)
+    fixed = open_backend(model=tmp_path / "fixed.onnx")   # its windows are its own 20x20, whatever the budget
+    up = Upscaler(fixed, RunOptions(max_memory=2 ** 30))
+    np.testing.assert_allclose(up.upscale_array(img.astype(np.float32) / 255), _upscale(fixed, img, None),
+                               atol=1e-5)
+    assert up.last["tile"] == 20 - 2 * fixed.caps.halo
+    # the CLI: a budget runs a foreign checkpoint, and its output is the whole image's
+    for flags in (["--max-memory", "1G"], ["--tile", "0"]):
+        rc, err = run(capsys, d / "photo.png", "--model", d / "compact.pth", *flags, "-o", tmp_path / f"{flags[0]}.png")
+        assert rc == 0, err
+    assert np.array_equal(read_picture(tmp_path / "--max-memory.png").pixels, read_picture(tmp_path / "--tile.png").pixels)
+
+
+def test_max_memory_refusals_for_foreign_models(files, tmp_path, capsys):
+    d, _ = files
+    rc, err = run(capsys, d / "photo.png", "--model", d / "compact.pth", "--max-memory", "50M", "-o", tmp_path / "o.png")
+    assert rc == 2 and not (tmp_path / "o.png").exists()
+    one_error_line(err, "--max-memory 50 MiB", "below", "floor", "onnxruntime")
+    from memsr_deploy.runtime import footprint
+    above_floor = footprint.Runtime.of(open_backend(model=d / "compact.pth")).floor() + 2 ** 20
+    rc, err = run(capsys, d / "photo.png", "--model", d / "compact.pth", "--max-memory", above_floor, "--tile", "16",
+                  "-o", tmp_path / "o.png")
+    assert rc == 2 and not (tmp_path / "o.png").exists()
+    one_error_line(err, "--tile 16", "cannot fit --max-memory", "activations")
+    # no finite receptive radius: a budget does not make its tiles exact; --halo still does what it did
+    nodes, inits = _conv_shuffle(3, 2)
+    nodes[-1].input[0] = "c2"
+    nodes[-1:-1] = [helper.make_node("GlobalAveragePool", ["c"], ["g"]), helper.make_node("Mul", ["c", "g"], ["c2"])]
+    _onnx(nodes, inits, ["n", 3, "h", "w"], path=tmp_path / "attention.onnx")
+    rc, err = run(capsys, d / "photo.png", "--model", tmp_path / "attention.onnx", "--max-memory", "1G",
+                  "-o", tmp_path / "o.png")
+    assert rc == 2 and not (tmp_path / "o.png").exists()
+    one_error_line(err, "attention.onnx", "no finite receptive radius", "--halo")
+    rc, err = run(capsys, d / "photo.png", "--model", tmp_path / "attention.onnx", "--max-memory", "1G",
+                  "--halo", "4", "-o", tmp_path / "o.png")
+    assert rc == 0 and (tmp_path / "o.png").exists() and "approximate" in err
+
+
+def test_foreign_tile_grows_with_the_budget_and_prices_weights(files):
+    from memsr_deploy.runtime import footprint
+    d, _ = files
+    backend = open_backend(model=d / "esrgan.safetensors")
+    rt = footprint.Runtime.of(backend)
+    weights = sum(int(np.prod(t.dims)) * 4 for t in backend.graph.model.graph.initializer)
+    assert rt.weight_bytes() == weights and rt.floor() >= footprint.WEIGHT_COPIES * weights
+    frame = footprint.Frame(3000, 4000)
+    tiles = [footprint.plan_within(rt, frame, rt.floor() + extra * 2 ** 20, batch=1, default_tile=4000).tile
+             for extra in (150, 250, 600)]
+    assert tiles[0] < tiles[1] < tiles[2], tiles
+    # the walk is taken at each window's size; larger windows cost more, and a batch of two twice one
+    one = rt.window_bytes(64, 64)
+    assert rt.window_bytes(128, 128) > 3 * one - 2 * footprint.FOREIGN_ORT_SCRATCH
+    assert abs(rt.window_bytes(64, 64, 2) - (2 * one - footprint.FOREIGN_ORT_SCRATCH)) <= 1   # rounding
+
+
+def test_the_runtime_plans_a_foreign_model_without_the_profiler(tmp_path):
+    """Layering: the runtime walks the graph with formats/ (liveness, onnx_liveness), never the profiler."""
+    import subprocess
+    import sys
+    nodes, inits = _conv_shuffle(3, 2)
+    _onnx(nodes, inits, ["n", 3, "h", "w"], path=tmp_path / "m.onnx")
+    code = ("import sys; from memsr_deploy.runtime import open_backend, footprint; "
+            f"rt = footprint.Runtime.of(open_backend(model={str(tmp_path / 'm.onnx')!r})); "
+            "p = footprint.plan_within(rt, footprint.Frame(500, 700), rt.floor() + 2 ** 27); "
+            "assert p.tile, p; print(sorted(m for m in sys.modules if m.startswith('memsr_deploy.profiler')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr

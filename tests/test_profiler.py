@@ -12,7 +12,7 @@ from memsr_deploy.formats.model_file import describe
 from memsr_deploy.profiler import budget
 from memsr_deploy.profiler.analytic import load_subject, predict
 from memsr_deploy.profiler.backends import onednn_block, torch_cpu_conv_workspace
-from memsr_deploy.profiler.liveness import Graph, Node, walk
+from memsr_deploy.formats.liveness import Graph, Node, walk
 
 H, W = 6, 5  # tiny: every expected figure below is channels * H * W * 4 bytes
 UNIT = H * W * 4

@@ -63,7 +63,7 @@ def test_a_fixed_shape_model_is_profiled_at_its_own_size(tmp_path, capsys):
 
 
 def test_a_channels_last_rgba_input_is_read_as_such(tmp_path):
-    from memsr_deploy.profiler.onnx_graph import input_layout
+    from memsr_deploy.formats.foreign_graph import input_layout
     inp = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, "H", "W", 4])
     out = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, "H", "W", 4])
     m = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [inp], [out]))

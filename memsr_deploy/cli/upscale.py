@@ -187,11 +187,16 @@ def output_for(src: Path, args, scale: int, batch: bool) -> Path:
 
 
 def is_foreign(model) -> bool:
-    """Another project's model (an .onnx file without a sidecar, a foreign checkpoint)."""
+    """Another project's model (an .onnx file without a sidecar, a foreign checkpoint). A checkpoint whose export
+    is cached is one without reading it (reading a .pth imports torch, which a budget would then have to pay)."""
+    from ..formats.checkpoint import file_sha256, is_checkpoint
     from ..formats.foreign_graph import foreign_state, is_foreign_onnx
     if str(model).lower().endswith(".onnx"):
         return is_foreign_onnx(model)
-    return foreign_state(model) is not None
+    if not is_checkpoint(model) or not Path(str(model)).is_file():
+        return False
+    from ..runtime.backends.foreign_backend import cache_path
+    return cache_path(file_sha256(model)).is_file() or foreign_state(model) is not None
 
 
 def backend_for_budget(args, files: list[Path], batch: bool) -> str:
@@ -250,10 +255,8 @@ def main(argv=None) -> int:
     if not batch:   # before the backend: its first opening may probe speed for a minute
         require_file(files[0])
     name = args.backend
-    if args.max_memory and args.model is not None and is_foreign(args.model):
-        raise MemsrError("--max-memory is not planned for another project's model yet (its ONNX Runtime session's "
-                         "memory is not modelled): give --tile, and see its memory with memsr-profile", args.model)
-    if args.max_memory and name == "auto" and args.artefact is None and args.precision == "fp32":
+    if args.max_memory and name == "auto" and args.artefact is None and args.precision == "fp32" \
+            and not (args.model is not None and is_foreign(args.model)):   # foreign: ONNX Runtime only
         name = backend_for_budget(args, files, batch)
     lean = args.mode == "stream" or args.tile == 0
     measures = name == "auto" and args.artefact is None and args.precision == "fp32" and not lean
@@ -262,7 +265,7 @@ def main(argv=None) -> int:
                            work=lr_pixels(files) if measures else None, ncnn_fp16=args.ncnn_fp16)
     if args.max_memory:   # once, not once per photo
         from ..runtime import footprint
-        footprint.check_floor(footprint.Runtime.of(backend), args.max_memory)
+        footprint.check_floor(footprint.Runtime.of(backend, args.halo), args.max_memory)
     job = None
     if batch:   # other processes and re-runs of this job may share its outputs: outputs/folder_job.py
         from ..outputs.folder_job import SharedJob, job_key

@@ -9,6 +9,7 @@ the input, another channel count out than in) is refused in one line naming the 
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +91,14 @@ class ForeignGraph:
     def halo(self) -> int | None:
         """The exact halo the tile plan can use: a finite radius on a graph that does not downsample."""
         return self.radius.halo if self.radius.finite and self.radius.align == 1 else None
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of the graph's floating-point initializers (its weights; shape constants left out)."""
+        floats = {onnx.TensorProto.FLOAT: 4, onnx.TensorProto.FLOAT16: 2, onnx.TensorProto.BFLOAT16: 2,
+                  onnx.TensorProto.DOUBLE: 8}
+        return sum(math.prod(t.dims) * floats[t.data_type] for t in self.model.graph.initializer
+                   if t.data_type in floats)
 
     @property
     def halo_note(self) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 from ..errors import MemsrError
 from . import budget
 from .backends import BACKENDS, walk_settings
-from .liveness import Graph, NodeMemory, walk
+from ..formats.liveness import Graph, NodeMemory, walk
 
 MODES = ("whole", "tiled", "stream")
 
@@ -46,7 +46,7 @@ class Subject:
         if self.module is not None:
             from .torch_graph import trace
             return trace(self.module, height, width, batch)
-        from .onnx_graph import graph_of
+        from ..formats.onnx_liveness import graph_of
         return graph_of(self.onnx_model, height, width, batch)
 
     @property
@@ -245,7 +245,7 @@ def input_channels(subject: Subject) -> int:
     """Channels of the model's image input: 1 for Y-only / grey ONNX models, 4 for RGBA, else 3."""
     if subject.onnx_model is None:
         return 3
-    from .onnx_graph import input_layout
+    from ..formats.foreign_graph import input_layout
     return input_layout(subject.onnx_model)[1]
 
 

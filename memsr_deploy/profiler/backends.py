@@ -4,7 +4,7 @@
   ``budget.py`` and what deployment runtimes achieve: ONNX Runtime on CPU (arena and mem-pattern off, default
   graph optimisations) measured within 0.1% of it on plain and residual nets.
 * ``onnxruntime``: same walk as ``ideal`` (measured, see above) for one call with the arena off, at widths that
-  are multiples of 16, plus the column buffer of each ConvTranspose (``onnx_graph._col_buffer``). The runtime's
+  are multiples of 16, plus the column buffer of each ConvTranspose (``formats.onnx_liveness._col_buffer``). The runtime's
   own session (arena on, and odd widths padded or run outside the blocked layout) holds more: its budget uses
   ``ort_runtime_bytes_per_pixel``, a measured bound.
   Not priced: ORT's NCHWc layout transformer (``ORT_ENABLE_ALL``) pads channel counts to 16 and inserts
@@ -36,7 +36,8 @@ from __future__ import annotations
 import functools
 import math
 
-from .liveness import IDEAL, Graph, Node
+from ..formats.liveness import IDEAL, Graph, Node
+from ..formats.onnx_liveness import ORT_WALK
 
 BACKENDS = ("ideal", "onnxruntime", "torch")
 
@@ -78,17 +79,12 @@ def torch_cpu_conv_workspace(node: Node, graph: Graph) -> int:
     return max(in_b + out_b, out_b + cout * n_out) - cout * n_out
 
 
-def ort_workspace(node: Node, graph: Graph) -> int:
-    """Elements of ONNX Runtime's transient buffers while ``node`` runs: a ConvTranspose's column buffer."""
-    return graph.meta.get("col_buffers", {}).get(node.name, 0)
-
-
 def walk_settings(backend: str) -> dict:
     """Keyword arguments of ``liveness.walk`` that model ``backend``."""
     if backend == "ideal":
         return dict(IDEAL)
     if backend == "onnxruntime":
-        return {**IDEAL, "workspace": ort_workspace}
+        return dict(ORT_WALK)
     if backend == "torch":
         return {"inplace": False, "workspace": torch_cpu_conv_workspace}
     raise ValueError(f"unknown backend {backend!r}; expected one of {BACKENDS}")
@@ -109,7 +105,7 @@ def window_bytes_per_pixel(desc, runtime: str, dtype_bytes: int = 4, module=None
     """
     from . import budget
     if runtime == "torch" and module is not None:
-        from .liveness import walk
+        from ..formats.liveness import walk
         from .torch_graph import trace
         side = 16
         w = walk(trace(module, side, side, 1), dtype_bytes, keep_inputs=False, **walk_settings("torch"))

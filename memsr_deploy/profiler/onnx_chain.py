@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import onnx
 
-from .onnx_graph import input_layout
+from ..formats.foreign_graph import input_layout
 
 # ops that map each pixel to itself (so a strip of rows in is the same strip out), run in place
 _POINTWISE = {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "HardSwish", "Elu", "Selu",

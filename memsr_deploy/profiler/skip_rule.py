@@ -10,7 +10,7 @@ import json
 import math
 
 from ..errors import MemsrError
-from .liveness import IDEAL, walk
+from ..formats.liveness import IDEAL, walk
 from .torch_graph import trace
 
 

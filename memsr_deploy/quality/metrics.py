@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.ndimage import correlate1d
 
 from ..imageio import to_uint8
 
@@ -73,6 +72,9 @@ def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
 def _filter_valid(img: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Separable 2-D correlation, keeping only positions where the window lies inside (MATLAB 'valid')."""
     r = len(g) // 2
+    # here, not at the top: the runtime's Y-only models use this module's colour conversions, and scipy.ndimage
+    # would add 26 MB to their process (--max-memory prices it)
+    from scipy.ndimage import correlate1d
     out = correlate1d(correlate1d(img, g, axis=0, mode="constant"), g, axis=1, mode="constant")
     return out[r:-r, r:-r]
 

@@ -7,7 +7,8 @@ runtime plans a job within it and refuses one that cannot fit) and memsr-profile
                             encoder's rows (``pixel_bytes``)
              + activations  one call's windows on this backend, the runtime's own workspace included
                             (``profiler.backends.window_bytes_per_pixel``: ONNX Runtime's session with its arena,
-                            LiteRT's interpreter plan, PyTorch's eager walk)
+                            LiteRT's interpreter plan, PyTorch's eager walk; another project's ONNX graph:
+                            ``foreign_window_bytes``, the liveness walk of its graph at the window's size)
 
 A user reads ``--max-memory 300M`` as "this process stays near 300 MB", so the budget is this sum, not the
 activations alone (which let a 300M budget on LiteRT peak at 423 MB, and ``--tile 0`` run a 12 MP photo in
@@ -16,6 +17,7 @@ activations alone (which let a 300M budget on LiteRT peak at 423 MB, and ``--til
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -29,12 +31,26 @@ MiB = 2 ** 20
 # 2.3, torch 2.13 CPU): the interpreter, numpy, libvips, the runtime's libraries and its thread pool.
 FLOOR = {"onnxruntime": 92 * MiB, "litert": 70 * MiB, "torch": 326 * MiB}
 FLOOR_OTHER = 100 * MiB   # ncnn / Core ML: not measured here, taken near ONNX Runtime's
+# Another project's model on ONNX Runtime also holds the onnx package and the graph it was described from
+# (measured: 64x48 -> x2 with a 64-channel Compact and a small ESRGAN, cached exports: 116-118 MiB peak RSS
+# against 95 for the bundled student); a checkpoint exported in this process (its first run) holds torch and
+# its ONNX exporter too (455-460 MiB on the same runs with an empty cache).
+FLOOR_FOREIGN_EXTRA = 20 * MiB
+FLOOR_FOREIGN_EXPORTED = 460 * MiB
 # The weights' bytes are held about three times: the arrays read from the file, the runtime's graph copy and
 # its packed (blocked) copy.
 WEIGHT_COPIES = 3
 # Bytes libvips holds while it encodes sequentially (its line buffers and the encoder's own), in output rows;
 # measured roughly: 13856 px wide RGB JPEG out, about 56 MB above the process at rest, flat in height.
 VIPS_ROWS_HELD = 1400
+# Another project's graph on the runtime's ONNX Runtime session (arena on), against the ORT walk of its graph at
+# the window's size (``formats.onnx_liveness``), from peak RSS of memsr-upscale --tile T on a 1280x960 PNG, x2,
+# 2 threads, minus the floor and pixel terms: a 64-channel 16-conv Compact held 1.7-2.1x the walk plus ~7 MiB
+# (tiles 64-512), a 2-block ESRGAN (32 channels, growth 16) 3.0-3.3x plus ~12 MiB. What the walk leaves out: ORT's
+# NCHWc reorders and channel padding, its own node order (profiler.backends: one call with the arena off holds
+# 1.6-1.8x on such graphs), and the arena, which grows in powers of two and keeps its peak for the next call.
+FOREIGN_ORT_MARGIN = 3.4
+FOREIGN_ORT_SCRATCH = 12 * MiB
 BANDS_IN_FLIGHT = 3   # one being computed, one queued for the encoder, one in the PNG feed
 # PyTorch's layer-wise streaming loop (runtime/stream.py) holds more than the fused rule it follows
 # (``budget.peak_bytes_stream``): out-of-place ReLU and concatenation, oneDNN's layout copies.
@@ -99,35 +115,79 @@ def pixel_bytes(reader, fmt: str | None, shape, channels: int, dtype, window_row
     return need
 
 
+def foreign_window_bytes(graph, height: int, width: int, batch: int = 1) -> int:
+    """Bytes one call of another project's ONNX graph (``formats.foreign_graph.ForeignGraph``) holds on the
+    runtime's session for a ``batch`` of ``height x width`` windows: the ORT liveness walk of its graph at that
+    size (ConvTranspose column buffers included; the walk is not proportional to pixels for every graph, so it is
+    walked at the window's own size), scaled by ``FOREIGN_ORT_MARGIN`` for what the walk leaves out (ORT's NCHWc
+    reorders and channel padding, its own node order, the arena's growth), plus its scratch and the tile loop's
+    float copies: the gathered RGB windows and the previous call's output (as ``analytic.measured_prediction``).
+    A Y-only model also holds the windows in YCbCr and its chroma upscaled by a float64 bicubic."""
+    from ..formats.liveness import walk
+    from ..formats.onnx_liveness import ORT_WALK, graph_of
+    peak = walk(graph_of(graph.model, height, width, batch), 4, keep_inputs=True, **ORT_WALK).peak_bytes
+    n, s = batch * height * width, graph.scale
+    copies = (3 + 3 * s * s) * n * 4
+    if graph.channels == 1:
+        # YCbCr windows (float32); per chroma plane the bicubic's float64 passes (its input, the first axis's
+        # result and the gathered rows it sums, then the full plane); the YCbCr output and its RGB (float32)
+        copies += 3 * n * 4 + (3 * s + 2 * s * s) * n * 8 + 2 * 3 * s * s * n * 4
+    return math.ceil(peak * FOREIGN_ORT_MARGIN) + FOREIGN_ORT_SCRATCH + copies
+
+
 @dataclass
 class Runtime:
     """What the prediction needs to know of the backend that runs a model: its name, the model's description,
-    the bytes of an activation, and (PyTorch) the module whose eager walk prices a window."""
+    the bytes of an activation, (PyTorch) the module whose eager walk prices a window, and (another project's
+    model) its ONNX graph, walked at each window's size."""
     name: str
     desc: object
     dtype_bytes: int = 4
     module: object = None
     fixed_shape: tuple[int, int] | None = None
     layered_stream: bool = False      # PyTorch plain nets: runtime/stream.py's rolling buffers
+    graph: object = None              # formats.foreign_graph.ForeignGraph of another project's model
+    halo_used: int | None = None      # a --halo given in place of the exact one (the windows it makes)
     _per_pixel: int | None = field(default=None, repr=False, compare=False)
+    _windows: dict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
-    def of(cls, backend) -> "Runtime":
+    def of(cls, backend, halo: int | None = None) -> "Runtime":
         plain = getattr(backend, "plain", None)
+        graph = getattr(backend, "graph", None) if backend.desc.kind == "foreign" else None
         return cls(backend.name, backend.desc, backend.caps.dtype_bytes,
-                   plain or getattr(backend, "model", None), backend.caps.fixed_shape, plain is not None)
+                   plain or getattr(backend, "model", None), backend.caps.fixed_shape, plain is not None,
+                   graph, halo)
 
     @property
     def halo(self) -> int:
-        return int(self.desc.receptive_radius)
+        return int(self.desc.receptive_radius if self.halo_used is None else self.halo_used)
 
     @property
     def scale(self) -> int:
         return int(self.desc.scale)
 
+    def weight_bytes(self) -> int:
+        if self.graph is not None:
+            return int(self.graph.weight_bytes)
+        return int(getattr(self.desc, "params", 0) or 0) * 4
+
     def floor(self) -> int:
         base = FLOOR.get(self.name, FLOOR_OTHER)
-        return base + WEIGHT_COPIES * int(getattr(self.desc, "params", 0) or 0) * 4
+        if self.graph is not None:
+            # torch loaded: a checkpoint exported in this process (its first run; later ones read the cached
+            # graph)
+            base = FLOOR_FOREIGN_EXPORTED if "torch" in sys.modules else base + FLOOR_FOREIGN_EXTRA
+        return base + WEIGHT_COPIES * self.weight_bytes()
+
+    def window_bytes(self, height: int, width: int, batch: int = 1) -> int:
+        """Activation bytes of one call on ``batch`` windows of ``height x width`` LR pixels."""
+        if self.graph is None:
+            return self.per_pixel() * height * width * batch
+        key = (int(height), int(width), int(batch))
+        if key not in self._windows:   # kept: a plan's search asks for the same sizes again
+            self._windows[key] = foreign_window_bytes(self.graph, *key)
+        return self._windows[key]
 
     def per_pixel(self) -> int:
         """Activation bytes per LR window pixel (kept: PyTorch's is a traced walk, and plans ask many times)."""
@@ -136,9 +196,6 @@ class Runtime:
         return self._per_pixel
 
     def _window_bytes_per_pixel(self) -> int:
-        if getattr(self.desc, "kind", "") == "foreign":
-            raise MemsrError("--max-memory is not planned for another project's model yet (its ONNX Runtime "
-                             "session's memory is not modelled)", getattr(self.desc, "path", None))
         if not self.desc.layer_widths:
             raise MemsrError("--max-memory needs the model's layer widths, which this sidecar/model does not give",
                              getattr(self.desc, "path", None))
@@ -173,7 +230,7 @@ def predict(rt: Runtime, frame, mode: str, tile: int | None = None, rows: int | 
     out_channels = frame.channels if out_channels is None else out_channels
     out_dtype = frame.dtype if out_dtype is None else out_dtype
     if mode == "whole":
-        win, band, act = (h, w), h, rt.per_pixel() * h * w
+        win, band, act = (h, w), h, rt.window_bytes(h, w)
     elif mode == "tile":
         if rt.fixed_shape:
             win = tuple(rt.fixed_shape)
@@ -181,7 +238,7 @@ def predict(rt: Runtime, frame, mode: str, tile: int | None = None, rows: int | 
         else:
             core = max(int(tile), 1)
             win = (min(h, core + 2 * halo), min(w, core + 2 * halo))
-        band, act = min(core, h), rt.per_pixel() * win[0] * win[1] * max(int(batch), 1)
+        band, act = min(core, h), rt.window_bytes(win[0], win[1], max(int(batch), 1))
     elif mode == "stream":
         rows = max(int(rows), 1)
         band = min(rows, h)
@@ -191,7 +248,7 @@ def predict(rt: Runtime, frame, mode: str, tile: int | None = None, rows: int | 
             act = TORCH_STREAM_FACTOR * budget.peak_bytes_stream(rt.desc, w, min(rows, h), rt.dtype_bytes)
         else:
             win = (min(h, rows + 2 * halo), w)
-            act = rt.per_pixel() * win[0] * w
+            act = rt.window_bytes(win[0], w)
     else:
         raise MemsrError(f"unknown mode {mode!r}; expected tile, stream or whole")
     parts = {"process floor": rt.floor()}
@@ -209,8 +266,12 @@ def check_floor(rt: Runtime, budget_bytes: int) -> None:
     """Refuse a budget below what the process holds before its first pixel."""
     floor = rt.floor()
     if int(budget_bytes) < floor:
+        why = ("; torch is loaded (a checkpoint's first run exports it with torch; later runs read the cached "
+               "export, with a floor of about " + mb(FLOOR[rt.name] + FLOOR_FOREIGN_EXTRA
+                                                     + WEIGHT_COPIES * rt.weight_bytes()) + ")"
+               if rt.graph is not None and "torch" in sys.modules and rt.name in FLOOR else "")
         raise MemsrError(f"budget too small: --max-memory {mb(int(budget_bytes))} is below this process's floor of "
-                         f"about {mb(floor)} on {rt.name} (Python, libraries, runtime and model at rest)")
+                         f"about {mb(floor)} on {rt.name} (Python, libraries, runtime and model at rest){why}")
 
 
 def largest_within(fits_at, hi: int) -> int:

@@ -108,7 +108,7 @@ class Upscaler:
         opt, caps = self.opt, self.backend.caps
         if not opt.max_memory:
             return None
-        rt = footprint.Runtime.of(self.backend)
+        rt = footprint.Runtime.of(self.backend, opt.halo)
         halo = caps.halo if opt.halo is None else opt.halo
         default_rows = (memory.default_strip_rows(frame.width) if rt.layered_stream
                         else memory.default_recompute_rows(frame.width, halo))

@@ -1,4 +1,6 @@
-"""An ONNX model's dataflow graph at a given input size, for the liveness walk.
+"""An ONNX model's dataflow graph at a given input size, for the liveness walk (``liveness``): the profiler's
+ONNX walk and the runtime's ``--max-memory`` plan of another project's model (``runtime.footprint``) both use it,
+so it lives below both.
 
 Nodes are taken in the file's order (ONNX requires topological order, and ONNX Runtime's sequential executor
 runs them in that order). The graph input's H and W are fixed to the requested size and
@@ -14,8 +16,7 @@ import onnx
 from onnx import TensorProto, shape_inference
 
 from ..errors import MemsrError
-# the graph's input and size are read where the runtime reads them too (the model-description layer)
-from ..formats.foreign_graph import at_size, input_layout, load  # noqa: F401 - load: the profiler's ONNX reader
+from .foreign_graph import at_size
 from .liveness import Graph, Node
 
 _ELEMENTWISE = {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "Add", "Sub", "Mul",
@@ -88,3 +89,12 @@ def graph_of(model: onnx.ModelProto, height: int, width: int, batch: int = 1) ->
     outputs = [o.name for o in g.output if o.name in shapes]
     return Graph(nodes, shapes, inputs, outputs, meta={"source": "onnx", "col_buffers": col_buffers})
 
+
+
+def ort_workspace(node: Node, graph: Graph) -> int:
+    """Elements of ONNX Runtime's transient buffers while ``node`` runs: a ConvTranspose's column buffer."""
+    return graph.meta.get("col_buffers", {}).get(node.name, 0)
+
+
+# ONNX Runtime's CPU walk (``liveness.walk`` keywords): elementwise ops in place, plus the column buffers
+ORT_WALK = {"inplace": True, "workspace": ort_workspace}
