@@ -184,7 +184,7 @@ def test_refusals_are_one_line(models, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(ncnn_export, "missing", lambda: "the ncnn package is not installed (pip install x)")
     assert main([str(models / "tiny_x2"), "--target", "ncnn", "-o", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "error: --target ncnn: the ncnn package is not installed (pip install x)"]
+        f"error: {models / 'tiny_x2.json'}: --target ncnn: the ncnn package is not installed (pip install x)"]
 
 
 def test_cli_exports_ncnn_and_plans_the_bin(models, tmp_path, capsys):
