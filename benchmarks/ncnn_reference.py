@@ -25,7 +25,11 @@ def missing() -> str | None:
 
 
 def precision_missing(desc, precision: str) -> str | None:
-    """Why the model has no ncnn row at ``precision`` (int8 needs the description's activation ranges)."""
+    """Why the model has no ncnn row at ``precision`` (int8 needs the activation ranges of the description int8
+    runs read: its int8 sibling's where it names one)."""
+    from memsr_deploy.formats.model_file import int8_model, read_description
+    if precision == "int8" and (sibling := int8_model(desc)) is not None:
+        desc = read_description(sibling)
     if precision == "int8" and not desc.extra.get(INT8_RANGES_KEY):
         return f"the model has no {INT8_RANGES_KEY} (python -m memsr_deploy.method.int8_ranges MODEL)"
     return None

@@ -89,22 +89,24 @@ def write_model_card() -> None:
     L += ["", (f"The weights of {', '.join(grid)} lie on the per-channel int8 grid (`memsr-train int8`, the last "
                "recipe step), for fp32 and int8 runs alike, so their int8 models round only activations. " if grid
                else "")
-          + "".join(f"`{n}` ships its float weights (the recipe step before the int8 stage), and beside them "
-                    f"`{f}`, the same network after the int8 stage, named by the `int8_model` field of its JSON: "
-                    "`--precision int8` and every quantised export (`memsr-export --precision int8`, `dynamic`, "
-                    "ncnn int8) use those, fp32 runs the float weights (why: docs/method.md section 9). "
-                    for n, f in split)
+          + (f"{_and(f'`{n}`' for n, _ in split)} {'ship their' if len(split) > 1 else 'ships its'} float "
+             f"weights (the recipe step before the int8 stage), and beside {'them' if len(split) > 1 else 'it'} "
+             f"{_and(f'`{f}`' for _, f in split)}, the same {'networks' if len(split) > 1 else 'network'} after "
+             f"the int8 stage, named by the `int8_model` field of {'their' if len(split) > 1 else 'its'} JSON: "
+             "`--precision int8` and every quantised export (`memsr-export --precision int8`, `dynamic`, ncnn int8) "
+             "use those, fp32 runs the float weights (why: docs/method.md section 9). " if split else "")
           + "The activation ranges (`int8_activation_ranges`, used by `memsr-upscale --precision int8`) are "
           "measured on the training photos when a model is packaged (`python -m memsr_deploy.method.int8_ranges "
           "MODEL`), with the int8 cost on held-out training photos against the fp32 run. "
           "Check: `memsr-eval memsr-x2 --scale 2 --data data/photos/eval`.", "",
-          "Each student comes from its recipe's commands, each run once without resume, starting from the "
+          "Each student comes from its recipe's commands, each run once (a resume, noted beside the command, "
+          "goes on with the same schedule and data order), starting from the "
           "bundled teacher: MemSR initialisation with the paper's positivity shift (a = 3, no least-squares tail "
           "refit), L1 with flat colours among the patches (a `finetune` command, where there is one, goes on from "
           "there on a fresh schedule), then the int8 stage (`--equalise 2`, a weight average, and the "
           "tail bias correction that puts back the colours the int8 grid moved; docs/method.md section 9). "
-          "Running the recipe again on the same thread count gives the same weights (on 2 threads the x2 int8 "
-          "stage read 44.05 dB held out against 44.03). "
+          "Running the recipe again on the same thread count gives the same weights; the minutes beside a "
+          "command are its wall time here (its comment says when the machine was shared). "
           + " ".join(_teacher_note(n, stem) for n, stem in _bundled("teacher-")) +
           " Earlier bundled students and other candidates: `benchmarks/runs/candidates/`.",
           ""]
@@ -130,6 +132,11 @@ def _tradeoff_section() -> list[str]:
     stale = sorted(shipped - {r["name"] for r in doc["rows"]})
     note = [f"Not measured yet: {', '.join(stale)} (rerun the command above).", ""] if stale else []
     return ["## Which one: the trade-off", "", *markdown(doc), "", *note]
+
+
+def _and(words) -> str:
+    words = list(words)
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
 def _bundled_json(stem: str) -> dict:

@@ -52,7 +52,11 @@ def test_plans_stay_within_the_budget(x2, name, budget_mb):
     assert tile.total <= budget and 1 <= tile.tile <= 256       # the default tile is a ceiling, not a target
     if tile.tile < 256:                                         # shrunk: the next size up would not fit
         assert footprint.predict(rt, PHOTO, "tile", tile=tile.tile + 1).total > budget
-    strips = footprint.plan_within(rt, PHOTO, budget, mode="stream", default_rows=88)
+    try:
+        strips = footprint.plan_within(rt, PHOTO, budget, mode="stream", default_rows=88)
+    except MemsrError as e:     # a runtime that keeps every layer's output (LiteRT) on a deep net: refused, rightly
+        assert footprint.predict(rt, PHOTO, "stream", rows=1).total > budget and "\n" not in str(e)
+        return
     assert strips.total <= budget and strips.rows <= 88
     if strips.rows < 88:
         assert footprint.predict(rt, PHOTO, "stream", rows=strips.rows + 1).total > budget

@@ -148,15 +148,15 @@ def test_export_needs_no_tensorflow(model, tmp_path):
 
 
 def test_int8_export_with_the_stored_ranges_is_the_runtime_graph(tmp_path):
-    """A description's int8 ranges serve the unequalised weights they were measured on: the bundled x2 student
-    (in [0, 1] units) then exports exactly the int8 model memsr-upscale --precision int8 runs."""
-    from memsr_deploy.formats.model_file import load_plain_arrays
-    from memsr_deploy.formats.registry import resolve
-    src = load_source("memsr-x2")
+    """A description's int8 ranges serve the unequalised weights they were measured on: the bundled x2 student's
+    int8 weights (in [0, 1] units) then export exactly the int8 model memsr-upscale --precision int8 runs."""
+    from memsr_deploy.formats.model_file import load_plain_arrays, model_for
+    grid = model_for("memsr-x2", "int8")       # the int8 sibling, which carries the ranges
+    src = load_source(str(grid))
     calibration = [np.random.default_rng(0).random((1, 24, 24, 3), np.float32)]
     facts = T.build_tflite(src, tmp_path / "x2.tflite", "int8", calibration=calibration, alpha=0.0)
     assert facts["int8_activation_ranges"] == "model description"
-    runtime = tflite_graph.build(*load_plain_arrays(resolve("memsr-x2")), "int8")
+    runtime = tflite_graph.build(*load_plain_arrays("memsr-x2", "int8"), "int8")
     assert (tmp_path / "x2.tflite").read_bytes() == runtime
     # an equalised candidate changes the tensors, so it calibrates its own ranges
     facts = T.build_tflite(src, tmp_path / "x2_eq.tflite", "int8", calibration=calibration, alpha=0.5)

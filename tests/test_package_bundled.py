@@ -65,7 +65,7 @@ def test_packaging_with_an_int8_model_ships_it_beside_and_names_it(tmp_path, mon
     assert "int8_activation_ranges" not in desc.extra     # the ranges are the weights int8 runs use
     assert "against the float model" in read_description(out / "memsr_x2_int8").extra["int8_activation_ranges"][
         "validation"]
-    assert ("`memsr-x2` ships its float weights (the recipe step before the int8 stage), and beside them "
+    assert ("`memsr-x2` ships its float weights (the recipe step before the int8 stage), and beside it "
             "`memsr_x2_int8.json`") in \
         (out / "README.md").read_text()
 

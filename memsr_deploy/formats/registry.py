@@ -11,12 +11,14 @@ from ..errors import MemsrError
 
 PRETRAINED_DIR = Path(__file__).resolve().parents[1] / "pretrained"
 
-# name -> (file stem, one-line summary)
+# name -> (file stem, when to pick it); memsr-upscale --help prints these lines
 MODELS = {
-    "memsr-x2": ("memsr_x2", "MemSR plain student, x2, distilled from teacher-x2"),
-    "memsr-x4": ("memsr_x4", "MemSR plain student, x4, distilled from teacher-x4"),
-    "teacher-x2": ("teacher_x2", "residual teacher (EDSR-style, 32 wide, 4 blocks, ESPCN tail), x2"),
-    "teacher-x4": ("teacher_x4", "residual teacher (EDSR-style, 48 wide, 8 blocks, ESPCN tail), x4"),
+    "memsr-x2": ("memsr_x2", "x2 default: plain student of teacher-x2 (32 wide, 19 convs); the best x2 here"),
+    "memsr-x4": ("memsr_x4", "x4 default: plain student of teacher-x4 (48 wide, 19 convs); the best x4 here"),
+    "teacher-x2": ("teacher_x2", "residual teacher (EDSR-style, 48 wide, 8 blocks), x2: the students' source; "
+                                 "skip connections cost memory"),
+    "teacher-x4": ("teacher_x4", "residual teacher (EDSR-style, 48 wide, 8 blocks), x4: the students' source; "
+                                 "skip connections cost memory"),
 }
 DEFAULTS = {2: "memsr-x2", 4: "memsr-x4"}
 
