@@ -99,8 +99,8 @@ def write_model_card() -> None:
           "measured on the training photos when a model is packaged (`python -m memsr_deploy.method.int8_ranges "
           "MODEL`), with the int8 cost on held-out training photos against the fp32 run. "
           "Check: `memsr-eval memsr-x2 --scale 2 --data data/photos/eval`.", "",
-          "Each student comes from its recipe's commands, each run once (a resume, noted beside the command, "
-          "goes on with the same schedule and data order), starting from the "
+          "Each student comes from its recipe's commands, each run once (a resume is noted beside its command), "
+          "starting from the "
           "bundled teacher: MemSR initialisation with the paper's positivity shift (a = 3, no least-squares tail "
           "refit), L1 with flat colours among the patches (a `finetune` command, where there is one, goes on from "
           "there on a fresh schedule), then the int8 stage (`--equalise 2`, a weight average, and the "
