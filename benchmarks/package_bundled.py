@@ -111,6 +111,14 @@ def write_model_card() -> None:
           " Earlier bundled students and other candidates: `benchmarks/runs/candidates/`.",
           ""]
     L += _tradeoff_section()
+    pictures = sorted(PRETRAINED_DIR.glob("compare_x*.png"))
+    if pictures:
+        L += ["## What they look like", "",
+              "The same 100%-scale crops of evaluation photos (each photo's most detailed square) through bicubic, "
+              "each bundled student of the scale, its teacher, and the original (`python -m "
+              "memsr_bench.compare_crops --scale S --out memsr_deploy/pretrained/compare_xS.png`; any other model: "
+              "`memsr-eval MODEL --save-dir DIR --crops 1`):", "",
+              *(f"![x{p.stem[-1]}]({p.name})" for p in pictures), ""]
     if per_image:   # the held-out photos are the same at every scale (holdout_files does not depend on it)
         names = next(iter(heads.values()))
         L += ["## Held-out photos, per image (PSNR-Y, dB)", "", "| model | | " + " | ".join(names) + " |",
