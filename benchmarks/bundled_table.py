@@ -106,13 +106,29 @@ def main(argv=None) -> int:
                 row["times_vips"] = e2e[0].get("times_vips")
                 row["vips_seconds"] = e2e[-1].get("seconds")
             rows.append(row)
-    doc = {"command": "python -m memsr_bench.bundled_table " + " ".join(argv if argv is not None else sys.argv[1:]),
-           "machine": _machine(), "photo": f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG", "rows": rows}
+    command = "python -m memsr_bench.bundled_table " + " ".join(argv if argv is not None else sys.argv[1:])
+    doc = {"commands": [command], "machine": _machine(), "photo": f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG",
+           "rows": rows}
     out = Path(args.out)
+    if args.models and out.exists():
+        doc = _merged(json.loads(out.read_text()), doc, order=available())
     out.write_text(dumps_strict(doc))
     out.with_suffix(".md").write_text("\n".join(["# Bundled models: the trade-off", "", *markdown(doc), ""]))
     print("\n".join(markdown(doc)))
     return 0
+
+
+def _merged(old: dict, new: dict, order: list[str]) -> dict:
+    """``new``'s rows over ``old``'s (a model measured again replaces its row), when both come from the same
+    machine; seconds from two machines are not one table, so then only ``new`` is kept."""
+    if old.get("machine") != new["machine"]:
+        print(f"note: {old.get('machine')} measured the rows before; they are dropped", file=sys.stderr)
+        return new
+    mine = {r["name"] for r in new["rows"]}
+    rows = [r for r in old["rows"] if r["name"] not in mine] + new["rows"]
+    rows.sort(key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
+    commands = old.get("commands", [old["command"]] if "command" in old else [])
+    return {**new, "commands": commands + [c for c in new["commands"] if c not in commands], "rows": rows}
 
 
 def _machine() -> str:
@@ -131,7 +147,8 @@ def markdown(doc: dict) -> list[str]:
     def q(r, key):
         v = r["quality"].get(key)
         return f"{v['psnr_y']:.2f} ({v['vs_bicubic']:+.2f})" if v else "-"
-    L = [f"Measured by `{doc['command']}` on {doc['machine']}: seconds = `memsr-upscale photo.jpg -o out.jpg` with "
+    commands = doc.get("commands", [doc.get("command")])
+    L = [f"Measured by {' and '.join(f'`{c}`' for c in commands)} on {doc['machine']}: seconds = `memsr-upscale photo.jpg -o out.jpg` with "
          f"no flags on a {doc['photo']} (median of the rounds), against `vips resize S --kernel cubic` of the same "
          "photo; peaks predicted for a 12 MP input (fp32; tiles of 512 LR px); int8 drop = the TFLite int8 "
          "export's PSNR-Y cost on the evaluation photos; quality = PSNR-Y (gain over bicubic).", "",

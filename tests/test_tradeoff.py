@@ -14,3 +14,16 @@ from memsr_bench.tradeoff import parse_widths
 ])
 def test_parse_widths(text, teacher, expected):
     assert parse_widths(text, teacher) == expected
+
+
+def test_bundled_table_merges_rows_measured_later_on_the_same_machine():
+    from memsr_bench.bundled_table import _merged, markdown
+    row = {"params": 1, "macs_per_lr_pixel": 2, "quality": {}, "peaks": {"12MP whole": 2 ** 31, "12MP tiled": 2 ** 20}}
+    old = {"command": "cmd a", "machine": "m", "photo": "p", "rows": [{"name": "x", **row, "seconds_12mp": 1.0},
+                                                                      {"name": "y", **row}]}
+    new = {"commands": ["cmd b"], "machine": "m", "photo": "p", "rows": [{"name": "x", **row, "seconds_12mp": 2.0},
+                                                                         {"name": "z", **row}]}
+    doc = _merged(old, new, order=["z", "y", "x"])
+    assert [r["name"] for r in doc["rows"]] == ["z", "y", "x"] and doc["rows"][2]["seconds_12mp"] == 2.0
+    assert doc["commands"] == ["cmd a", "cmd b"] and "`cmd a` and `cmd b`" in markdown(doc)[0]
+    assert _merged({**old, "machine": "other"}, new, order=[]) is new     # two machines' seconds: not one table
