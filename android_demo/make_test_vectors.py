@@ -1,7 +1,7 @@
 """Write the test vectors the Android demo's Java core must reproduce exactly.
 
 Every expected value comes from the Python code that is the spec - tile_plan (plan and output placement),
-profiler.budget (the memory-budget rule), sidecar.read_sidecar (which sidecars are accepted, with what error),
+formats.memory_budget (the memory-budget rule), sidecar.read_sidecar (which sidecars are accepted, with what error),
 runtime.backends.artefact.TensorSpec (pixel <-> tensor conversion) and Pillow's exif_transpose (EXIF
 orientation) - never from a formula restated here.
 
@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywhere without installing
 
 from memsr_deploy.errors import MemsrError  # noqa: E402
-from memsr_deploy.profiler.budget import per_pixel_channels, peak_bytes_tiled, tile_for_budget  # noqa: E402
+from memsr_deploy.formats.memory_budget import per_pixel_channels, peak_bytes_tiled, tile_for_budget  # noqa: E402
 from memsr_deploy.formats.sidecar import Sidecar, read_sidecar, sidecar_text  # noqa: E402
 from memsr_deploy.formats.tagged_json import dumps_strict  # noqa: E402
 from memsr_deploy.formats.tile_plan import plan, plan_to_json  # noqa: E402

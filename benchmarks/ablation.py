@@ -67,7 +67,7 @@ def read_val(path: Path) -> list[tuple[int, float, float]]:
 
 def peak_mb(model, h: int = 540, w: int = 960) -> float:
     from memsr_deploy.formats.liveness import walk
-    from memsr_deploy.profiler.torch_graph import trace
+    from memsr_deploy.formats.torch_liveness import trace
     return walk(trace(model, h, w)).peak_bytes / 2 ** 20
 
 

@@ -46,7 +46,7 @@ def gemm_peak_macs(threads: int) -> float:
 
 
 def macs_per_lr_pixel(desc) -> int:
-    from memsr_deploy.profiler.budget import chain
+    from memsr_deploy.formats.memory_budget import chain
     # a conv at r times the LR size (after an upsampler's shuffle) runs r * r times per LR pixel
     return sum(9 * cin * cout * r * r for cin, cout, r, _ in chain(desc))
 

@@ -170,7 +170,7 @@ def markdown(results: dict, argv: list[str], measure: bool) -> str:
         if any("part of the cause" in (r.get("why") or "") + (r.get("tiled_why") or "") for r in rows):
             notes.append("- where the transformer is part of the cause only: ONNX Runtime also runs nodes in an "
                          "order of its own (Compact: the input's Resize before the body), which the walk does not "
-                         "follow; see memsr_deploy/profiler/backends.py.")
+                         "follow; see memsr_deploy/formats/runtime_memory.py.")
         lines += ["", *notes, ""] if notes else [""]
     return "\n".join(lines) + "\n"
 

@@ -108,7 +108,7 @@ def litert_whole_bytes(torch_backend, img: np.ndarray) -> int:
     """What LiteRT holds for a whole-image call: with a dynamic input shape its XNNPACK path keeps every
     layer's output (measured: 24 GB RSS, then the OOM killer, for a 12 MP x2 call of the bundled student, whose
     layer outputs add up to 16 GB), so count all of them, and half as much again."""
-    from memsr_deploy.profiler.budget import map_elements
+    from memsr_deploy.formats.memory_budget import map_elements
     # elements per LR pixel of every layer output (HR maps of an upsampler tail counted at their size)
     return int(1.5 * sum(map_elements(torch_backend.desc)[1:]) * img.shape[0] * img.shape[1] * 4)
 
@@ -205,7 +205,7 @@ def peak_rss(cmd: list[str]) -> tuple[int, float, int, str, float]:
 def predicted_whole_bytes(model, h: int, w: int) -> int | None:
     try:
         from memsr_deploy.formats.model_file import read_description
-        from memsr_deploy.profiler.budget import per_pixel_channels
+        from memsr_deploy.formats.memory_budget import per_pixel_channels
         from memsr_deploy.formats.registry import names, resolve
         desc = read_description(resolve(model) if str(model) in names() else model)
         return per_pixel_channels(desc) * h * w * 4

@@ -9,9 +9,9 @@ from conftest import make_plain, make_teacher
 
 from memsr_deploy.errors import MemsrError
 from memsr_deploy.formats.model_file import describe
-from memsr_deploy.profiler import budget
+from memsr_deploy.formats import memory_budget as budget
 from memsr_deploy.profiler.analytic import load_subject, predict
-from memsr_deploy.profiler.backends import onednn_block, torch_cpu_conv_workspace
+from memsr_deploy.formats.runtime_memory import onednn_block, torch_cpu_conv_workspace
 from memsr_deploy.formats.liveness import Graph, Node, walk
 
 H, W = 6, 5  # tiny: every expected figure below is channels * H * W * 4 bytes
@@ -31,7 +31,7 @@ def test_plain_chain_by_hand():
                    ("tail", 16), ("pixel_shuffle", 24)]
     assert p.peak_bytes == 28 * UNIT and p.peak_node == "layers.1"
     # PyTorch eager: F.relu makes a copy, so conv output and ReLU output coexist (20 + 20).
-    from memsr_deploy.profiler.torch_graph import trace
+    from memsr_deploy.formats.torch_liveness import trace
     eager = walk(trace(m, H, W), 4, inplace=False)
     assert [n.live_bytes // UNIT for n in eager.nodes] == [11, 16, 28, 40, 24, 16, 24]
 
@@ -51,7 +51,7 @@ class OneBlock(nn.Module):
 
 
 def test_one_residual_block_by_hand():
-    from memsr_deploy.profiler.torch_graph import trace
+    from memsr_deploy.formats.torch_liveness import trace
     g = trace(OneBlock(), H, W)
     ideal = walk(g, 4, inplace=True)
     assert [n.live_bytes // UNIT for n in ideal.nodes] == [11, 16, 16, 24, 16]  # h + relu out + conv2 out = 24

@@ -1,4 +1,4 @@
-"""The memory-budget rule shared with the runtime and the Java core (memsr_deploy.profiler.budget)."""
+"""The memory-budget rule shared with the runtime and the Java core (memsr_deploy.formats.memory_budget)."""
 from __future__ import annotations
 
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from memsr_deploy.errors import MemsrError
 from memsr_deploy.formats.model_file import ModelDescription
-from memsr_deploy.profiler import budget
+from memsr_deploy.formats import memory_budget as budget
 
 
 def desc(widths, scale=2, kind="student"):

@@ -8,7 +8,7 @@ from test_receptive_field import Graph, _channel_attention, edsr, espcn, fsrcnn
 
 from memsr_deploy.cli.profile import main
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.profiler import budget
+from memsr_deploy.formats import memory_budget as budget
 from memsr_deploy.profiler.analytic import load_subject, measured_prediction, predict
 from memsr_deploy.profiler.measure import measure_peak
 

@@ -262,7 +262,7 @@ def test_onnxruntime_budget_bounds_what_the_session_holds():
     more than the ideal two-map rule, which is why the bound exists)."""
     from memsr_deploy.formats.model_file import read_description
     from memsr_deploy.formats.registry import resolve
-    from memsr_deploy.profiler import budget
+    from memsr_deploy.formats import memory_budget as budget
     win = 300
     out = subprocess.run([sys.executable, "-c", _ORT_GROWTH, str(win)], capture_output=True, text=True, check=True)
     grown, priced = (int(v) for v in out.stdout.split())

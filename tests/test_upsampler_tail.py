@@ -204,7 +204,7 @@ def test_upscale_cli_on_every_backend(models, tmp_path):
 # ------------------------------------------------------------------------------------------- the profiler
 @pytest.mark.parametrize("scale", SCALES)
 def test_profiler_rule_walk_and_stream_agree(models, scale):
-    from memsr_deploy.profiler import budget
+    from memsr_deploy.formats import memory_budget as budget
     from memsr_deploy.profiler.analytic import load_subject, predict
     stem, _ = models[scale]
     desc = model_file.read_description(stem)
@@ -245,7 +245,7 @@ def test_profiler_measured_matches_prediction(tmp_path, backend):
 def test_profile_cli(models, capsys):
     from memsr_deploy.cli.profile import main
     stem, _ = models[2]
-    from memsr_deploy.profiler import budget
+    from memsr_deploy.formats import memory_budget as budget
     assert main([str(stem), "--resolution", "64x48", "--mode", "whole,tiled,stream", "--json"]) == 0
     rows = {r["mode"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
     assert rows["whole"]["predicted"] == budget.per_pixel_channels(model_file.read_description(stem)) * 64 * 48 * 4

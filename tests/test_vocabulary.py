@@ -1,6 +1,6 @@
 """Targets, precisions, backends and bytes per activation are one table each, shared by every reader."""
 from memsr_deploy.formats import sidecar, tflite_graph, vocabulary
-from memsr_deploy.profiler import budget
+from memsr_deploy.formats import memory_budget as budget
 from memsr_deploy.profiler import measure
 from memsr_deploy.runtime import backends
 from memsr_export import api, coreml_export, tflite_export

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import MemsrError, cli_errors
 from ..formats.tagged_json import dumps_strict
-from ..profiler import budget
+from ..formats import memory_budget as budget
 from . import args as types
 
 DESCRIPTION = """\
@@ -23,7 +23,7 @@ is scale times larger on each side. Presets: 12MP 4000x3000, 48MP 8000x6000, 50M
 Modes: whole (one pass over the full image; the output image is part of the peak), tiled (the exact tile plan:
 one window of tile + 2*halo LR pixels at a time; full input/output images not counted), stream (strips of
 --rows LR rows over the full width: plain models, and ONNX graphs that are one chain of stride-1 convs, pixel
-shuffles and pointwise ops such as ESPCN; budget rule of memsr_deploy.profiler.budget).
+shuffles and pointwise ops such as ESPCN; budget rule of memsr_deploy.formats.memory_budget).
 Backends for the prediction: ideal (ReLU/adds in place, no workspace: the runtime's budget rule, matched by
 ONNX Runtime), onnxruntime (same), torch (PyTorch eager on CPU: out-of-place ops plus oneDNN layout copies)."""
 
@@ -172,7 +172,7 @@ def _process(subject, height: int, width: int, mode: str, args) -> int | None:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     from ..profiler.analytic import MODES, load_subject, predict, stream_links, why_no_stream
-    from ..profiler.backends import BACKENDS
+    from ..formats.runtime_memory import BACKENDS
     from ..profiler.report import Row, parse_resolution, plot, table
 
     modes = _split(args.mode, MODES, "mode")

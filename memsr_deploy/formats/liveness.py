@@ -6,7 +6,7 @@ lives to its last reader unless the caller holds it (``keep_inputs``, what a mea
 that op writes into it (what ONNX Runtime's planner, TFLite and fused Conv+Relu kernels do); PyTorch eager
 never does that for ``F.relu`` / ``x + y``, so its walk uses ``inplace=False``.
 
-The graph is a neutral description built from a traced torch module (``torch_graph``) or an ONNX model
+The graph is a neutral description built from a traced torch module (``torch_liveness``) or an ONNX model
 (``onnx_liveness``), so both walks share this one liveness rule. It lives in formats/ because the runtime's
 budget for another project's ONNX graph walks it too (the runtime does not import the profiler).
 """

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import MemsrError
-from . import budget
-from .backends import BACKENDS, walk_settings
+from ..formats import memory_budget as budget
+from ..formats.runtime_memory import BACKENDS, walk_settings
 from ..formats.liveness import Graph, NodeMemory, walk
 
 MODES = ("whole", "tiled", "stream")
@@ -44,7 +44,7 @@ class Subject:
 
     def graph(self, height: int, width: int, batch: int = 1) -> Graph:
         if self.module is not None:
-            from .torch_graph import trace
+            from ..formats.torch_liveness import trace
             return trace(self.module, height, width, batch)
         from ..formats.onnx_liveness import graph_of
         return graph_of(self.onnx_model, height, width, batch)

@@ -64,7 +64,7 @@ def measure_peak(model, backend: str, height: int, width: int, threads: int = 1,
     """Run ``model`` (model stem/name for torch, .onnx / .tflite path otherwise) once in a fresh process.
     ``tile`` > 0: the whole image's tile loop (``runtime.tiled``); ONNX Runtime then needs the ``halo`` and
     ``scale`` (a model description's own are used on torch). ``disabled_optimizers``: ONNX Runtime graph
-    transformers to leave out (a diagnostic: e.g. ``NchwcTransformer``, see ``profiler.backends``)."""
+    transformers to leave out (a diagnostic: e.g. ``NchwcTransformer``, see ``formats.runtime_memory``)."""
     if backend not in BACKENDS:
         raise MemsrError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     if dtype != "fp32" and backend == "torch":

@@ -6,7 +6,7 @@ runtime plans a job within it and refuses one that cannot fit) and memsr-profile
              + pixels       the input's row cache (or the decoded image), the output bands in flight and the
                             encoder's rows (``pixel_bytes``)
              + activations  one call's windows on this backend, the runtime's own workspace included
-                            (``profiler.backends.window_bytes_per_pixel``: ONNX Runtime's session with its arena,
+                            (``formats.runtime_memory.window_bytes_per_pixel``: ONNX Runtime's session with its arena,
                             LiteRT's interpreter plan, PyTorch's eager walk; another project's ONNX graph:
                             ``foreign_window_bytes``, the liveness walk of its graph at the window's size)
 
@@ -47,7 +47,7 @@ VIPS_ROWS_HELD = 1400
 # the window's size (``formats.onnx_liveness``), from peak RSS of memsr-upscale --tile T on a 1280x960 PNG, x2,
 # 2 threads, minus the floor and pixel terms: a 64-channel 16-conv Compact held 1.7-2.1x the walk plus ~7 MiB
 # (tiles 64-512), a 2-block ESRGAN (32 channels, growth 16) 3.0-3.3x plus ~12 MiB. What the walk leaves out: ORT's
-# NCHWc reorders and channel padding, its own node order (profiler.backends: one call with the arena off holds
+# NCHWc reorders and channel padding, its own node order (formats.runtime_memory: one call with the arena off holds
 # 1.6-1.8x on such graphs), and the arena, which grows in powers of two and keeps its peak for the next call.
 FOREIGN_ORT_MARGIN = 3.4
 FOREIGN_ORT_SCRATCH = 12 * MiB
@@ -199,7 +199,7 @@ class Runtime:
         if not self.desc.layer_widths:
             raise MemsrError("--max-memory needs the model's layer widths, which this sidecar/model does not give",
                              getattr(self.desc, "path", None))
-        from ..profiler.backends import window_bytes_per_pixel
+        from ..formats.runtime_memory import window_bytes_per_pixel
         return int(window_bytes_per_pixel(self.desc, self.name, self.dtype_bytes, self.module))
 
 
@@ -243,7 +243,7 @@ def predict(rt: Runtime, frame, mode: str, tile: int | None = None, rows: int | 
         rows = max(int(rows), 1)
         band = min(rows, h)
         if rt.layered_stream:
-            from ..profiler import budget
+            from ..formats import memory_budget as budget
             win = (min(h, rows + 4), w)
             act = TORCH_STREAM_FACTOR * budget.peak_bytes_stream(rt.desc, w, min(rows, h), rt.dtype_bytes)
         else:

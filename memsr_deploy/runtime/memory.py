@@ -1,6 +1,6 @@
 """Default strip heights, how many windows to batch per call, and the guard that keeps a window from outgrowing
 the machine (LiteRT on a whole photo would be OOM-killed, not fail cleanly), with the profiler's model of the
-backend's activations (``profiler.backends.window_bytes_per_pixel``: a measured bound of its session for ONNX
+backend's activations (``formats.runtime_memory.window_bytes_per_pixel``: a measured bound of its session for ONNX
 Runtime, the eager walk for PyTorch, an upper bound for LiteRT). A user's ``--max-memory`` is planned by
 ``footprint``, which prices the whole process."""
 from __future__ import annotations
@@ -52,9 +52,9 @@ def bytes_per_pixel(backend) -> int:
     """Peak activation bytes per LR window pixel on this backend (see the module docstring)."""
     _needs_widths(backend.desc, backend.source)
     try:
-        from ..profiler.backends import window_bytes_per_pixel
+        from ..formats.runtime_memory import window_bytes_per_pixel
     except ImportError as e:
-        raise MemsrError(f"memory budgets need memsr_deploy.profiler, which is not available ({e})") from None
+        raise MemsrError(f"memory budgets need memsr_deploy.formats.runtime_memory, which cannot be imported ({e})") from None
     return int(window_bytes_per_pixel(backend.desc, backend.name, backend.caps.dtype_bytes,
                                       getattr(backend, "plain", None) or getattr(backend, "model", None)))
 

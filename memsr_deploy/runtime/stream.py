@@ -6,7 +6,7 @@ behind. The image's top border is a zero row in front of the first strip, the bo
 the last input row; left and right are the conv's own padding. Every output row is computed once, from the
 same inputs as in whole-image inference; live memory is a few rows per layer, proportional to the width.
 
-The schedule is the one ``memsr_deploy.profiler.budget`` prices (``peak_bytes_stream``): a strip goes
+The schedule is the one ``memsr_deploy.formats.memory_budget`` prices (``peak_bytes_stream``): a strip goes
 depth-first through the convs, and no conv ever stacks more than ``rows * r + 2`` rows, r being the resolution
 it runs at (1 in the body; after a pixel shuffle by f, f times its predecessor's) - the bottom zero row
 counts as a new row, so the final flush is split where it would not fit. A conv after a shuffle (EDSR's

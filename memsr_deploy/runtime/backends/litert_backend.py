@@ -102,7 +102,7 @@ class LiteRTModelBackend(Backend):
         self.precision = precision
         self.invoke = _Invoker(_interpreter(threads, self.source, model_content=build(self.desc, convs, precision)),
                                self.source)
-        # activations are int8 between the int8 convs; LiteRT's own memory is bounded in profiler.backends
+        # activations are int8 between the int8 convs; LiteRT's own memory is bounded in formats.runtime_memory
         self.caps = Capabilities(scale=self.desc.scale, halo=self.desc.receptive_radius,
                                  dtype_bytes=1 if precision == "int8" else 4, channels_last=True)
 

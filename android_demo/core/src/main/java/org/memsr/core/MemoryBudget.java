@@ -1,7 +1,7 @@
 package org.memsr.core;
 
 /**
- * The memory-budget rule for plain models, ported exactly from {@code memsr_deploy/profiler/budget.py} (the spec).
+ * The memory-budget rule for plain models, ported exactly from {@code memsr_deploy/formats/memory_budget.py} (the spec).
  *
  * <p>C = [3, *layerWidths] (the tail's convs last); f[i] = the pixel-shuffle factor after conv i ({@code shuffles},
  * {@link #shuffleAfter}: 3*s*s then a shuffle by s for the one-conv tail; for EDSR's upsampler a shuffle after

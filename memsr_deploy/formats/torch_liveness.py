@@ -16,7 +16,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.passes.shape_prop import ShapeProp
 
 from ..errors import MemsrError
-from ..formats.liveness import Graph, Node
+from .liveness import Graph, Node
 
 # What each traced callable is called in the neutral graph, and whether it is elementwise (may run in place).
 _FUNCTIONS = {

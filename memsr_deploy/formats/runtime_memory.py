@@ -36,8 +36,8 @@ from __future__ import annotations
 import functools
 import math
 
-from ..formats.liveness import IDEAL, Graph, Node
-from ..formats.onnx_liveness import ORT_WALK
+from .liveness import IDEAL, Graph, Node
+from .onnx_liveness import ORT_WALK
 
 BACKENDS = ("ideal", "onnxruntime", "torch")
 
@@ -103,10 +103,10 @@ def window_bytes_per_pixel(desc, runtime: str, dtype_bytes: int = 4, module=None
       (the interpreter plans tensors for the whole graph; measured 2.2-2.7x the ideal walk on plain nets, this
       bound is 3-4x) plus the float input tensor and the output copy ``get_tensor`` returns.
     """
-    from . import budget
+    from . import memory_budget as budget
     if runtime == "torch" and module is not None:
-        from ..formats.liveness import walk
-        from .torch_graph import trace
+        from .liveness import walk
+        from .torch_liveness import trace
         side = 16
         w = walk(trace(module, side, side, 1), dtype_bytes, keep_inputs=False, **walk_settings("torch"))
         return -(-w.peak_bytes // (side * side))
@@ -127,7 +127,7 @@ def ort_runtime_bytes_per_pixel(desc, dtype_bytes: int = 4) -> int:
     plus the graph's input and its output with the output's reorder copy. The arena keeps what a call
     allocated, rounded up, for the next call. The walk is therefore scaled by the largest measured ratio
     (``ORT_RUNTIME_MARGIN``): a bound, conservative by up to 3x for narrow aligned nets."""
-    from .budget import chain, peak_pair
+    from .memory_budget import chain, peak_pair
     padded = [3] + [round_up(cout, ORT_CHANNEL_BLOCK) * r * r for _, cout, r, _ in chain(desc)]
     pair = peak_pair(padded, desc.shuffles)
     return math.ceil((pair + 3 + 2 * 3 * desc.scale ** 2) * dtype_bytes * ORT_RUNTIME_MARGIN)

@@ -19,7 +19,7 @@ Notation (plain model, i.e. ``desc.is_plain``)
 * Activations only: weights, the caller's full input photo and the full output image are not counted.
 * Activations (ReLU) and the input normalisation are assumed fused into their conv / done in place, as every
   deployment runtime does (ONNX Runtime's Conv+Relu fusion and in-place planner, TFLite's fused activations;
-  ONNX Runtime's measured peaks match this to 0.1%). PyTorch eager does not; ``profiler.backends`` models it.
+  ONNX Runtime's measured peaks match this to 0.1%). PyTorch eager does not; ``formats.runtime_memory`` models it.
 
 Per-pixel live channels
 -----------------------
@@ -63,7 +63,7 @@ PyTorch eager adds the out-of-place ReLU and concatenation copies and oneDNN's l
 Teachers
 --------
 A residual teacher is not a chain, so its ``P`` comes from the liveness walk of its traced graph (same fusion
-assumptions) in :mod:`memsr_deploy.profiler.skip_rule`; ``per_pixel_channels`` delegates to it. Streaming a
+assumptions) in :mod:`memsr_deploy.formats.skip_rule`; ``per_pixel_channels`` delegates to it. Streaming a
 teacher is not supported (its skips would need a buffer per live map). The Java core only sees plain models.
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ from __future__ import annotations
 import math
 
 from ..errors import MemsrError
-from ..formats.vocabulary import ACTIVATION_BYTES
+from .vocabulary import ACTIVATION_BYTES
 
 
 

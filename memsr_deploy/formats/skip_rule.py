@@ -10,8 +10,8 @@ import json
 import math
 
 from ..errors import MemsrError
-from ..formats.liveness import IDEAL, walk
-from .torch_graph import trace
+from .liveness import IDEAL, walk
+from .torch_liveness import trace
 
 
 def teacher_per_pixel_channels(desc) -> int:
