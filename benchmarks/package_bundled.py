@@ -86,15 +86,16 @@ def write_model_card() -> None:
             heads.setdefault(name, list(h[name]["images"]))
     grid = [f"`{n}`" for n, f in siblings.items() if not f]
     split = [(n, f) for n, f in siblings.items() if f]
+    ship, them, nets, their = (("ship their", "them", "networks", "their") if len(split) > 1
+                               else ("ships its", "it", "network", "its"))
     L += ["", (f"The weights of {', '.join(grid)} lie on the per-channel int8 grid (`memsr-train int8`, the last "
                "recipe step), for fp32 and int8 runs alike, so their int8 models round only activations. " if grid
                else "")
-          + (f"{_and(f'`{n}`' for n, _ in split)} {'ship their' if len(split) > 1 else 'ships its'} float "
-             f"weights (the recipe step before the int8 stage), and beside {'them' if len(split) > 1 else 'it'} "
-             f"{_and(f'`{f}`' for _, f in split)}, the same {'networks' if len(split) > 1 else 'network'} after "
-             f"the int8 stage, named by the `int8_model` field of {'their' if len(split) > 1 else 'its'} JSON: "
-             "`--precision int8` and every quantised export (`memsr-export --precision int8`, `dynamic`, ncnn int8) "
-             "use those, fp32 runs the float weights (why: docs/method.md section 9). " if split else "")
+          + (f"{_and(f'`{n}`' for n, _ in split)} {ship} float weights (the recipe step before the int8 stage), "
+             f"and beside {them} {_and(f'`{f}`' for _, f in split)}, the same {nets} after the int8 stage, named by "
+             f"the `int8_model` field of {their} JSON: `--precision int8` and every quantised export (`memsr-export "
+             "--precision int8`, `dynamic`, ncnn int8) use those, fp32 runs the float weights (why: docs/method.md "
+             "section 9). " if split else "")
           + "The activation ranges (`int8_activation_ranges`, used by `memsr-upscale --precision int8`) are "
           "measured on the training photos when a model is packaged (`python -m memsr_deploy.method.int8_ranges "
           "MODEL`), with the int8 cost on held-out training photos against the fp32 run. "
