@@ -127,8 +127,8 @@ def _merged(old: dict, new: dict, order: list[str]) -> dict:
     mine = {r["name"] for r in new["rows"]}
     rows = [r for r in old["rows"] if r["name"] not in mine] + new["rows"]
     rows.sort(key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
-    commands = old.get("commands", [old["command"]] if "command" in old else [])
-    return {**new, "commands": commands + [c for c in new["commands"] if c not in commands], "rows": rows}
+    return {**new, "commands": old["commands"] + [c for c in new["commands"] if c not in old["commands"]],
+            "rows": rows}
 
 
 def _machine() -> str:
@@ -147,8 +147,8 @@ def markdown(doc: dict) -> list[str]:
     def q(r, key):
         v = r["quality"].get(key)
         return f"{v['psnr_y']:.2f} ({v['vs_bicubic']:+.2f})" if v else "-"
-    commands = doc.get("commands", [doc.get("command")])
-    L = [f"Measured by {' and '.join(f'`{c}`' for c in commands)} on {doc['machine']}: seconds = `memsr-upscale photo.jpg -o out.jpg` with "
+    commands = " and ".join(f"`{c}`" for c in doc["commands"])
+    L = [f"Measured by {commands} on {doc['machine']}: seconds = `memsr-upscale photo.jpg -o out.jpg` with "
          f"no flags on a {doc['photo']} (median of the rounds), against `vips resize S --kernel cubic` of the same "
          "photo; peaks predicted for a 12 MP input (fp32; tiles of 512 LR px); int8 drop = the TFLite int8 "
          "export's PSNR-Y cost on the evaluation photos; quality = PSNR-Y (gain over bicubic).", "",

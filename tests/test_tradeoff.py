@@ -19,7 +19,7 @@ def test_parse_widths(text, teacher, expected):
 def test_bundled_table_merges_rows_measured_later_on_the_same_machine():
     from memsr_bench.bundled_table import _merged, markdown
     row = {"params": 1, "macs_per_lr_pixel": 2, "quality": {}, "peaks": {"12MP whole": 2 ** 31, "12MP tiled": 2 ** 20}}
-    old = {"command": "cmd a", "machine": "m", "photo": "p", "rows": [{"name": "x", **row, "seconds_12mp": 1.0},
+    old = {"commands": ["cmd a"], "machine": "m", "photo": "p", "rows": [{"name": "x", **row, "seconds_12mp": 1.0},
                                                                       {"name": "y", **row}]}
     new = {"commands": ["cmd b"], "machine": "m", "photo": "p", "rows": [{"name": "x", **row, "seconds_12mp": 2.0},
                                                                          {"name": "z", **row}]}
