@@ -134,9 +134,9 @@ def _merged(old: dict, new: dict, order: list[str]) -> dict:
 def _machine() -> str:
     import os
     import platform
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    return f"{os.cpu_count()} x {cpu}"
+
+    from memsr_deploy.runtime.host import cpu_model
+    return f"{os.cpu_count()} x {cpu_model() or platform.processor()}"
 
 
 def markdown(doc: dict) -> list[str]:

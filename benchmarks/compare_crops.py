@@ -19,7 +19,7 @@ from memsr_deploy.cli.evaluate import main as evaluate
 from memsr_deploy.formats.registry import MODELS, available
 from memsr_deploy.imageio import save_png
 from memsr_deploy.imageio.decode import read_image_uint8
-from memsr_deploy.quality.crops import grid
+from memsr_deploy.quality.crops import file_tag, grid
 
 PHOTOS = ["butterfly", "baboon", "astronaut", "coffee"]
 
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
             if rc:
                 return rc
         cols = [f"bicubic-x{args.scale}", *models, "original"]
-        tags = [c if c in (cols[0], "original") else Path(c).stem if "/" in c else c for c in cols]
+        tags = [c if c in (cols[0], "original") else file_tag(c) for c in cols]
         missing = [p for p in photos if not (Path(tmp) / f"{p}_crop0_original.png").exists()]
         if missing:
             sys.exit(f"no evaluation photo named {', '.join(missing)} (--photos)")

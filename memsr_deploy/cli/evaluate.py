@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -72,23 +71,12 @@ def _table(rows, base, model) -> str:
     return "\n".join(lines)
 
 
-def _tag(label: str) -> str:
-    """A model's label as part of a file name: a path's stem, other characters kept to [A-Za-z0-9._-]."""
-    stem = Path(label).stem if ("/" in label or label.endswith((".json", ".onnx", ".pth", ".safetensors"))) else label
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)
-
-
-def _save_names(pairs, scale: int, args, tag: str) -> dict[str, list[Path]]:
+def _save_names(pairs, scale: int, args, tag: str, boxes) -> dict[str, list[Path]]:
     """The --save-dir files of the model, per photo: its whole output, or its --crops."""
     out = Path(args.save_dir)
     if not args.crops:
         return {p.name: [out / f"{p.name}_x{scale}.png"] for p in pairs}
-    return {p.name: [out / f"{p.name}_crop{k}_{tag}.png" for k in range(len(_boxes(p, args)))] for p in pairs}
-
-
-def _boxes(pair, args):
-    from ..quality.crops import detail_boxes
-    return detail_boxes(pair.hr, args.crop_size, args.crops)
+    return {p.name: [out / f"{p.name}_crop{k}_{tag}.png" for k in range(len(boxes[p.name]))] for p in pairs}
 
 
 def _plan_saves(names: dict[str, list[Path]], args) -> None:
@@ -103,27 +91,25 @@ def _plan_saves(names: dict[str, list[Path]], args) -> None:
     plan.check()
 
 
-def _saver(names: dict[str, list[Path]], pairs, args):
+def _saver(names: dict[str, list[Path]], boxes):
     """save(name, sr) for evaluate_model: the whole output, or its crops at the photo's detail boxes."""
     from ..imageio import save_png
-    if not args.crops:
+    if not boxes:
         return lambda name, sr: save_png(names[name][0], sr)
-    boxes = {p.name: _boxes(p, args) for p in pairs}
     return lambda name, sr: [save_png(f, b.cut(sr)) for f, b in zip(names[name], boxes[name])]
 
 
-def _save_references(pairs, scale: int, args) -> None:
+def _save_references(pairs, scale: int, args, boxes) -> None:
     """Bicubic's and the original's crops beside a model's: the same for every model of a scale and photo
     folder, so written only where absent (another model's run may have written them)."""
     from ..data.resize import bicubic_upscale
     from ..imageio import quantise, save_png
     out = Path(args.save_dir)
     for p in pairs:
-        boxes = _boxes(p, args)
-        if all((out / f"{p.name}_crop{k}_original.png").exists() for k in range(len(boxes))):
+        if all((out / f"{p.name}_crop{k}_original.png").exists() for k in range(len(boxes[p.name]))):
             continue
         refs = {f"bicubic-x{scale}": quantise(bicubic_upscale(p.lr, scale)), "original": p.hr}
-        for k, box in enumerate(boxes):
+        for k, box in enumerate(boxes[p.name]):
             for tag, img in refs.items():
                 if not (out / f"{p.name}_crop{k}_{tag}.png").exists():
                     save_png(out / f"{p.name}_crop{k}_{tag}.png", box.cut(img))
@@ -132,6 +118,7 @@ def _save_references(pairs, scale: int, args) -> None:
 @cli_errors
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    from ..quality.crops import detail_boxes, file_tag
     from ..quality.evaluate import evaluate_model, load_upscaler
     label, model, scale = load_upscaler(args.model, args.scale)
     pairs = _pairs(args, scale)
@@ -140,18 +127,20 @@ def main(argv=None) -> int:
     if args.max_size:   # cut before the crops are placed, so they are placed on what is scored
         from ..quality.evaluate import centre_crop_pair
         pairs = [centre_crop_pair(p, args.max_size, scale) for p in pairs]
+    # placed once per photo, from its HR image: the model's crops and the references' are cut at the same boxes
+    boxes = {p.name: detail_boxes(p.hr, args.crop_size, args.crops) for p in pairs} if args.crops else {}
     save = None
     if args.save_dir and model != "bicubic":
-        names = _save_names(pairs, scale, args, _tag(label))
+        names = _save_names(pairs, scale, args, file_tag(label), boxes)
         _plan_saves(names, args)
-        save = _saver(names, pairs, args)
+        save = _saver(names, boxes)
     opts = dict(ssim=not args.no_ssim, progress=not args.json)
     base = evaluate_model("bicubic", pairs, scale, name="bicubic", **opts)
     result = None
     if model != "bicubic":
         result = evaluate_model(model, pairs, scale, name=label, tile=args.tile, save=save, **opts)
     if args.crops:
-        _save_references(pairs, scale, args)
+        _save_references(pairs, scale, args, boxes)
     if args.json:
         doc = {"scale": scale, "data": args.data or "eval-photos", "bicubic": base.to_dict(),
                "model": result.to_dict() if result else None}

@@ -5,7 +5,9 @@ student, the teacher and the original are cut at the same pixels and line up in 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +22,13 @@ class Box:
 
     def cut(self, img: np.ndarray) -> np.ndarray:
         return img[self.y:self.y + self.size, self.x:self.x + self.size]
+
+
+def file_tag(label: str) -> str:
+    """A model's label as it names its crop files (PHOTO_cropK_TAG.png): a path's stem, other characters kept to
+    [A-Za-z0-9._-]."""
+    stem = Path(label).stem if ("/" in label or label.endswith((".json", ".onnx", ".pth", ".safetensors"))) else label
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)
 
 
 def detail_boxes(hr: np.ndarray, size: int, count: int = 1) -> list[Box]:

@@ -51,10 +51,7 @@ def default_recompute_rows(width: int, halo: int) -> int:
 def bytes_per_pixel(backend) -> int:
     """Peak activation bytes per LR window pixel on this backend (see the module docstring)."""
     _needs_widths(backend.desc, backend.source)
-    try:
-        from ..formats.runtime_memory import window_bytes_per_pixel
-    except ImportError as e:
-        raise MemsrError(f"memory budgets need memsr_deploy.formats.runtime_memory, which cannot be imported ({e})") from None
+    from ..formats.runtime_memory import window_bytes_per_pixel
     return int(window_bytes_per_pixel(backend.desc, backend.name, backend.caps.dtype_bytes,
                                       getattr(backend, "plain", None) or getattr(backend, "model", None)))
 
