@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from memsr_deploy.formats.model_file import load_model
-from memsr_deploy.formats.registry import available, resolve
+from memsr_deploy.formats.registry import DEFAULTS, available, resolve
 from memsr_deploy.formats.tagged_json import dumps_strict
 
 from .default_path import end_to_end_rows
@@ -37,15 +37,14 @@ def _json(name: str) -> dict:
 
 
 def quality(name: str) -> dict:
-    """Mean PSNR-Y and the gain over bicubic on the evaluation and held-out photos; a teacher's from the first
-    student that names it (the students' JSONs carry their teacher's scores beside their own)."""
+    """Mean PSNR-Y and the gain over bicubic on the evaluation and held-out photos; a teacher's from its scale's
+    default student (the students' JSONs carry their teacher's scores beside their own; a lite student's teacher
+    is another network)."""
     out = {}
     d = _json(name)
     who = name
     if name.startswith("teacher-"):
-        scale = name.split("-x")[1]
-        d = next((_json(n) for n in available() if n.startswith(f"memsr-x{scale}") and "teacher" in
-                  _json(n).get("evaluation", {})), {})
+        d = _json(DEFAULTS[int(name.split("-x")[1])])
         who = "teacher"
     for key, label in (("evaluation", "eval"), ("evaluation_heldout", "heldout")):
         e = d.get(key)

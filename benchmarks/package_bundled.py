@@ -101,8 +101,9 @@ def write_model_card() -> None:
           "MODEL`), with the int8 cost on held-out training photos against the fp32 run. "
           "Check: `memsr-eval memsr-x2 --scale 2 --data data/photos/eval`.", "",
           "Each student comes from its recipe's commands, each run once (a resume is noted beside its command), "
-          "starting from the "
-          "bundled teacher: MemSR initialisation with the paper's positivity shift (a = 3, no least-squares tail "
+          "starting from its "
+          "teacher (the bundled one of its scale; a lite student's teacher is the 32x4 network its recipe names, "
+          "kept under `benchmarks/runs/candidates/`): MemSR initialisation with the paper's positivity shift (a = 3, no least-squares tail "
           "refit), L1 with flat colours among the patches (a `finetune` command, where there is one, goes on from "
           "there on a fresh schedule), then the int8 stage (`--equalise 2`, a weight average, and the "
           "tail bias correction that puts back the colours the int8 grid moved; docs/method.md section 9). "
