@@ -25,7 +25,7 @@ def photo_like(h: int, w: int, seed: int = 0) -> np.ndarray:
     return (np.clip(base + 0.1 * rng.standard_normal((h, w, 3)), 0, 1) * 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("name", ["memsr-x2", "memsr-x4"])
+@pytest.mark.parametrize("name", ["memsr-x2", "memsr-x4", "memsr-x2-lite", "memsr-x4-lite"])
 def test_default_backend_equals_pytorch_within_one_level(tmp_path, name):
     src = tmp_path / "in.png"
     Image.fromarray(photo_like(37, 53)).save(src)
@@ -191,6 +191,33 @@ def test_int8_is_close_to_fp32_on_the_bundled_student(backend):
     assert int8.name == backend and int8.caps.dtype_bytes == 1
     got = int8.run(img)
     assert 38 < psnr(got, fp32) < 80   # close, and really a different (integer) computation
+
+
+def test_unsigned_int8_weights_are_the_same_values_and_run_close_on_any_cpu():
+    """uint8 weights (zero point 128) are what ONNX Runtime runs where its u8 x s8 kernel saturates (x86 without
+    VNNI): unfused, the two graphs compute the same thing; fused, the unsigned one stays close to that."""
+    import onnxruntime as ort
+    from memsr_deploy.formats.model_file import load_plain_arrays
+    from memsr_deploy.formats.onnx_graph import build
+    from memsr_deploy.formats.registry import resolve
+    desc, convs = load_plain_arrays(resolve("memsr-x2"), "int8")
+    x = photo_like(40, 56, seed=2).astype(np.float32)[None].transpose(0, 3, 1, 2) / 255
+
+    def run(graph, fuse: bool):
+        so = ort.SessionOptions()
+        if not fuse:
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+        sess = ort.InferenceSession(graph.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        return sess.run(None, {"input": x})[0]
+    signed, unsigned = (build(desc, convs, "int8", unsigned_weights=u) for u in (False, True))
+    np.testing.assert_allclose(run(unsigned, False), run(signed, False), atol=1e-6)
+    assert psnr(run(unsigned, True), run(signed, False)) > 45
+
+
+def test_int8_dot_saturation_is_an_x86_question(monkeypatch):
+    from memsr_deploy.runtime import host
+    monkeypatch.setattr(host.platform, "machine", lambda: "aarch64")
+    assert host.int8_dot_saturates() is False
 
 
 def test_int8_is_never_the_default_and_says_its_cost(tmp_path, capsys):

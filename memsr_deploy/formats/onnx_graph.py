@@ -10,7 +10,8 @@ into the first conv: that would change what the conv's zero padding means at the
 
 int8 (QDQ): every conv reads QuantizeLinear -> DequantizeLinear activations (uint8, asymmetric, ranges from the
 description's ``int8_activation_ranges``), per-output-channel symmetric int8 weights (max |w| / 127, the grid
-``method.quant_aware`` trains on, so the bundled students' weights pass through unchanged) and int32 biases;
+``method.quant_aware`` trains on, so the bundled students' weights pass through unchanged; stored as uint8 with
+zero point 128 where the runtime asks, the same values for ORT's kernel that does not saturate) and int32 biases;
 ONNX Runtime fuses each group into one integer convolution. A ReLU is the quantiser's lower clamp (its output
 range starts at 0, so the zero point is 0) and is left out. A conv's output is dequantised before its
 DepthToSpace; a conv that reads the shuffled map gets it through a Q/DQ pair of the same parameters (exact: the
@@ -160,8 +161,9 @@ def activation_ranges(desc) -> tuple[list[float], list[list[float]]]:
     return inp, layers
 
 
-def build_int8(desc, convs):
-    """The QDQ graph (see the module docstring); same input and output as ``build_fp32``."""
+def build_int8(desc, convs, unsigned_weights: bool = False):
+    """The QDQ graph (see the module docstring); same input and output as ``build_fp32``. ``unsigned_weights``:
+    the int8 weight grid shifted by 128 into uint8 (``runtime.host.int8_dot_saturates`` says when)."""
     from onnx import helper, numpy_helper
     inp_range, ranges = activation_ranges(desc)
     inits, nodes = [], []
@@ -184,8 +186,11 @@ def build_int8(desc, convs):
     for i, ((w, b), act, f) in enumerate(zip(convs, acts, desc.shuffles)):
         qw, sw = int8_weight_grid(w)
         qb = np.rint(b / (s_in * sw)).astype(np.int32)
+        zw = np.zeros(len(sw), np.int8)
+        if unsigned_weights:
+            qw, zw = (qw.astype(np.int16) + 128).astype(np.uint8), np.full(len(sw), 128, np.uint8)
         inits += [numpy_helper.from_array(qw, f"w{i}_q"), numpy_helper.from_array(sw, f"w{i}_s"),
-                  numpy_helper.from_array(np.zeros(len(sw), np.int8), f"w{i}_zp"),
+                  numpy_helper.from_array(zw, f"w{i}_zp"),
                   numpy_helper.from_array(qb, f"b{i}_q"), numpy_helper.from_array((s_in * sw).astype(np.float32),
                                                                                   f"b{i}_s"),
                   numpy_helper.from_array(np.zeros(len(sw), np.int32), f"b{i}_zp")]
@@ -247,11 +252,11 @@ def _torch_export(module, input_size, channels: int = 3):
     return program.model_proto
 
 
-def build(desc, convs, precision: str = "fp32"):
+def build(desc, convs, precision: str = "fp32", unsigned_weights: bool = False):
     if precision == "fp32":
         return build_fp32(desc, convs)
     if precision == "int8":
-        return build_int8(desc, convs)
+        return build_int8(desc, convs, unsigned_weights)
     raise MemsrError(f"unknown precision {precision!r}; use fp32 or int8")
 
 

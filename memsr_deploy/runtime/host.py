@@ -1,6 +1,7 @@
 """Facts about the machine the runtime runs on, for records that must say where a figure was measured."""
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 
 
@@ -13,3 +14,20 @@ def cpu_model() -> str | None:
     except OSError:
         pass
     return None
+
+
+def int8_dot_saturates() -> bool:
+    """Whether ONNX Runtime's uint8 x int8 convolution can overflow on this CPU: an x86 CPU without VNNI multiplies
+    through pmaddubsw, which adds two u8 * s8 products into a saturating int16, so large activations against
+    large weights come out wrong (seen here: 16 dB from the fp32 output on an AVX2-only EPYC). uint8 weights take
+    ORT's other kernel there, with the same values. VNNI (vpdpbusd) and ARM's dot products do not saturate."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return False
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return not flags & {"avx512_vnni", "avx_vnni", "avx_vnni_int8"}
+    except OSError:
+        pass
+    return True   # unknown x86: the exact kernel costs speed, never correctness

@@ -69,7 +69,9 @@ class OnnxModelBackend(Backend):
         self.desc, convs = load_plain_arrays(model, precision)
         self.source = str(self.desc.path)
         self.precision = precision
-        self.session = session(build(self.desc, convs, precision).SerializeToString(), threads, self.source)
+        from ..host import int8_dot_saturates
+        graph = build(self.desc, convs, precision, unsigned_weights=precision == "int8" and int8_dot_saturates())
+        self.session = session(graph.SerializeToString(), threads, self.source)
         self.caps = Capabilities(scale=self.desc.scale, halo=self.desc.receptive_radius,
                                  dtype_bytes=1 if precision == "int8" else 4)
 
