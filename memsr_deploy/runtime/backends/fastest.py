@@ -166,7 +166,7 @@ def choose(desc: ModelDescription, threads: int | None, open_named, log=print, w
     log(f"backend auto: timing ONNX Runtime and LiteRT on this model's architecture, once for this machine "
         f"({ROUNDS + 1} rounds of {PROBE_TILES[0] * PROBE_TILES[1]} windows each)")
     opened = {name: ort if name == "onnxruntime" else open_named(name) for name in names}
-    times = seconds_per_window(opened)
+    times = seconds_per_window(opened, ROUNDS)
     ratio = litert_ratio(times)
     best = "litert" if ratio < 1 - MARGIN else "onnxruntime"
     for name, b in opened.items():
