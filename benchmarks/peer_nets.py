@@ -10,8 +10,13 @@ comparisons (random weights: neither depends on them). Images in [0, 1], RGB in 
 * RFDN (Liu et al., ECCV-W 2020): 50 channels, four residual feature distillation blocks (1x1 distillation,
   shallow residual 3x3 blocks) with enhanced spatial attention (a strided conv, 7x7 max pooling, bilinear
   resize back to the block's size).
+* SwinIR-light (Liang et al., ICCV-W 2021): embed 60, four residual Swin transformer groups of six layers (6
+  heads, 8x8 windows, shifted by 4 on every other layer, MLP ratio 2, relative position bias), a 3x3 conv
+  closing each group and the body, a one-conv pixel-shuffle tail ("pixelshuffledirect"); the image is padded
+  (reflect) to a multiple of the window and the output cropped back, a fixed mean subtracted and added back.
 
-The receptive field of IMDN and RFDN is the whole image (global statistics, a resize to the input's size); the
+The receptive field of IMDN and RFDN is the whole image (global statistics, a resize to the input's size), and
+SwinIR's attention windows are fixed to the image's origin (tiles at other offsets see other windows); the
 others are finite.
 """
 from __future__ import annotations
@@ -192,7 +197,119 @@ class RFDN(_Distilling):
         super().__init__(scale, c, blocks, _RFDB)
 
 
-PEERS = {"FSRCNN": FSRCNN, "ESPCN": ESPCN, "CARN-M": CARNM, "IMDN": IMDN, "RFDN": RFDN}
+def _windows(x, k: int):
+    """(B, H, W, C) -> (B, H/k, W/k, k*k, C): non-overlapping k x k windows, sizes read off the tensor so an
+    exported graph keeps H and W dynamic."""
+    b, h, w, c = x.shape
+    return x.reshape(b, h // k, k, w // k, k, c).transpose(2, 3).reshape(b, h // k, w // k, k * k, c)
+
+
+def _unwindows(x, k: int):
+    b, nh, nw, _, c = x.shape
+    return x.reshape(b, nh, nw, k, k, c).transpose(2, 3).reshape(b, nh * k, nw * k, c)
+
+
+class _WindowAttention(nn.Module):
+    """Multi-head self-attention inside each window, with a learnt bias per relative offset and head."""
+
+    def __init__(self, c: int, heads: int, k: int):
+        super().__init__()
+        self.heads, self.scale = heads, (c // heads) ** -0.5
+        self.qkv, self.proj = nn.Linear(c, 3 * c), nn.Linear(c, c)
+        self.table = nn.Parameter(torch.randn((2 * k - 1) ** 2, heads) * 0.02)
+        ys, xs = torch.meshgrid(torch.arange(k), torch.arange(k), indexing="ij")
+        dy = ys.flatten()[:, None] - ys.flatten()[None] + k - 1
+        dx = xs.flatten()[:, None] - xs.flatten()[None] + k - 1
+        self.register_buffer("index", dy * (2 * k - 1) + dx, persistent=False)
+
+    def forward(self, x, mask=None):        # x: (B, nh, nw, N, C), N = k*k tokens per window
+        c = x.shape[-1]
+        q, k, v = self.qkv(x).unflatten(-1, (3, self.heads, c // self.heads)).movedim(-3, 0).transpose(-2, -3)
+        attn = (q * self.scale) @ k.transpose(-1, -2) + self.table[self.index].permute(2, 0, 1)
+        if mask is not None:
+            attn = attn + mask[0] + mask[1]
+        return self.proj((attn.softmax(-1) @ v).transpose(-2, -3).flatten(-2))
+
+
+class _SwinLayer(nn.Module):
+    def __init__(self, c: int, heads: int, k: int, shift: int, mlp: float):
+        super().__init__()
+        self.k, self.shift = k, shift
+        self.norm1, self.attn = nn.LayerNorm(c), _WindowAttention(c, heads, k)
+        self.norm2 = nn.LayerNorm(c)
+        self.mlp = nn.Sequential(nn.Linear(c, int(c * mlp)), nn.GELU(), nn.Linear(int(c * mlp), c))
+        if shift:
+            # tokens of a window on either side of the seam the roll wraps round (per window row, per column)
+            t = torch.arange(k * k)
+            side = lambda p: p < k - shift
+            seam = lambda p: side(p)[:, None] != side(p)[None]
+            self.register_buffer("seams", torch.stack([seam(t // k), seam(t % k)]), persistent=False)
+
+    def _mask(self, nh, nw):
+        """The reference's -100 between tokens that the roll brought together from opposite borders, which only
+        the last row and column of windows hold: as a (nh, 1, 1, N, N) and a (nw, 1, N, N) term rather than one
+        (windows, N, N) mask (where a pair straddles both seams it gets -200: both vanish in the softmax)."""
+        last_row = torch.arange(nh, device=self.seams.device) == nh - 1
+        last_col = torch.arange(nw, device=self.seams.device) == nw - 1
+        return ((last_row[:, None, None, None, None] & self.seams[0]).float() * -100.0,
+                (last_col[:, None, None, None] & self.seams[1]).float() * -100.0)
+
+    def forward(self, x):                   # x: (B, H, W, C), H and W multiples of k
+        k, s = self.k, self.shift
+        y = self.norm1(x)
+        if s:
+            y = torch.roll(y, (-s, -s), (1, 2))
+        mask = self._mask(x.shape[1] // k, x.shape[2] // k) if s else None
+        y = _unwindows(self.attn(_windows(y, k), mask), k)
+        if s:
+            y = torch.roll(y, (s, s), (1, 2))
+        x = x + y
+        return x + self.mlp(self.norm2(x))
+
+
+class _RSTB(nn.Module):
+    """Residual Swin transformer block: Swin layers (alternately shifted), a 3x3 conv, the group's skip."""
+
+    def __init__(self, c: int, depth: int, heads: int, k: int, mlp: float):
+        super().__init__()
+        self.layers = nn.ModuleList(_SwinLayer(c, heads, k, k // 2 if i % 2 else 0, mlp) for i in range(depth))
+        self.conv = conv(c, c)
+
+    def forward(self, x):                   # tokens as (B, H, W, C)
+        h = x
+        for layer in self.layers:
+            h = layer(h)
+        return self.conv(h.permute(0, 3, 1, 2)).permute(0, 2, 3, 1) + x
+
+
+class SwinIRLight(nn.Module):
+    def __init__(self, scale: int, c: int = 60, groups: int = 4, depth: int = 6, heads: int = 6, k: int = 8,
+                 mlp: float = 2.0):
+        super().__init__()
+        self.scale, self.k = scale, k
+        self.register_buffer("mean", torch.tensor([0.4488, 0.4371, 0.4040]).view(1, 3, 1, 1), persistent=False)
+        self.head = conv(3, c)
+        self.embed_norm = nn.LayerNorm(c)
+        self.groups = nn.ModuleList(_RSTB(c, depth, heads, k, mlp) for _ in range(groups))
+        self.norm, self.body_conv = nn.LayerNorm(c), conv(c, c)
+        self.up = conv(c, 3 * scale * scale)
+
+    def forward(self, x):
+        h, w = x.shape[2:]
+        k = self.k
+        # padded sizes as whole windows (not the reference's (k - h % k) % k): the same pads, in a form torch's
+        # exporter simplifies, so the windows' reshapes divide exactly for any H and W
+        x = F.pad(x, (0, (w + k - 1) // k * k - w, 0, (h + k - 1) // k * k - h), mode="reflect") - self.mean
+        f = self.head(x)
+        t = self.embed_norm(f.permute(0, 2, 3, 1))
+        for group in self.groups:
+            t = group(t)
+        t = self.body_conv(self.norm(t).permute(0, 3, 1, 2)) + f
+        y = F.pixel_shuffle(self.up(t), self.scale) + self.mean
+        return y[:, :, :h * self.scale, :w * self.scale]
+
+
+PEERS = {"FSRCNN": FSRCNN, "ESPCN": ESPCN, "CARN-M": CARNM, "IMDN": IMDN, "RFDN": RFDN, "SwinIR-light": SwinIRLight}
 
 
 def build(name: str, scale: int) -> nn.Module:

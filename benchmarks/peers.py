@@ -46,15 +46,7 @@ def _others(scale: int) -> dict:
     nets["EDSR-baseline"] = ResidualSR(TeacherConfig(scale=scale, **TEACHER_PRESETS["edsr-baseline"]))
     nets["SRVGGNetCompact"] = Compact(3, 3, 64, 16, scale)     # realesr-animevideov3's size
     nets["SPAN"] = SPAN(3, 3, 48, scale, norm=True)
-    out = {n: (m.eval(), peer_nets.input_channels(m)) for n, m in nets.items()}
-    try:
-        from spandrel.architectures.SwinIR import SwinIR   # where spandrel imports (needs a working torchvision)
-        light = SwinIR(upscale=scale, img_size=64, window_size=8, img_range=1.0, depths=[6, 4, 4, 4],
-                       embed_dim=60, num_heads=[6, 6, 6, 6], mlp_ratio=2, upsampler="pixelshuffledirect")
-        out["SwinIR-light"] = (light.eval(), 3)
-    except Exception as e:   # noqa: BLE001 - any import failure means the row says why
-        out["SwinIR-light"] = (None, f"n/a: needs spandrel with a working torchvision ({e.__class__.__name__})")
-    return out
+    return {n: (m.eval(), peer_nets.input_channels(m)) for n, m in nets.items()}
 
 
 def macs_per_lr_pixel(module: nn.Module, channels: int, side: int = 32) -> float:
@@ -114,12 +106,9 @@ def run(scales, measure: bool, workdir: Path) -> dict:
             if desc.scale == scale:
                 jobs[name] = (resolve(name), net, 3)
         for name, (net, channels) in _others(scale).items():
-            jobs[name] = (net, net, channels) if net is not None else (None, None, channels)
+            jobs[name] = (net, net, channels)
         rows = []
         for name, (spec, net, channels) in tqdm(jobs.items(), desc=f"x{scale}", file=sys.stderr):
-            if spec is None:
-                rows.append({"name": name, "skip": channels})
-                continue
             path = workdir / f"{name}_x{scale}.onnx"
             onnx.save(model_to_onnx(spec, channels=channels), str(path))
             params = sum(p.numel() for p in net.parameters())
@@ -137,8 +126,9 @@ def markdown(results: dict, argv: list[str], measure: bool) -> str:
              "also holds (the input; tiled: the full input and output images, the window copy and one band of "
              "output rows, as memsr's tile loop holds them, which the tiled run goes through). Tiled: exact tiles "
              f"of {TILE} LR px with the halo derived from the graph (none where the graph has no finite receptive "
-             "radius). FSRCNN and ESPCN take the Y channel only, as published. Seconds per photo are not in this "
-             "table: the shared machine it was run on could not time anything.", "",
+             "radius). FSRCNN, ESPCN, CARN-M, IMDN, RFDN and SwinIR-light are written here from their papers "
+             "(benchmarks/peer_nets.py); FSRCNN and ESPCN take the Y channel only, as published. Seconds per photo "
+             "are not in this table: the shared machine it was run on could not time anything.", "",
              f"`python -m memsr_bench.peers {' '.join(argv)}`", "",
              "Real published models (Real-ESRGAN x4plus and animevideov3, RealSR: their trained ncnn pairs) against "
              "memsr-x2 / memsr-x4 on ncnn, peak RSS and seconds per 1 MP and 12 MP photo: "
@@ -150,9 +140,6 @@ def markdown(results: dict, argv: list[str], measure: bool) -> str:
                   f"(ratio) | vs memsr-x{scale} | 12 MP whole | 12 MP tiled | 100 MP whole | 100 MP tiled |",
                   "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
-            if "skip" in r:
-                lines.append(f"| {r['name']} | {r['skip']} |" + " |" * 10)
-                continue
             meas = f"{human(r['measured_paper'])} ({r['ratio']:.2f})" if measure else "not measured"
             tmeas = f"{human(r['tiled_measured'])} ({r['tiled_ratio']:.2f})" if r.get("tiled_measured") else \
                 "not measured" if not measure else "n/a"
@@ -167,8 +154,8 @@ def markdown(results: dict, argv: list[str], measure: bool) -> str:
             for key, what in (("why", "whole"), ("tiled_why", "tiled")):
                 if r.get(key):
                     notes.append(f"- {r['name']} ({what}, more than 15% off): {r[key]}.")
-        if any("part of the cause" in (r.get("why") or "") + (r.get("tiled_why") or "") for r in rows):
-            notes.append("- where the transformer is part of the cause only: ONNX Runtime also runs nodes in an "
+        if any(w and not w.endswith(": the cause)") for r in rows for w in (r.get("why"), r.get("tiled_why"))):
+            notes.append("- where what is left out is not the whole cause: ONNX Runtime also runs nodes in an "
                          "order of its own (Compact: the input's Resize before the body), which the walk does not "
                          "follow; see memsr_deploy/formats/runtime_memory.py.")
         lines += ["", *notes, ""] if notes else [""]
@@ -184,8 +171,6 @@ def plot(results: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 4.5), squeeze=False)
     for ax, (scale, rows) in zip(axes[0], results.items()):
         for r in rows:
-            if "skip" in r:
-                continue
             ours = r["name"].startswith(("memsr-", "teacher-"))
             ax.scatter(r["macs"] / 1e3, r["pred_paper"] / 2 ** 20, c="tab:red" if ours else "tab:blue")
             ax.annotate(r["name"], (r["macs"] / 1e3, r["pred_paper"] / 2 ** 20), fontsize=7,

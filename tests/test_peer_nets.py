@@ -4,8 +4,10 @@ import torch
 
 from memsr_bench.peer_nets import PEERS, build, input_channels
 
-# IMDN's paper: 694K (x2), 715K (x4); FSRCNN (d=56, s=12, m=4): 12.6K weights (+ biases, PReLU slopes)
-PUBLISHED = {("IMDN", 2): 694_404, ("IMDN", 4): 715_176, ("FSRCNN", 2): 12_809}
+# IMDN's paper: 694K (x2), 715K (x4); FSRCNN (d=56, s=12, m=4): 12.6K weights (+ biases, PReLU slopes);
+# SwinIR's: 878K (x2), 897K (x4), which leave out the 24 relative position bias tables (225 x 6 each, 32,400)
+PUBLISHED = {("IMDN", 2): 694_404, ("IMDN", 4): 715_176, ("FSRCNN", 2): 12_809,
+             ("SwinIR-light", 2): 877_752 + 32_400, ("SwinIR-light", 4): 897_228 + 32_400}
 
 
 @pytest.mark.parametrize("name", sorted(PEERS))

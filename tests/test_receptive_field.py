@@ -111,8 +111,21 @@ def strided_dilated(g):  # a stride-2 conv, a dilated conv, and a linear / cubic
     return g.resize(g.conv(h, 6, 3), 2, "cubic")
 
 
+def tokens(g):           # transformer-style: channels-last LayerNorm + Linear (MatMul), shuffle, crop back to
+    #                        2H x 2W with ends computed from the input's Shape
+    h = g.conv("x", 3, 6)
+    t = g.op("LayerNormalization", [g.op("Transpose", [h], perm=[0, 2, 3, 1]), g.const(np.ones(6, np.float32)),
+                                    g.const(np.zeros(6, np.float32))], axis=-1)
+    t = g.op("MatMul", [t, g.const(g.rng.standard_normal((6, 6)).astype(np.float32))])
+    h = g.op("Add", [h, g.op("Transpose", [g.op("Relu", [t])], perm=[0, 3, 1, 2])])
+    out = g.op("DepthToSpace", [g.conv(h, 6, 12)], blocksize=2, mode="CRD")
+    ends = g.op("Mul", [g.op("Shape", ["x"], start=2, end=4), g.const(np.array(2, np.int64))])
+    return g.op("Slice", [out, g.const(np.zeros(2, np.int64)), ends, g.const(np.array([2, 3], np.int64))])
+
+
 FINITE = {"espcn": (espcn, 1), "edsr": (edsr, 3), "fsrcnn": (fsrcnn, 1), "compact": (compact, 3),
-          "rrdb_unshuffle": (rrdb_unshuffle, 3), "strided_dilated": (strided_dilated, 3)}
+          "rrdb_unshuffle": (rrdb_unshuffle, 3), "strided_dilated": (strided_dilated, 3),
+          "tokens": (tokens, 3)}
 
 
 def _windows(length, core, halo, align):
@@ -188,12 +201,59 @@ def _mean_over_hw(g):
     return g.op("DepthToSpace", [g.op("Sub", [h, m])], blocksize=2, mode="CRD")
 
 
+def _padded_to_a_multiple(g):   # reflect-pad to a multiple of 4 (sizes from Shape and Div), conv, crop back
+    hw = g.op("Shape", ["x"], start=2, end=4)
+    four = g.const(np.array(4, np.int64))
+    padded = g.op("Mul", [g.op("Div", [g.op("Add", [hw, g.const(np.array(3, np.int64))]), four]), four])
+    pads = g.op("Concat", [g.const(np.zeros(6, np.int64)), g.op("Sub", [padded, hw])], axis=0)
+    out = g.op("DepthToSpace", [g.conv(g.op("Pad", ["x", pads], mode="reflect"), 3, 12)], blocksize=2, mode="CRD")
+    ends = g.op("Mul", [hw, g.const(np.array(2, np.int64))])
+    return g.op("Slice", [out, g.const(np.zeros(2, np.int64)), ends, g.const(np.array([2, 3], np.int64))])
+
+
+def _attention(g):       # non-local attention: pixels flattened into a sequence, softmax(q k^T) v
+    h = g.conv("x", 3, 4)
+    flat = g.op("Reshape", [h, g.const(np.array([1, 4, -1], np.int64))])
+    scores = g.op("MatMul", [g.op("Transpose", [flat], perm=[0, 2, 1]), flat])
+    mixed = g.op("MatMul", [flat, g.op("Transpose", [g.op("Softmax", [scores], axis=-1)], perm=[0, 2, 1])])
+    back = g.op("Reshape", [mixed, g.op("Shape", [h])])
+    return g.op("DepthToSpace", [g.conv(back, 4, 12)], blocksize=2, mode="CRD")
+
+
+def _roll(g):            # a cyclic shift of the rows (torch.roll): the last rows come round to the top
+    h = g.conv("x", 3, 12)
+    axis = g.const(np.array([2], np.int64))
+    tail = g.op("Slice", [h, g.const(np.array([-2], np.int64)), g.const(np.array([2 ** 62], np.int64)), axis])
+    head = g.op("Slice", [h, g.const(np.array([0], np.int64)), g.const(np.array([-2], np.int64)), axis])
+    return g.op("DepthToSpace", [g.op("Concat", [tail, head], axis=2)], blocksize=2, mode="CRD")
+
+
+def _layer_norm_over_chw(g):   # LayerNormalization from axis 1 normalises over C, H and W
+    h = g.conv("x", 3, 12)
+    h = g.op("LayerNormalization", [h, g.const(np.ones((12, 1, 1), np.float32)),
+                                    g.const(np.zeros((12, 1, 1), np.float32))], axis=1)
+    return g.op("DepthToSpace", [h], blocksize=2, mode="CRD")
+
+
 @pytest.mark.parametrize("build,op", [(_channel_attention, "GlobalAveragePool"), (_instance_norm,
-                                      "InstanceNormalization"), (_mean_over_hw, "ReduceMean")])
+                                      "InstanceNormalization"), (_mean_over_hw, "ReduceMean"),
+                                      (_attention, "attention"), (_roll, "far end"),
+                                      (_layer_norm_over_chw, "LayerNormalization"), (_padded_to_a_multiple, "Pad")])
 def test_ops_that_see_the_whole_image_have_no_finite_radius(build, op):
     g = Graph()
     r = radius(g.model(build(g)))
     assert r.halo is None and r.reason.startswith("no finite receptive radius") and op in r.reason
+
+
+def test_a_pad_to_a_multiple_computed_from_the_size_resolves_in_the_liveness_walk():
+    """onnx's shape inference does not evaluate the Div of a pad to a multiple (onnx_shapes does): the walk gets
+    every shape, at a size that is not a multiple."""
+    from memsr_deploy.formats.onnx_liveness import graph_of
+    g = Graph()
+    model = g.model(_padded_to_a_multiple(g))
+    walked = graph_of(model, 37, 53)
+    pad = next(n for n in walked.nodes if n.op == "pad")
+    assert walked.shapes[pad.outputs[0]] == (1, 3, 40, 56) and walked.shapes[walked.outputs[0]] == (1, 3, 74, 106)
 
 
 def test_an_op_the_walk_does_not_know_is_named():

@@ -110,9 +110,9 @@ class ForeignGraph:
 
 
 def _output_shape(model: onnx.ModelProto, h: int, w: int, path) -> list[int | None]:
-    from onnx import shape_inference
+    from .onnx_shapes import infer
     try:
-        inferred = shape_inference.infer_shapes(at_size(model, h, w), strict_mode=True, data_prop=True)
+        inferred = infer(at_size(model, h, w), strict=True)[0]
     except MemsrError as e:
         raise MemsrError(str(e), path) from None
     except Exception as e:

@@ -4,8 +4,8 @@ so it lives below both.
 
 Nodes are taken in the file's order (ONNX requires topological order, and ONNX Runtime's sequential executor
 runs them in that order). The graph input's H and W are fixed to the requested size and
-``onnx.shape_inference`` (with data propagation, so Shape -> Concat -> Reshape chains resolve) gives every
-tensor's shape. Only floating-point tensors count as activations: shape arithmetic (int64 vectors) and
+``onnx.shape_inference`` (with data propagation, so Shape -> Concat -> Reshape chains resolve, and the shape
+arithmetic it does not evaluate computed by ``onnx_shapes``) gives every tensor's shape. Only floating-point tensors count as activations: shape arithmetic (int64 vectors) and
 constants are bytes, not maps.
 """
 from __future__ import annotations
@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 
 import onnx
-from onnx import TensorProto, shape_inference
+from onnx import TensorProto
 
 from ..errors import MemsrError
 from .foreign_graph import at_size
 from .liveness import Graph, Node
+from .onnx_shapes import infer
 
 _ELEMENTWISE = {"Relu", "LeakyRelu", "PRelu", "Clip", "Sigmoid", "Tanh", "HardSigmoid", "Add", "Sub", "Mul",
                 "Div", "Neg", "Abs", "Sqrt", "Max", "Min"}
@@ -43,7 +44,7 @@ def graph_of(model: onnx.ModelProto, height: int, width: int, batch: int = 1) ->
     """The model's graph with every activation shape resolved for a ``height x width`` input."""
     fixed = at_size(model, height, width, batch)
     try:
-        inferred = shape_inference.infer_shapes(fixed, strict_mode=True, data_prop=True)
+        inferred = infer(fixed, strict=True)[0]
     except Exception as e:
         raise MemsrError(f"ONNX shape inference failed at {height}x{width} ({e.__class__.__name__}: {e})") from None
     g = inferred.graph

@@ -3,11 +3,14 @@
 Every tensor of the graph that depends on the image gets, per spatial axis, the set of input (LR) pixels each of
 its pixels reads. Convolutions with any kernel, stride, dilation and padding, pooling, ConvTranspose, pixel
 shuffle and unshuffle (DepthToSpace / SpaceToDepth), Resize by integer factors, Pad, channel Concat / Split /
-Slice, elementwise ops and skips are followed exactly, including the floor effects of strides and shuffles (a
-per-phase bound, not a sum of radii: the one-conv pixel-shuffle tail adds one LR pixel, not two). An op that
-sees the whole image (global pooling, a reduction or normalisation over H or W, attention as MatMul over
-flattened pixels) gives "no finite receptive radius"; an op this walk does not know gives "unknown", with the
-node named either way.
+Slice, elementwise ops, per-pixel matrix products (a Linear over channels-last maps) and skips are followed
+exactly, including the floor effects of strides and shuffles (a per-phase bound, not a sum of radii: the one-conv
+pixel-shuffle tail adds one LR pixel, not two). Shape arithmetic is followed through its values at two probe
+sizes (``onnx_shapes``): a crop back to a size computed from the image's is exact; a pad to a multiple of some
+size is not at the image's border (a tile ending there is padded as its own size asks). An op that sees the
+whole image (global pooling, a reduction or normalisation over H or W, a Slice from the far end of an image
+axis, attention: a MatMul of two image-dependent tensors once a Reshape has folded pixels together) gives "no
+finite receptive radius"; an op this walk does not know gives "unknown", with the node named either way.
 
 Representation, per axis of a tensor: a period of ``n`` tensor pixels spans ``B`` LR pixels (resolution n / B),
 and pixel ``q = n*m + phase`` reads LR pixels ``[B*m + lo[phase], B*m + hi[phase]]``. The halo is the largest
@@ -49,6 +52,14 @@ class Whole:
     """Depends on the whole image (or on what this walk cannot follow): ``reason`` names the node."""
     reason: str
     finite_unknown: bool = False   # True: an op the walk does not know, not one that sees the whole image
+
+
+@dataclass(frozen=True)
+class Folded:
+    """Pixels that a Reshape folded into other axes (flattened into a sequence, or cut into windows): the walk
+    no longer knows which axes are the image's, so it follows the tensor without a field until attention (a
+    MatMul of two image-dependent tensors) or the output."""
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -184,15 +195,17 @@ class _Size:
 
 SIZE = _Size()
 PROBES = ((48, 80), (96, 112))   # two input sizes whose shapes tell image axes from the others
+ODD_PROBE = (37, 53)   # a third for the values of shape arithmetic: a pad to a multiple of 4, 8 or 16 shows
 
 
-def _probe_shapes(model: onnx.ModelProto, axes: tuple[int, int]) -> list[dict]:
-    """Every tensor's static shape at each probe size (empty where shape inference cannot tell)."""
+def _probe_shapes(model: onnx.ModelProto, axes: tuple[int, int]) -> tuple[list[dict], list[dict]]:
+    """Every tensor's static shape at each of ``PROBES`` (empty where shape inference cannot tell), and the
+    values of the integer tensors shapes determine (``onnx_shapes``) there and at ``ODD_PROBE``."""
     import copy
 
-    from onnx import shape_inference
-    out = []
-    for h, w in PROBES:
+    from .onnx_shapes import infer
+    shapes, values = [], []
+    for h, w in (*PROBES, ODD_PROBE):
         m = copy.deepcopy(model)
         inits = {t.name for t in m.graph.initializer}
         dims = next(i for i in m.graph.input if i.name not in inits).type.tensor_type.shape.dim
@@ -202,22 +215,18 @@ def _probe_shapes(model: onnx.ModelProto, axes: tuple[int, int]) -> list[dict]:
                 dims[i].dim_value = v
         del m.graph.value_info[:]
         try:
-            g = shape_inference.infer_shapes(m, data_prop=True).graph
+            _, at, vals = infer(m)
         except Exception:  # noqa: BLE001 - an uninferable graph only loses the reshape rule
-            out.append({})
-            continue
-        shapes = {}
-        for v in [*g.input, *g.value_info, *g.output]:
-            d = v.type.tensor_type.shape.dim
-            if d and all(x.HasField("dim_value") for x in d):
-                shapes[v.name] = [x.dim_value for x in d]
-        out.append(shapes)
-    return out
+            at, vals = {}, {}
+        shapes.append(at)
+        values.append(vals)
+    return shapes[:len(PROBES)], values
 
 
-def _reshaped(node, f0: Field, probes: list[dict]) -> Field:
+def _reshaped(node, f0: Field, probes: list[dict]) -> Field | Folded:
     """A reshape-like op that leaves both image axes whole (it moves, adds or drops other axes): the image
-    axes are the output axes whose sizes follow the input's image axes at both probe sizes."""
+    axes are the output axes whose sizes follow the input's image axes at both probe sizes. One that splits or
+    merges an image axis gives ``Folded``."""
     try:
         ins = [p[node.input[0]] for p in probes]
         outs = [p[node.output[0]] for p in probes]
@@ -229,17 +238,58 @@ def _reshaped(node, f0: Field, probes: list[dict]) -> Field:
         varying = [j for j in range(len(outs[0])) if [o[j] for o in outs] != [outs[0][j]] * len(outs)]
         same = [j for j in varying if [o[j] for o in outs] == sizes]
         if len(same) != 1 or len(varying) != 2:
-            raise _Stop(f"{node.op_type} that folds an image axis into others")
+            return Folded(f"{_node_name(node)} folds the image's axes into others")
         new_axes.append(same[0])
     if new_axes[0] >= new_axes[1]:
         raise _Stop(f"{node.op_type} that swaps H and W")
     return Field(tuple(new_axes), f0.h, f0.w)
 
 
-def _apply(node, fields: list, consts: dict, probes: list[dict]):
+def _matmul(node, fields: list, probes: list[dict]):
+    """MatMul: a Linear over the channels of a channels-last map (or a per-pixel product of two maps) keeps the
+    field; one that contracts an image axis, or pairs pixels of two image-dependent tensors, does not."""
+    live = [(i, f) for i, f in enumerate(fields[:2]) if isinstance(f, (Field, Folded))]
+    folded = next((f for _, f in live if isinstance(f, Folded)), None)
+    if len(live) == 2 and folded is not None:
+        raise _Stop(f"attention: a product of two image-dependent tensors after {folded.reason}; each pixel reads "
+                    "every pixel folded into its rows (the whole image, or windows fixed to the image's origin, "
+                    "which exact tiles at other offsets do not reproduce)", whole=True)
+    if folded is not None:
+        return folded
+    rank_of = lambda name: len(probes[0][name]) if probes and name in probes[0] else None
+    for i, f in live:
+        rank = rank_of(node.input[i])
+        if rank is None or rank != rank_of(node.output[0]):
+            raise _Stop("MatMul whose ranks inference cannot tell, or that broadcasts an image-dependent operand")
+        contracted = rank - 1 if i == 0 else rank - 2   # A's columns, B's rows
+        if contracted in f.axes:
+            raise _Stop(f"MatMul over an image axis sees the whole {'row' if contracted == f.axes[1] else 'column'}",
+                        whole=True)
+        if len(live) == 2 and max(f.axes) >= rank - 2:
+            raise _Stop("MatMul of two image-dependent tensors pairs every pixel of one with every pixel of the "
+                        "other", whole=True)
+    return _union([f for _, f in live])
+
+
+def _crop_start(start: int, ax: Axis, why: str) -> Axis:
+    """Output pixel q is input pixel q + start (a crop at the start of an image axis)."""
+    if start <= -2 ** 62:   # "from minus infinity": clamped to the axis' start
+        start = 0
+    if start < 0:
+        raise _Stop(f"{why} from the far end of an image axis (where it reads depends on the image's size)",
+                    whole=True)
+    return _window(ax, 1, 1, 1, -start)
+
+
+def _apply(node, fields: list, consts: dict, probes: list[dict], values: list[dict] = (), notes: list | None = None):
     op, a = node.op_type, _attrs(node)
-    if op in ("Shape", "Size") and isinstance(fields[0], Field):
+    if op in ("Shape", "Size") and isinstance(fields[0], (Field, Folded)):
         return SIZE
+    if op == "MatMul" and any(isinstance(f, (Field, Folded)) for f in fields):
+        return _matmul(node, fields, probes)
+    folded = next((f for f in fields if isinstance(f, Folded)), None)
+    if folded is not None:
+        return folded
     if any(f is SIZE for f in fields):
         if op in ("Resize", "Upsample"):
             raise _Stop(f"{op} to a size computed from the image's", whole=True)
@@ -316,13 +366,29 @@ def _apply(node, fields: list, consts: dict, probes: list[dict]):
         if f0 is None:
             return None
         pads = a.get("pads")
+        if pads is None and len(node.input) > 1:
+            pads = consts.get(node.input[1])
+            if pads is None:   # computed from the image's size: the pads at the start must not follow it
+                at = [v.get(node.input[1]) for v in values if v]
+                if len(at) < 2 or any(v is None for v in at):
+                    raise _Stop("Pad with pads that are not constant")
+                rank = len(at[0]) // 2
+                if any(not np.array_equal(at[0][:rank], v[:rank]) for v in at[1:]):
+                    raise _Stop("Pad at the start of an image axis by an amount computed from the image's size",
+                                whole=True)
+                if notes is not None and any(at[0][rank + i] != v[rank + i] for v in at[1:] for i in f0.axes):
+                    # the rest of the walk still holds (and may find a reason of its own), but the border of
+                    # the image is padded as its size asks, which a tile ending there, of another size, is not
+                    notes.append(f"{_node_name(node)}: Pad at the far end of an image axis by an amount computed "
+                                 "from the image's size (to a multiple): a tile ending at the image's border is "
+                                 "padded otherwise")
+                pads = at[0]
         if pads is None:
-            pv = consts.get(node.input[1]) if len(node.input) > 1 else None
-            if pv is None:
-                raise _Stop("Pad with pads that are not constant")
-            pads = [int(x) for x in pv]
+            raise _Stop("Pad without pads")
         if len(node.input) > 3 and node.input[3]:
             raise _Stop("Pad with explicit axes")
+        if a.get("mode") in (b"wrap", "wrap"):
+            raise _Stop("Pad that wraps one border round to the other", whole=True)
         # output pixel q is input pixel q - pad_begin (reflected / replicated / constant only outside the image,
         # as zero padding is); padded channels are constants
         return Field(f0.axes, *(_window(ax, 1, 1, 1, int(pads[i])) for ax, i in zip((f0.h, f0.w), f0.axes)))
@@ -334,12 +400,14 @@ def _apply(node, fields: list, consts: dict, probes: list[dict]):
         if f0 is None:
             return None
         axes = a.get("axes")
-        if axes is None and len(node.input) > 1 and node.input[1]:
+        if op.startswith("Reduce") and axes is None and len(node.input) > 1 and node.input[1]:
             c = consts.get(node.input[1])
             axes = None if c is None else [int(x) for x in np.atleast_1d(c)]
-        if op in ("Softmax", "LogSoftmax", "Hardmax", "LayerNormalization", "CumSum", "TopK", "ArgMax", "ArgMin"):
+        rank = len(probes[0][node.input[0]]) if probes and node.input[0] in probes[0] else 4
+        if op in ("Softmax", "LogSoftmax", "Hardmax", "CumSum", "TopK", "ArgMax", "ArgMin"):
             axes = [int(a.get("axis", -1))]
-        rank = 4
+        if op == "LayerNormalization":   # normalises over every axis from ``axis`` on
+            axes = list(range(int(a.get("axis", -1)) % rank, rank))
         axes = None if axes is None else [x % rank for x in axes]
         if axes is None or set(axes) & set(f0.axes):
             raise _Stop(f"{op} over {'every axis' if axes is None else 'axes ' + str(axes)} sees the whole image",
@@ -357,11 +425,7 @@ def _apply(node, fields: list, consts: dict, probes: list[dict]):
         if op == "Split" and int(a.get("axis", 0)) % 4 in f0.axes:
             raise _Stop("Split along a spatial axis")
         if op == "Slice":
-            axes = consts.get(node.input[3]) if len(node.input) > 3 and node.input[3] else None
-            axes = list(range(4)) if axes is None else [int(x) % 4 for x in np.atleast_1d(axes)]
-            starts = consts.get(node.input[1])
-            if starts is None or set(axes) & set(f0.axes):
-                raise _Stop("Slice along a spatial axis")
+            return _sliced(node, f0, consts, probes, values)
         return f0
     if op == "Transpose":
         if f0 is None:
@@ -376,6 +440,39 @@ def _apply(node, fields: list, consts: dict, probes: list[dict]):
     if not live:
         return None
     raise _Stop(f"{op} is not an op this walk follows")
+
+
+def _sliced(node, f0: Field, consts: dict, probes: list[dict], values: list[dict]) -> Field:
+    """Slice: along other axes the field is unchanged; along an image axis a step-1 crop from a start that does
+    not follow the image's size (a constant, or computed: ``values`` at the probes) shifts it."""
+    def arg(i):
+        name = node.input[i] if len(node.input) > i else ""
+        if not name:
+            return None
+        v = consts.get(name)
+        if v is None:
+            at = [p.get(name) for p in values if p]
+            if len(at) < 2 or any(x is None for x in at):
+                raise _Stop("Slice with starts, axes or steps that are not constant")
+            if any(not np.array_equal(at[0], x) for x in at[1:]):
+                raise _Stop("Slice with a start, axis or step computed from the image's size", whole=True)
+            v = at[0]
+        return [int(x) for x in np.atleast_1d(v)]
+    rank = len(probes[0][node.input[0]]) if probes and node.input[0] in probes[0] else 4
+    starts = arg(1)
+    axes = arg(3) or list(range(len(starts)))
+    steps = arg(4) or [1] * len(starts)
+    h, w = f0.h, f0.w
+    for start, axis, step in zip(starts, (x % rank for x in axes), steps):
+        if axis not in f0.axes:
+            continue
+        if step != 1:
+            raise _Stop(f"Slice with step {step} along an image axis")
+        if axis == f0.axes[0]:
+            h = _crop_start(start, h, "Slice")
+        else:
+            w = _crop_start(start, w, "Slice")
+    return Field(f0.axes, h, w)
 
 
 def _union(fields: list) -> Field:
@@ -404,7 +501,8 @@ def radius(model: onnx.ModelProto) -> Radius:
     ident = Axis(1, 1, ((0, 0),))
     state: dict = {inputs[0].name: Field(axes, ident, ident)}
     consts = _constants(model)
-    probes = _probe_shapes(model, axes)
+    probes, values = _probe_shapes(model, axes)
+    notes: list[str] = []   # what keeps tiles from being exact at the image's border only
     periods = [1]
     for node in g.node:
         if node.op_type == "Constant":
@@ -415,7 +513,7 @@ def radius(model: onnx.ModelProto) -> Radius:
             out = whole
         else:
             try:
-                out = _apply(node, fields, consts, probes)
+                out = _apply(node, fields, consts, probes, values, notes)
             except _Stop as stop:
                 out = Whole(f"{_node_name(node)}: {stop.why}", finite_unknown=not stop.whole)
         if isinstance(out, Field):
@@ -423,7 +521,10 @@ def radius(model: onnx.ModelProto) -> Radius:
         for name in node.output:
             if name:
                 state[name] = out
-    return finish(state.get(g.output[0].name), periods)
+    r = finish(state.get(g.output[0].name), periods)
+    if r.finite and notes:
+        return Radius(None, None, reason=f"no finite receptive radius: {notes[0]}")
+    return r
 
 
 def finish(result, periods: list[int]) -> Radius:
@@ -432,6 +533,8 @@ def finish(result, periods: list[int]) -> Radius:
     if isinstance(result, Whole):
         lead = "receptive radius unknown" if result.finite_unknown else "no finite receptive radius"
         return Radius(None, None, reason=f"{lead}: {result.reason}")
+    if isinstance(result, Folded):
+        return Radius(None, None, reason=f"receptive radius unknown: {result.reason}, not followed back to an image")
     if not isinstance(result, Field):
         return Radius(None, None, reason="the output does not depend on the input's pixels")
     halos, scales = [], []

@@ -60,11 +60,12 @@ def _check_model(model, backend: str) -> None:
 
 def measure_peak(model, backend: str, height: int, width: int, threads: int = 1, timeout: float = 1800,
                  tile: int = 0, dtype: str = "fp32", halo: int | None = None, scale: int | None = None,
-                 disabled_optimizers: tuple[str, ...] = ()) -> Measurement:
+                 disabled_optimizers: tuple[str, ...] = (), mem_reuse: bool = True) -> Measurement:
     """Run ``model`` (model stem/name for torch, .onnx / .tflite path otherwise) once in a fresh process.
     ``tile`` > 0: the whole image's tile loop (``runtime.tiled``); ONNX Runtime then needs the ``halo`` and
     ``scale`` (a model description's own are used on torch). ``disabled_optimizers``: ONNX Runtime graph
-    transformers to leave out (a diagnostic: e.g. ``NchwcTransformer``, see ``formats.runtime_memory``)."""
+    transformers to leave out and ``mem_reuse=False`` its allocation planner's buffer reuse (diagnostics: see
+    ``formats.runtime_memory``)."""
     if backend not in BACKENDS:
         raise MemsrError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     if dtype != "fp32" and backend == "torch":
@@ -77,7 +78,7 @@ def measure_peak(model, backend: str, height: int, width: int, threads: int = 1,
         raise MemsrError("a tiled ONNX Runtime measurement needs the model's halo and scale", model)
     job = {"model": str(model), "backend": backend, "height": int(height), "width": int(width),
            "threads": int(threads), "tile": int(tile), "halo": halo, "scale": scale,
-           "disabled_optimizers": list(disabled_optimizers)}
+           "disabled_optimizers": list(disabled_optimizers), "mem_reuse": bool(mem_reuse)}
     env = dict(os.environ, MALLOC_MMAP_THRESHOLD_=str(MMAP_THRESHOLD), OMP_NUM_THREADS=str(threads),
                PYTHONHASHSEED="0")
     try:
@@ -100,6 +101,11 @@ def measure_peak(model, backend: str, height: int, width: int, threads: int = 1,
 NCHWC_OFF = ("NchwcTransformer",)
 
 
+def _verdict(ratio: float, before: float, tolerance: float) -> str:
+    return "the cause" if abs(ratio - 1) <= tolerance else "part of the cause" \
+        if abs(ratio - 1) < abs(before - 1) / 2 else "not the cause"
+
+
 def explain_ort_gap(model, expected: int, measured: int, height: int, width: int, tolerance: float = 0.15,
                     **kwargs) -> str:
     """Why an ONNX Runtime measurement is more than ``tolerance`` off ``expected`` (the walk), or "" if it is not.
@@ -108,13 +114,23 @@ def explain_ort_gap(model, expected: int, measured: int, height: int, width: int
     kernel (PRelu, DepthToSpace, ...) it inserts ReorderInput / ReorderOutput copies, and it pads channel counts
     to its block (16 on AVX-512), so a blocked and a plain copy of a map live together. The liveness walk prices
     the graph as written; this measures the run again with that transformer left out, to say whether it is the
-    cause (measured: FSRCNN 1.36 -> 1.00, Compact 1.58 -> 1.09, RFDN 1.78 -> 1.19 at 960x540)."""
+    cause (measured: FSRCNN 1.36 -> 1.00, Compact 1.58 -> 1.09, RFDN 1.78 -> 1.19 at 960x540). Where that is not
+    the whole cause it measures once more with the allocation planner's buffer reuse off as well: the planner
+    gives a dead tensor's buffer to a later tensor of the same (symbolic) shape and keeps it allocated in between,
+    so attention's score matrices stay held through a transformer layer's MLP into the next layer's attention
+    (960x540: SwinIR-light 2.61 -> 2.66 -> 1.00, RFDN 1.71 -> 1.19 -> 1.00)."""
     ratio = measured / expected
     if abs(ratio - 1) <= tolerance:
         return ""
     off = measure_peak(model, "onnxruntime", height, width, disabled_optimizers=NCHWC_OFF, **kwargs).peak_bytes
     off_ratio = off / expected
-    verdict = "the cause" if abs(off_ratio - 1) <= tolerance else "part of the cause" \
-        if abs(off_ratio - 1) < abs(ratio - 1) / 2 else "not the cause"
-    return (f"measured {ratio:.2f}x the walk; {off_ratio:.2f}x with ORT's NCHWc layout transformer off "
-            f"(its ReorderInput/ReorderOutput copies and channels padded to 16, not in the walk: {verdict})")
+    verdict = _verdict(off_ratio, ratio, tolerance)
+    why = (f"measured {ratio:.2f}x the walk; {off_ratio:.2f}x with ORT's NCHWc layout transformer off "
+           f"(its ReorderInput/ReorderOutput copies and channels padded to 16, not in the walk: {verdict})")
+    if verdict == "the cause":
+        return why
+    bare = measure_peak(model, "onnxruntime", height, width, disabled_optimizers=NCHWC_OFF, mem_reuse=False,
+                        **kwargs).peak_bytes / expected
+    # judged against what was left with the transformer off, so that a reuse that changes nothing is no cause
+    return (f"{why}; {bare:.2f}x with its buffer reuse off as well (a dead tensor's buffer kept for a later tensor "
+            f"of the same shape, held in between, not in the walk: {_verdict(bare, off_ratio, tolerance)})")

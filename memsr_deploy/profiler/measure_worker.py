@@ -95,10 +95,13 @@ def _ort_runner(job):
     from memsr_deploy.runtime.backends.onnx_backend import session
 
     sess = session(job["model"], job["threads"], job["model"], arena=False)
-    if job.get("disabled_optimizers"):
-        # a diagnostic run: the runtime's own session options, less the named graph transformers
-        sess = ort.InferenceSession(job["model"], sess.get_session_options(), providers=["CPUExecutionProvider"],
-                                    disabled_optimizers=job["disabled_optimizers"])
+    if job.get("disabled_optimizers") or job.get("mem_reuse") is False:
+        # a diagnostic run: the runtime's own session options, less the named graph transformers and, where
+        # asked, the allocation planner's buffer reuse
+        so = sess.get_session_options()
+        so.enable_mem_reuse = job.get("mem_reuse") is not False
+        sess = ort.InferenceSession(job["model"], so, providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=job.get("disabled_optimizers") or [])
     name = sess.get_inputs()[0].name
     out_names = [o.name for o in sess.get_outputs()]
     fixed = sess.get_inputs()[0].shape
@@ -118,7 +121,7 @@ def _ort_runner(job):
                 "enable_mem_pattern": so.enable_mem_pattern,
                 "graph_optimization_level": str(so.graph_optimization_level), "threads": job["threads"],
                 "runner": "memsr_deploy.runtime.backends.onnx_backend.session", "tile": job["tile"],
-                "disabled_optimizers": job.get("disabled_optimizers") or []}
+                "disabled_optimizers": job.get("disabled_optimizers") or [], "mem_reuse": so.enable_mem_reuse}
     if job["tile"] > 0:
         settings.update(halo=job["halo"], runner=settings["runner"] + " in runtime.tiled.TiledRunner")
         run = _tiled(lambda x: sess.run(out_names, {name: x})[0], job["scale"], job["halo"], job["tile"],
