@@ -5,15 +5,20 @@ import platform
 from pathlib import Path
 
 
-def cpu_model() -> str | None:
-    """The CPU's model name as Linux reports it (/proc/cpuinfo), or None where that cannot be read."""
+def _cpuinfo(field: str) -> str | None:
+    """The first value of ``field`` in Linux's /proc/cpuinfo, or None where that cannot be read."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
+            if line.lower().startswith(field):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return None
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name as Linux reports it, or None where that cannot be read."""
+    return _cpuinfo("model name")
 
 
 def int8_dot_saturates() -> bool:
@@ -23,11 +28,6 @@ def int8_dot_saturates() -> bool:
     ORT's other kernel there, with the same values. VNNI (vpdpbusd) and ARM's dot products do not saturate."""
     if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
         return False
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return not flags & {"avx512_vnni", "avx_vnni", "avx_vnni_int8"}
-    except OSError:
-        pass
-    return True   # unknown x86: the exact kernel costs speed, never correctness
+    flags = _cpuinfo("flags")
+    # unknown x86: the exact kernel costs speed, never correctness
+    return flags is None or not set(flags.split()) & {"avx512_vnni", "avx_vnni", "avx_vnni_int8"}
