@@ -52,16 +52,15 @@ def test_lite_students_run_like_the_others(tmp_path, name):
     src = tmp_path / "in.png"
     Image.fromarray(photo_like(29, 41)).save(src)
     outs = {}
-    for label, backend in (("ort", open_backend(model=name, backend="onnxruntime")),
-                           ("torch", open_backend(model=name, backend="torch", threads=1))):
+    ort = open_backend(model=name, backend="onnxruntime")
+    for label, backend in (("ort", ort), ("torch", open_backend(model=name, backend="torch", threads=1))):
         Upscaler(backend, RunOptions(tile=16)).upscale_file(src, tmp_path / f"{label}.png")
         outs[label] = np.asarray(Image.open(tmp_path / f"{label}.png")).astype(int)
-    scale = int(name[7])
-    assert outs["ort"].shape == (29 * scale, 41 * scale, 3)
+    assert outs["ort"].shape == (29 * ort.caps.scale, 41 * ort.caps.scale, 3)
     assert np.abs(outs["ort"] - outs["torch"]).max() <= 1
     int8 = open_backend(model=name, backend="onnxruntime", precision="int8")
     x = photo_like(29, 41).astype(np.float32)[None].transpose(0, 3, 1, 2) / 255
-    assert 38 < psnr(int8.run(x), open_backend(model=name, backend="onnxruntime").run(x)) < 80
+    assert 38 < psnr(int8.run(x), ort.run(x)) < 80
 
 
 @pytest.mark.parametrize("spec", [InputSpec(), InputSpec(1.0, (0.45, 0.44, 0.40), 0.5),
