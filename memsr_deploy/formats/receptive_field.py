@@ -245,6 +245,17 @@ def _reshaped(node, f0: Field, probes: list[dict]) -> Field | Folded:
     return Field(tuple(new_axes), f0.h, f0.w)
 
 
+def _rank(probes: list[dict], name: str, default: int | None = None) -> int | None:
+    """A tensor's rank from the probes' shapes (``default`` where inference could not tell)."""
+    return len(probes[0][name]) if probes and name in probes[0] else default
+
+
+def _at_probes(name: str, values: list[dict]) -> list | None:
+    """The value of a shape-arithmetic tensor at each probe size (``onnx_shapes``); None where one is unknown."""
+    at = [v.get(name) for v in values if v]
+    return at if len(at) >= 2 and all(x is not None for x in at) else None
+
+
 def _matmul(node, fields: list, probes: list[dict]):
     """MatMul: a Linear over the channels of a channels-last map (or a per-pixel product of two maps) keeps the
     field; one that contracts an image axis, or pairs pixels of two image-dependent tensors, does not."""
@@ -256,10 +267,9 @@ def _matmul(node, fields: list, probes: list[dict]):
                     "which exact tiles at other offsets do not reproduce)", whole=True)
     if folded is not None:
         return folded
-    rank_of = lambda name: len(probes[0][name]) if probes and name in probes[0] else None
     for i, f in live:
-        rank = rank_of(node.input[i])
-        if rank is None or rank != rank_of(node.output[0]):
+        rank = _rank(probes, node.input[i])
+        if rank is None or rank != _rank(probes, node.output[0]):
             raise _Stop("MatMul whose ranks inference cannot tell, or that broadcasts an image-dependent operand")
         contracted = rank - 1 if i == 0 else rank - 2   # A's columns, B's rows
         if contracted in f.axes:
@@ -369,8 +379,8 @@ def _apply(node, fields: list, consts: dict, probes: list[dict], values: list[di
         if pads is None and len(node.input) > 1:
             pads = consts.get(node.input[1])
             if pads is None:   # computed from the image's size: the pads at the start must not follow it
-                at = [v.get(node.input[1]) for v in values if v]
-                if len(at) < 2 or any(v is None for v in at):
+                at = _at_probes(node.input[1], values)
+                if at is None:
                     raise _Stop("Pad with pads that are not constant")
                 rank = len(at[0]) // 2
                 if any(not np.array_equal(at[0][:rank], v[:rank]) for v in at[1:]):
@@ -403,7 +413,7 @@ def _apply(node, fields: list, consts: dict, probes: list[dict], values: list[di
         if op.startswith("Reduce") and axes is None and len(node.input) > 1 and node.input[1]:
             c = consts.get(node.input[1])
             axes = None if c is None else [int(x) for x in np.atleast_1d(c)]
-        rank = len(probes[0][node.input[0]]) if probes and node.input[0] in probes[0] else 4
+        rank = _rank(probes, node.input[0], 4)
         if op in ("Softmax", "LogSoftmax", "Hardmax", "CumSum", "TopK", "ArgMax", "ArgMin"):
             axes = [int(a.get("axis", -1))]
         if op == "LayerNormalization":   # normalises over every axis from ``axis`` on
@@ -451,14 +461,14 @@ def _sliced(node, f0: Field, consts: dict, probes: list[dict], values: list[dict
             return None
         v = consts.get(name)
         if v is None:
-            at = [p.get(name) for p in values if p]
-            if len(at) < 2 or any(x is None for x in at):
+            at = _at_probes(name, values)
+            if at is None:
                 raise _Stop("Slice with starts, axes or steps that are not constant")
             if any(not np.array_equal(at[0], x) for x in at[1:]):
                 raise _Stop("Slice with a start, axis or step computed from the image's size", whole=True)
             v = at[0]
         return [int(x) for x in np.atleast_1d(v)]
-    rank = len(probes[0][node.input[0]]) if probes and node.input[0] in probes[0] else 4
+    rank = _rank(probes, node.input[0], 4)
     starts = arg(1)
     axes = arg(3) or list(range(len(starts)))
     steps = arg(4) or [1] * len(starts)
