@@ -23,6 +23,7 @@ from pathlib import Path
 from memsr_deploy.formats.model_file import load_model
 from memsr_deploy.formats.registry import DEFAULTS, available, resolve
 from memsr_deploy.formats.tagged_json import dumps_strict
+from memsr_deploy.runtime.host import machine
 
 from .default_path import end_to_end_rows
 from .peers import macs_per_lr_pixel
@@ -106,7 +107,7 @@ def main(argv=None) -> int:
                 row["vips_seconds"] = e2e[-1].get("seconds")
             rows.append(row)
     command = "python -m memsr_bench.bundled_table " + " ".join(argv if argv is not None else sys.argv[1:])
-    doc = {"commands": [command], "machine": _machine(), "photo": f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG",
+    doc = {"commands": [command], "machine": machine(), "photo": f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG",
            "rows": rows}
     out = Path(args.out)
     if args.models and out.exists():
@@ -128,14 +129,6 @@ def _merged(old: dict, new: dict, order: list[str]) -> dict:
     rows.sort(key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
     return {**new, "commands": old["commands"] + [c for c in new["commands"] if c not in old["commands"]],
             "rows": rows}
-
-
-def _machine() -> str:
-    import os
-    import platform
-
-    from memsr_deploy.runtime.host import cpu_model
-    return f"{os.cpu_count()} x {cpu_model() or platform.processor()}"
 
 
 def markdown(doc: dict) -> list[str]:

@@ -30,7 +30,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from memsr_deploy.errors import MemsrError, cli_errors
+from memsr_deploy.runtime.host import machine
 
 THREADS = 2
 TILE = 256
@@ -245,14 +245,14 @@ def _secs(r: dict) -> str:
     return s
 
 
-def markdown(rows: list[dict], threads: int) -> str:
+def markdown(rows: list[dict], threads: int, busy: bool = False) -> str:
     import ncnn
+    load = ("**The machine was shared with other jobs: seconds are rough order only, not comparable timings; peak "
+            "RSS does not depend on the load.**" if busy else "Run alone on the machine.")
     out = ["# Published ncnn SR models against memsr on ncnn: peak RSS and seconds per photo", "",
-           f"{datetime.date.today()}, {platform.machine()}, ncnn {ncnn.__version__}, {threads} threads, fp32 "
+           f"{datetime.date.today()}, {machine()}, ncnn {ncnn.__version__}, {threads} threads, fp32 "
            "(ncnn's fp16 / bf16 storage off, as memsr's ncnn backend runs; this CPU has no fp16 arithmetic; the "
-           "published .bin files store fp16 weights, which ncnn widens to fp32 at load). "
-           "**The machine was shared with two background training runs and other jobs: seconds are rough order "
-           "only, not comparable timings; peak RSS does not depend on the load.**", "",
+           f"published .bin files store fp16 weights, which ncnn widens to fp32 at load). {load}", "",
            "Each cell is one fresh process: the photo (scikit-image's astronaut resized to 1152x864 or 4000x3000, "
            "held decoded: 3 / 36 MB), tiled (core tile in LR px: the tile column) through memsr's tile loop, "
            "the output converted to 8-bit "
@@ -301,6 +301,8 @@ def main(argv=None) -> int:
     p.add_argument("--update", action="store_true", help="keep the rows of the existing OUT .json that this run "
                    "does not measure (with --models: remeasure some rows only)")
     p.add_argument("--recheck", action="store_true", help="redo only the tile check of the rows in OUT's .json")
+    p.add_argument("--busy", action="store_true", help="the machine is running other jobs: the table marks its "
+                   "seconds as rough")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
@@ -355,7 +357,7 @@ def main(argv=None) -> int:
             new = {n: {**old[n], **{k: v for k, v in r.items() if k in ("exact", "halo", "params")}}
                    for n, r in new.items() if n in old}
         rows = [new.get(e.name) or old[e.name] for e in ENTRIES if e.name in new or e.name in old]
-    write_text(out, markdown(rows, args.threads))
+    write_text(out, markdown(rows, args.threads, args.busy))
     write_text(out.with_suffix(".json"), json.dumps(rows, indent=1) + "\n")
     return 0
 

@@ -37,6 +37,7 @@ import numpy as np
 from memsr_deploy.errors import MemsrError
 from memsr_deploy.formats.tagged_json import dumps_strict
 from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
+from memsr_deploy.runtime.host import machine
 
 PHOTO_12MP = (3000, 4000)      # H, W
 PHOTO_100MP = (8160, 12240)
@@ -353,7 +354,7 @@ def main(argv=None) -> int:
     # the description only: --backend auto is measured by a memsr-upscale run first (default_path), as users get it
     b = open_backend(model=model, backend="onnxruntime")
     meta = {"model": str(model), "scale": b.caps.scale, "halo": b.caps.halo, "widths": b.desc.layer_widths,
-            "threads": args.threads or os.cpu_count(), "cpu": _cpu_name(), "quick": args.quick,
+            "threads": args.threads or os.cpu_count(), "cpu": machine(), "quick": args.quick,
             "date": time.strftime("%Y-%m-%d %H:%M"), "rows": args.rows,
             "command": "python benchmarks/runtime_bench.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     photo_hw = QUICK_PHOTO if args.quick else PHOTO_12MP
@@ -404,12 +405,6 @@ def main(argv=None) -> int:
         plot(mem, out / f"{stem}_memory.png", f"memsr-upscale peak RSS ({'quick' if args.quick else 'full'} run)")
     print(f"wrote {out / (stem + '.md')}")
     return 0
-
-
-def _cpu_name() -> str:
-    from memsr_deploy.runtime.host import cpu_model
-    model = cpu_model()
-    return f"{os.cpu_count()} x {model}" if model else f"{os.cpu_count()} CPUs"
 
 
 if __name__ == "__main__":

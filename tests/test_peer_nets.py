@@ -21,3 +21,27 @@ def test_peer_shapes_and_sizes(name, scale):
         assert net(torch.rand(1, c, 24, 19)).shape == (1, c, 24 * scale, 19 * scale)
     if (name, scale) in PUBLISHED:
         assert sum(p.numel() for p in net.parameters()) == PUBLISHED[(name, scale)]
+
+
+def test_photo_timing_plan_covers_the_photo_with_one_window_shape():
+    from memsr_bench.peers import PAPER, timing_plan
+    from memsr_deploy.formats.tile_plan import plan
+    (wy, wx), count, how = timing_plan(19, (3000, 4000))
+    tiles = plan(3000, 4000, 512, 19)
+    assert count == len(tiles) == 6 * 8 and how == "48 tiles"
+    assert {(t.y.win, t.x.win) for t in tiles} == {(wy, wx)} and (wy, wx) == (500 + 38, 500 + 38)
+    # no finite radius: the paper's size, scaled by pixels
+    shape, count, how = timing_plan(None, (3000, 4000))
+    assert shape == PAPER and count == pytest.approx(12e6 / (960 * 540)) and "scaled" in how
+
+
+def test_seconds_per_photo_runs_the_window_it_times(tmp_path):
+    import onnx
+
+    from memsr_bench.peers import seconds_per_photo
+    from memsr_deploy.formats.onnx_graph import model_to_onnx
+    net = build("ESPCN", 2).eval()
+    path = tmp_path / "espcn.onnx"
+    onnx.save(model_to_onnx(net, channels=1), str(path))
+    secs, how = seconds_per_photo(path, 1, 4, size=(40, 60))
+    assert secs > 0 and how == "1 tile"

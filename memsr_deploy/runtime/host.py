@@ -21,6 +21,12 @@ def cpu_model() -> str | None:
     return _cpuinfo("model name")
 
 
+def machine() -> str:
+    """'<cores> x <CPU model>', the line a benchmark's record names its machine by."""
+    import os
+    return f"{os.cpu_count()} x {cpu_model() or platform.processor() or platform.machine()}"
+
+
 def int8_dot_saturates() -> bool:
     """Whether ONNX Runtime's uint8 x int8 convolution can overflow on this CPU: an x86 CPU without VNNI multiplies
     through pmaddubsw, which adds two u8 * s8 products into a saturating int16, so large activations against
