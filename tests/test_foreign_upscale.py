@@ -466,3 +466,31 @@ def test_the_runtime_plans_a_foreign_model_without_the_profiler(tmp_path):
             "assert p.tile, p; print(sorted(m for m in sys.modules if m.startswith('memsr_deploy.profiler')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr
+
+
+def test_a_foreign_window_that_would_not_fit_is_shrunk_or_refused_before_it_runs(files, tmp_path):
+    """Without --max-memory the runtime still guards against an out-of-memory kill: another project's graph is
+    walked at the window's size, a whole photo that cannot fit is tiled instead, and one with no finite receptive
+    radius (whose tiles would be approximate) is refused with the reason."""
+    from memsr_deploy.errors import MemsrError
+    from memsr_deploy.runtime import memory
+    d, _ = files
+    backend = open_backend(model=d / "esrgan.safetensors")
+    avail = 400 * 2 ** 20
+    said = []
+    assert memory.fit_to_memory(backend, 0, 40, 60, said.append, available=avail) == 0 and not said
+    tile = memory.fit_to_memory(backend, 0, 3000, 4000, said.append, available=avail)
+    assert 0 < tile < 4000 and "whole image" in said[0] and f"using {tile}-pixel tiles" in said[0]
+    win = tile + 2 * backend.caps.halo
+    assert memory.window_bytes(backend, win, win) <= 0.7 * avail < memory.window_bytes(backend, win + 2, win + 2)
+    rows = memory.fit_to_memory(backend, 2000, 3000, 4000, said.append, available=avail, rows_only=True)
+    assert 0 < rows < 2000 and memory.window_bytes(backend, rows + 2 * backend.caps.halo, 4000) <= 0.7 * avail
+    nodes, inits = _conv_shuffle(3, 2)
+    nodes[-1].input[0] = "c2"
+    nodes[-1:-1] = [helper.make_node("GlobalAveragePool", ["c"], ["g"]), helper.make_node("Mul", ["c", "g"], ["c2"])]
+    _onnx(nodes, inits, ["n", 3, "h", "w"], path=tmp_path / "attention.onnx")
+    attention = open_backend(model=tmp_path / "attention.onnx")
+    up = Upscaler(attention, RunOptions(tile=0))
+    with pytest.raises(MemsrError, match="whole image would need .* no finite receptive radius.* --halo"):
+        memory.fit_to_memory(attention, 0, 3000, 4000, said.append, available=avail, inexact=attention.approximate)
+    assert up.upscale_array(photo().astype(np.float32) / 255).shape == (60, 76, 3)   # small: whole, exact

@@ -282,13 +282,14 @@ def test_litert_whole_photo_is_predicted_and_tiled_instead_of_oom_killed():
     from memsr_deploy.runtime import memory
     lite, ort = open_backend(model="memsr-x2", backend="litert"), open_backend(model="memsr-x2",
                                                                                        backend="onnxruntime")
-    assert memory.bytes_per_pixel(lite) > 1.5 * memory.bytes_per_pixel(ort)
+    assert memory.window_bytes(lite, 100, 100) > 1.5 * memory.window_bytes(ort, 100, 100)
     said = []
     avail = 16 * 2 ** 30
     assert memory.fit_to_memory(ort, 0, 3000, 4000, said.append, available=avail) == 0   # 9.9 GiB: fits
     tile = memory.fit_to_memory(lite, 0, 3000, 4000, said.append, available=avail)
     assert tile > 0 and "litert" in said[-1]
-    assert memory.bytes_per_pixel(lite) * (tile + 2 * lite.caps.halo) ** 2 <= 0.7 * avail
+    win = tile + 2 * lite.caps.halo
+    assert memory.window_bytes(lite, win, win) <= 0.7 * avail
 
 
 _ORT_GROWTH = """
@@ -302,7 +303,7 @@ kb = lambda k: int([l for l in open("/proc/self/status") if l.startswith(k)][0].
 base = kb("VmRSS")
 for _ in range(3):
     b.run(x)
-print((kb("VmHWM") - base) * 1024, memory.bytes_per_pixel(b) * win * win)
+print((kb("VmHWM") - base) * 1024, memory.window_bytes(b, win, win))
 """
 
 

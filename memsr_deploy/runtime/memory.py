@@ -1,11 +1,11 @@
 """Default strip heights, how many windows to batch per call, and the guard that keeps a window from outgrowing
 the machine (LiteRT on a whole photo would be OOM-killed, not fail cleanly), with the profiler's model of the
 backend's activations (``formats.runtime_memory.window_bytes_per_pixel``: a measured bound of its session for ONNX
-Runtime, the eager walk for PyTorch, an upper bound for LiteRT). A user's ``--max-memory`` is planned by
+Runtime, the eager walk for PyTorch, an upper bound for LiteRT; another project's ONNX graph walked at the window's
+size: ``footprint.foreign_window_bytes``). A user's ``--max-memory`` is planned by
 ``footprint``, which prices the whole process."""
 from __future__ import annotations
 
-import math
 import re
 
 from ..errors import MemsrError
@@ -32,12 +32,6 @@ def parse_size(text: str) -> int:
     return n
 
 
-def _needs_widths(desc, source):
-    if not desc.layer_widths:
-        raise MemsrError("--max-memory needs the model's layer widths, which this sidecar/model does not give",
-                         source)
-
-
 def default_strip_rows(width: int) -> int:
     return max(4, min(64, STRIP_TARGET_PX // max(width, 1)))
 
@@ -48,56 +42,47 @@ def default_recompute_rows(width: int, halo: int) -> int:
     return max(8 * halo, STRIP_TARGET_PX * 4 // max(width, 1))
 
 
-def bytes_per_pixel(backend) -> int:
-    """Peak activation bytes per LR window pixel on this backend (see the module docstring)."""
-    _needs_widths(backend.desc, backend.source)
-    from ..formats.runtime_memory import window_bytes_per_pixel
-    return int(window_bytes_per_pixel(backend.desc, backend.name, backend.caps.dtype_bytes,
-                                      getattr(backend, "plain", None) or getattr(backend, "model", None)))
-
-
-def tile_for_budget(backend, budget_bytes: int) -> int:
-    """Largest square core tile whose window (tile + 2*halo) fits the budget on this backend."""
-    per = bytes_per_pixel(backend)
-    halo = backend.caps.halo
-    tile = math.isqrt(int(budget_bytes) // per) - 2 * halo
-    if tile < 1:
-        raise MemsrError(f"budget too small: {int(budget_bytes)} bytes; a 1-pixel tile with its {halo}-pixel "
-                         f"halo needs {per * (1 + 2 * halo) ** 2} on {backend.name}", backend.source)
-    return tile
-
-
-def recompute_rows_for_budget(backend, width: int, budget_bytes: int) -> int:
-    """Largest full-width strip (LR rows, halo rows recomputed above and below) within the budget."""
-    per = bytes_per_pixel(backend)
-    halo = backend.caps.halo
-    rows = int(budget_bytes) // (per * max(width, 1)) - 2 * halo
-    if rows < 1:
-        raise MemsrError(f"budget too small: {int(budget_bytes)} bytes; a one-row strip of a {width}-pixel-wide "
-                         f"image with its {halo}-row halo needs {per * width * (1 + 2 * halo)} on {backend.name}",
-                         backend.source)
-    return rows
+def window_bytes(backend, height: int, width: int, halo: int | None = None) -> int:
+    """Activation bytes of one call of ``backend`` on an LR window (the profiler's model of it; see the module
+    docstring); ``halo``: a ``--halo`` given in place of the exact one."""
+    from .footprint import Runtime
+    return Runtime.of(backend, halo).window_bytes(height, width)
 
 
 def fit_to_memory(backend, tile: int, height: int, width: int, log, available: int | None = None,
-                  rows_only: bool = False) -> int:
+                  rows_only: bool = False, halo: int | None = None, inexact: str | None = None) -> int:
     """``tile`` (0 = whole image; with ``rows_only`` the height of full-width strips), or a smaller one when its
     window would not fit in the memory this machine has free: an out-of-memory kill cannot be caught and
-    retried, so it is predicted instead."""
-    if not backend.desc.layer_widths:
-        return tile
+    retried, so it is predicted instead. Another project's graph is priced by walking it at the window's size.
+    ``inexact``: why this model's tiles would not be exact (no finite receptive radius, no --halo given): a window
+    that does not fit is then refused, not shrunk into approximate tiles."""
+    from .footprint import Runtime, largest_within
+    rt = Runtime.of(backend, halo)
+    if rt.graph is None and not backend.desc.layer_widths:
+        return tile     # an artefact whose sidecar gives no widths: nothing to price its windows with
     import psutil
     avail = int(0.7 * (available if available is not None else psutil.virtual_memory().available))
-    halo = backend.caps.halo
-    wy = height if tile <= 0 else min(height, tile + 2 * halo)
-    wx = width if (tile <= 0 or rows_only) else min(width, tile + 2 * halo)
-    need = bytes_per_pixel(backend) * wy * wx
-    if need <= avail:
+
+    def need(n: int) -> int:
+        wy = height if n <= 0 else min(height, n + 2 * rt.halo)
+        wx = width if (n <= 0 or rows_only) else min(width, n + 2 * rt.halo)
+        return rt.window_bytes(wy, wx)
+    if need(tile) <= avail:
         return tile
-    smaller = recompute_rows_for_budget(backend, width, avail) if rows_only else tile_for_budget(backend, avail)
     what = "the whole image" if tile <= 0 else f"{tile}-row strips" if rows_only else f"a {tile}-pixel tile"
-    log(f"{what} would need about {need / 2 ** 20:.0f} MiB on {backend.name}, more than the "
-        f"{avail / 2 ** 20:.0f} MiB this machine can spare: using {smaller} {'rows' if rows_only else 'tiles'}")
+    short = (f"{what} would need about {need(tile) / 2 ** 20:.0f} MiB on {backend.name}, more than the "
+             f"{avail / 2 ** 20:.0f} MiB this machine can spare")
+    if inexact:
+        raise MemsrError(f"{short}, and {inexact}, so its tiles cannot be exact: pass --halo N to tile it (the "
+                         "output is then approximate)", backend.source)
+    longest = height if rows_only else max(height, width)
+    smaller = largest_within(lambda n: need(n) <= avail, longest if tile <= 0 else min(tile, longest))
+    if smaller < 1:
+        one = "a one-row strip" if rows_only else "a 1-pixel tile"
+        raise MemsrError(f"{one} with its {rt.halo}-pixel halo would need about {need(1) / 2 ** 20:.0f} MiB on "
+                         f"{backend.name}, more than the {avail / 2 ** 20:.0f} MiB this machine can spare",
+                         backend.source)
+    log(f"{short}: using {smaller}-row strips" if rows_only else f"{short}: using {smaller}-pixel tiles")
     return smaller
 
 

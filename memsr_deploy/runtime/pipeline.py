@@ -71,6 +71,7 @@ class Upscaler:
     def _runner(self, picture: Picture, convert: Converter, bar, plan: footprint.Plan | None = None):
         opt, caps = self.opt, self.backend.caps
         halo = caps.halo if opt.halo is None else opt.halo
+        inexact = getattr(self.backend, "approximate", None) if opt.halo is None else None
         if opt.mode == "stream" and getattr(self.backend, "plain", None) is not None:
             # PyTorch plain nets: layer-wise rolling buffers, nothing recomputed
             rows = plan.rows if plan else (opt.rows or memory.default_strip_rows(picture.width))
@@ -82,7 +83,7 @@ class Upscaler:
             rows = plan.rows if plan else (opt.rows or memory.default_recompute_rows(picture.width, halo))
             if plan is None:
                 rows = memory.fit_to_memory(self.backend, rows, picture.height, picture.width, self.log,
-                                            rows_only=True)
+                                            rows_only=True, halo=opt.halo, inexact=inexact)
             self.last = {"mode": "stream", "rows": rows, "halo": halo, "strips": "recomputed halo"}
             return TiledRunner(self.backend, rows, halo, 1, convert, bar, self.log, tile_w=0)
         if plan is not None:
@@ -91,7 +92,8 @@ class Upscaler:
             tile = opt.tile
             if not caps.fixed_shape:
                 tile = memory.fit_to_memory(self.backend, caps.default_tile if tile is None else tile,
-                                            picture.height, picture.width, self.log)
+                                            picture.height, picture.width, self.log, halo=opt.halo,
+                                            inexact=inexact)
         t_eff = tile if tile is not None else max(min(caps.fixed_shape) - 2 * halo, 1)
         n_cols = math.ceil(picture.width / t_eff) if t_eff > 0 else 1
         batch = plan.batch if plan else opt.batch or memory.choose_batch(self.backend, t_eff, halo, n_cols,
