@@ -269,3 +269,91 @@ def test_the_profiler_takes_a_foreign_checkpoint_and_other_commands_say_where_it
     assert whole["measured_backend"] == "onnxruntime" and whole["measured"] > 0
     with pytest.raises(MemsrError, match="a Compact checkpoint: it runs on ONNX Runtime"):
         load_model(tmp_path / "compact.pth")
+
+
+def _spandrel_nets():
+    """Tiny random-weight instances of the attention and channel-attention families the issue names, from
+    spandrel's own definitions (their keys are what their projects publish)."""
+    from spandrel.architectures.DAT import DAT
+    from spandrel.architectures.HAT import HAT
+    from spandrel.architectures.OmniSR import OmniSR
+    from spandrel.architectures.PLKSR import PLKSR
+    from spandrel.architectures.RCAN import RCAN
+    from spandrel.architectures.SwinIR import SwinIR
+    return {
+        "SwinIR": lambda: SwinIR(upscale=2, img_size=16, window_size=4, embed_dim=12, depths=[1], num_heads=[2],
+                                 mlp_ratio=2, upsampler="pixelshuffledirect", resi_connection="1conv"),
+        "HAT": lambda: HAT(upscale=2, img_size=16, window_size=4, embed_dim=12, depths=[1], num_heads=[2],
+                           mlp_ratio=2, upsampler="pixelshuffle", compress_ratio=3, squeeze_factor=3),
+        "DAT": lambda: DAT(upscale=2, img_size=16, embed_dim=32, depth=[2], num_heads=[2], split_size=[2, 4],
+                           expansion_factor=2, upsampler="pixelshuffle"),
+        "RCAN": lambda: RCAN(scale=2, n_resgroups=1, n_resblocks=1, n_feats=8, reduction=4),
+        "OmniSR": lambda: OmniSR(num_feat=8, block_num=1, up_scale=2, window_size=4, pe=True),
+        "PLKSR": lambda: PLKSR(dim=8, n_blocks=2, upscaling_factor=2, kernel_size=7, split_ratio=0.25),
+    }
+
+
+@pytest.mark.parametrize("family", ["SwinIR", "HAT", "DAT", "RCAN", "OmniSR", "PLKSR"])
+def test_spandrel_families_load_as_themselves_not_as_edsr(tmp_path, spandrel_here, family):
+    """SwinIR, HAT and DAT checkpoints carry BasicSR's conv_first / upsample / conv_last keys and RCAN's carry
+    EDSR-PyTorch's head / body / tail keys: the model loader gives them to spandrel, not to EDSR's reader."""
+    from memsr_deploy.formats.foreign_graph import foreign_state
+    net = _spandrel_nets()[family]().eval()
+    torch.save(net.state_dict(), tmp_path / "m.pth")
+    assert foreign_state(tmp_path / "m.pth") is not None
+    found = read_checkpoint(tmp_path / "m.pth")
+    assert found.arch == family and found.scale == 2
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():   # clones: RCAN scales its input in place
+        assert torch.allclose(found.module(x.clone()), net(x.clone()), atol=1e-6)
+
+
+def test_an_edsr_checkpoint_with_a_bad_key_still_gets_edsrs_error(tmp_path, spandrel_here):
+    """The spandrel route does not swallow EDSR's own bad-input messages: a key outside EDSR's layout in an EDSR
+    checkpoint that spandrel does not recognise is still EDSR's reader's to name."""
+    from edsr_reference import EdsrPyTorch, randomise
+    from memsr_deploy.formats.checkpoint import import_checkpoint
+    from memsr_deploy.formats.foreign_graph import foreign_state
+    state = {**randomise(EdsrPyTorch(2, 8, 2), seed=1).state_dict(), "body.0.body.1.weight": torch.zeros(3)}
+    torch.save(state, tmp_path / "edsr.pt")
+    assert foreign_state(tmp_path / "edsr.pt") is None
+    with pytest.raises(MemsrError, match="'body.0.body.1.weight'"):
+        import_checkpoint(tmp_path / "edsr.pt")
+
+
+def test_rcan_checkpoint_upscales_through_the_runtime(tmp_path, spandrel_here):
+    """The whole path of `memsr-upscale --model rcan.pth`: exported to ONNX, no finite radius (channel
+    attention pools the image), whole images equal to PyTorch's."""
+    import numpy as np
+
+    from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
+    net = _spandrel_nets()["RCAN"]().eval()
+    torch.save(net.state_dict(), tmp_path / "rcan.pth")
+    backend = open_backend(model=tmp_path / "rcan.pth")
+    assert "no finite receptive radius" in backend.approximate
+    img = np.random.default_rng(0).random((20, 24, 3), dtype=np.float32)
+    out = Upscaler(backend, RunOptions(tile=0)).upscale_array(img)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(img.transpose(2, 0, 1)[None].copy()))[0].numpy().transpose(1, 2, 0)
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+
+
+def test_plksr_checkpoint_tiles_exactly_with_the_graphs_halo(tmp_path, spandrel_here):
+    """PLKSR writes its large-kernel conv's output back into some channels in place (ScatterND in the graph): the
+    radius walk follows it, so `memsr-upscale --model plksr.pth` tiles exactly."""
+    import numpy as np
+
+    from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
+    net = _spandrel_nets()["PLKSR"]().eval()
+    torch.manual_seed(0)
+    with torch.no_grad():   # weights large enough that the outermost pixel of the radius shows in float32
+        for p in net.parameters():
+            p.normal_(0, 0.3)
+    torch.save(net.state_dict(), tmp_path / "plksr.pth")
+    backend = open_backend(model=tmp_path / "plksr.pth")
+    assert backend.approximate is None and backend.caps.halo == 1 + 2 * (1 + 3 + 1) + 1   # head, 2 blocks, tail
+    img = np.random.default_rng(0).random((40, 44, 3), dtype=np.float32)
+    whole = Upscaler(backend, RunOptions(tile=0)).upscale_array(img)
+    np.testing.assert_allclose(Upscaler(backend, RunOptions(tile=8)).upscale_array(img), whole, atol=1e-5)
+    short = Upscaler(backend, RunOptions(tile=8, halo=backend.caps.halo - 1)).upscale_array(img)
+    assert np.abs(short - whole).max() > 1e-3

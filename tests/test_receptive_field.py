@@ -123,9 +123,19 @@ def tokens(g):           # transformer-style: channels-last LayerNorm + Linear (
     return g.op("Slice", [out, g.const(np.zeros(2, np.int64)), ends, g.const(np.array([2, 3], np.int64))])
 
 
+def plksr_split(g):      # PLKSR: a 7x7 conv on the first channels written back in place (x[:, :2] = conv(x[:, :2]),
+    #                        exported as ScatterND on the batch and channel axes), then a 3x3 conv and a shuffle
+    h = g.conv("x", 3, 8)
+    first = g.op("Slice", [h, g.const(np.array([0], np.int64)), g.const(np.array([2], np.int64)),
+                           g.const(np.array([1], np.int64))])
+    idx = g.const(np.array([[[0, 0], [0, 1]]], np.int64))
+    h = g.op("ScatterND", [h, idx, g.conv(first, 2, 2, k=7)])
+    return g.op("DepthToSpace", [g.conv(h, 8, 12)], blocksize=2, mode="CRD")
+
+
 FINITE = {"espcn": (espcn, 1), "edsr": (edsr, 3), "fsrcnn": (fsrcnn, 1), "compact": (compact, 3),
           "rrdb_unshuffle": (rrdb_unshuffle, 3), "strided_dilated": (strided_dilated, 3),
-          "tokens": (tokens, 3)}
+          "tokens": (tokens, 3), "plksr_split": (plksr_split, 3)}
 
 
 def _windows(length, core, halo, align):

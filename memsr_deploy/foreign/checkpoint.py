@@ -36,14 +36,32 @@ def _load_strictly(found: Foreign, state: dict, path) -> Foreign:
     return found
 
 
-def _from_spandrel(state: dict, path) -> Foreign | None:
+def _spandrel():
+    """spandrel, or None where it is not installed or does not import (a torchvision built for another torch
+    fails with RuntimeError)."""
     try:
-        from spandrel import ModelLoader, UnsupportedModelError
-    except ImportError:
+        import spandrel
+    except (ImportError, RuntimeError, OSError):
+        return None
+    return spandrel
+
+
+def spandrel_detects(state: dict) -> bool:
+    """Whether spandrel (where it imports) recognises an architecture in ``state``, without building it."""
+    spandrel = _spandrel()
+    if spandrel is None:
+        return False
+    canonical = spandrel.canonicalize_state_dict(state)
+    return any(arch.detect(canonical) for arch in spandrel.MAIN_REGISTRY)
+
+
+def _from_spandrel(state: dict, path) -> Foreign | None:
+    spandrel = _spandrel()
+    if spandrel is None:
         return None
     try:
-        d = ModelLoader().load_from_state_dict(state)
-    except UnsupportedModelError:
+        d = spandrel.ModelLoader().load_from_state_dict(state)
+    except spandrel.UnsupportedModelError:
         return None
     except Exception as e:  # a detected architecture whose keys or shapes do not fit
         raise MemsrError(f"spandrel could not load it ({str(e).splitlines()[0][:200]})", path) from None

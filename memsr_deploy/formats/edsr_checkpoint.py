@@ -57,9 +57,10 @@ def _layout_of(state: dict, path) -> str:
     return found[0]
 
 
-def is_edsr(state: dict) -> bool:
-    """Whether any key of ``state`` belongs to one of EDSR's layouts."""
-    return any(re.fullmatch(L["pattern"], k) for k in state for L in LAYOUTS.values())
+def is_edsr(state: dict, every: bool = False) -> bool:
+    """Whether any key (``every``: every key) of ``state`` belongs to one of EDSR's layouts."""
+    test = all if every else any
+    return test(any(re.fullmatch(L["pattern"], k) for L in LAYOUTS.values()) for k in state)
 
 
 def _supported() -> str:

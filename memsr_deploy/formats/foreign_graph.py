@@ -189,7 +189,7 @@ def foreign_state(path) -> dict | None:
     import re
     from importlib.util import find_spec
 
-    from ..foreign.checkpoint import family_of
+    from ..foreign.checkpoint import family_of, spandrel_detects
     from .checkpoint import MEMSR_KEYS, is_checkpoint, read_state_dict
     from .edsr_checkpoint import is_edsr
     if not is_checkpoint(path) or not Path(str(path)).is_file():
@@ -197,5 +197,10 @@ def foreign_state(path) -> dict | None:
     state = read_state_dict(path)[0]
     if family_of(state) is not None:
         return state
-    memsr = all(re.match(MEMSR_KEYS, k) for k in state)
-    return state if find_spec("spandrel") is not None and not memsr and not is_edsr(state) else None
+    if find_spec("spandrel") is None or all(re.match(MEMSR_KEYS, k) for k in state):
+        return None
+    # SwinIR, HAT, DAT (BasicSR's conv_first / upsample / conv_last) and RCAN (EDSR-PyTorch's head / body / tail)
+    # share key names with EDSR: a state dict is EDSR's when every key is, or when spandrel sees nothing else in
+    # it (EDSR's reader then names its first bad key)
+    edsr = is_edsr(state) and (is_edsr(state, every=True) or not spandrel_detects(state))
+    return None if edsr else state

@@ -447,6 +447,14 @@ def _apply(node, fields: list, consts: dict, probes: list[dict], values: list[di
         return Field(new_axes, f0.h, f0.w)
     if op in _UNARY or op in _NARY:
         return _union(live) if live else None
+    if op == "ScatterND" and f0 is not None:
+        # an in-place write to some channels (PLKSR's x[:, :k] = conv(x[:, :k])): indices of depth d address the
+        # first d axes, so while those are not image axes each pixel reads the same pixel of data or updates
+        depth = (probes[0].get(node.input[1]) or [None])[-1] if probes else None
+        if depth is None or depth > min(f0.axes):
+            raise _Stop("ScatterND into an image axis" if depth else "ScatterND whose indices' shape inference "
+                        "cannot tell")
+        return _union(live)
     if not live:
         return None
     raise _Stop(f"{op} is not an op this walk follows")
