@@ -392,3 +392,21 @@ def test_the_halo_derived_from_each_familys_graph_is_the_least_exact_one(family)
             out[(slice(None), slice(None), *t.dest(2))] = y[(slice(None), slice(None), *t.crop(2))]
         return float(np.abs(out - whole).max() / np.abs(whole).max())
     assert error(halo) < 1e-6 and error(halo - 1) > 2e-6, (halo, error(halo), error(halo - 1))
+
+
+def test_a_restoration_model_spandrel_detects_is_refused_as_not_sr(tmp_path, spandrel_here, capsys):
+    """DnCNN (a denoiser, x1) is an architecture spandrel knows, not a super-resolution model: one line, exit
+    non-zero, nothing written."""
+    from spandrel.architectures.DnCNN import DnCNN
+
+    from memsr_deploy.cli.upscale import main
+    from memsr_deploy.imageio.encode import save_png
+    torch.save(DnCNN(in_nc=3, out_nc=3, nc=8, nb=17).state_dict(), tmp_path / "dncnn.pth")   # the 17 layers it detects by
+    with pytest.raises(MemsrError, match="DnCNN .*x1, not single-image super-resolution"):
+        read_checkpoint(tmp_path / "dncnn.pth")
+    import numpy as np
+    save_png(tmp_path / "in.png", np.zeros((8, 8, 3), np.uint8))
+    assert main([str(tmp_path / "in.png"), "--model", str(tmp_path / "dncnn.pth"), "-o", str(tmp_path / "o.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "dncnn.pth" in err[0] and "not single-image super-resolution" in err[0], err
+    assert not (tmp_path / "o.png").exists()

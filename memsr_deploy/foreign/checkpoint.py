@@ -85,5 +85,7 @@ def read_checkpoint(path, state: dict | None = None) -> Foreign:
     found = _from_spandrel(state, path)
     if found is not None:
         return found
-    raise MemsrError(f"not a checkpoint of a supported SR architecture (supported: {', '.join(FAMILIES)}; "
-                     "install spandrel for the others it detects)", path)
+    more = ("nor one spandrel detects" if _spandrel() is not None
+            else "install spandrel for the others it detects")
+    raise MemsrError(f"not a checkpoint of a supported SR architecture (supported: {', '.join(FAMILIES)}; {more})",
+                     path)
