@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import sys
 import tempfile
 from pathlib import Path
@@ -44,8 +43,8 @@ TILE = 512
 REPEAT = 3
 
 
-def timing_plan(halo: int | None, size: tuple[int, int] = SIZES["12MP"]) -> tuple[tuple[int, int], float, str]:
-    """(window shape, how many such windows make the photo, how) for timing one photo by timing one window.
+def timing_plan(halo: int | None, size: tuple[int, int] = SIZES["12MP"]) -> tuple[tuple[int, int], float]:
+    """(window shape, how many such windows make the photo) for timing one photo by timing one window.
 
     Every window of an exact tile plan has one shape (formats/tile_plan.py), so one window's time times their
     count is the tile loop's network time. A network with no finite receptive radius runs whole, which at 12 MP
@@ -53,20 +52,20 @@ def timing_plan(halo: int | None, size: tuple[int, int] = SIZES["12MP"]) -> tupl
     cost the same per pixel at any size)."""
     h, w = size
     if halo is None:
-        return PAPER, h * w / (PAPER[0] * PAPER[1]), "whole 960x540 scaled"
+        return PAPER, h * w / (PAPER[0] * PAPER[1])
     tiles = plan(h, w, TILE, halo)
-    return (tiles[0].y.win, tiles[0].x.win), float(len(tiles)), f"{len(tiles)} tile{'s' if len(tiles) > 1 else ''}"
+    return (tiles[0].y.win, tiles[0].x.win), float(len(tiles))
 
 
 def seconds_per_photo(onnx_path: Path, channels: int, halo: int | None,
-                      size: tuple[int, int] = SIZES["12MP"]) -> tuple[float, str]:
+                      size: tuple[int, int] = SIZES["12MP"]) -> float:
     """Network seconds (no decoding or encoding) for an LR photo of ``size`` on ONNX Runtime with every core."""
     from memsr_deploy.runtime.backends.onnx_backend import session
-    (wy, wx), count, how = timing_plan(halo, size)
+    (wy, wx), count = timing_plan(halo, size)
     sess = session(str(onnx_path), None, onnx_path)
     feed = {sess.get_inputs()[0].name: np.random.default_rng(0).random((1, channels, wy, wx), dtype=np.float32)}
     secs, _ = timed(lambda: sess.run(None, feed), REPEAT)
-    return secs * count, how
+    return secs * count
 
 
 def _others(scale: int) -> dict:
@@ -125,7 +124,7 @@ def profile(name: str, onnx_path: Path, params: int, macs: float, channels: int,
         row[f"tiled_{label}"] = None if row["halo"] is None else \
             predict(sub, hh, ww, "tiled", "fp32", "onnxruntime", tile=TILE).peak_bytes
     if time_it:
-        row["seconds_12MP"], row["seconds_how"] = seconds_per_photo(onnx_path, channels, row["halo"])
+        row["seconds_12MP"] = seconds_per_photo(onnx_path, channels, row["halo"])
     return row
 
 
@@ -163,7 +162,7 @@ def seconds_note(machine: str | None) -> str:
 
 def markdown(results: dict, argv: list[str], measure: bool, timed_on: str | None) -> str:
     lines = ["# memsr against other lightweight SR networks", "",
-             f"{datetime.date.today()}, {platform.processor() or platform.machine()}. Random weights (memory "
+             f"{datetime.date.today()}, {machine()}. Random weights (memory "
              "depends on the architecture only). Peaks are activation bytes on ONNX Runtime (fp32): predicted by "
              "the profiler's walk of each network's ONNX graph, measured in a fresh process (one thread, arena "
              "off) at 960x540 LR, the paper's setting; there the expected figure is the walk plus what the measured process "

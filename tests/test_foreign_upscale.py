@@ -473,7 +473,7 @@ def test_a_foreign_window_that_would_not_fit_is_shrunk_or_refused_before_it_runs
     walked at the window's size, a whole photo that cannot fit is tiled instead, and one with no finite receptive
     radius (whose tiles would be approximate) is refused with the reason."""
     from memsr_deploy.errors import MemsrError
-    from memsr_deploy.runtime import memory
+    from memsr_deploy.runtime import footprint, memory
     d, _ = files
     backend = open_backend(model=d / "esrgan.safetensors")
     avail = 400 * 2 ** 20
@@ -482,9 +482,10 @@ def test_a_foreign_window_that_would_not_fit_is_shrunk_or_refused_before_it_runs
     tile = memory.fit_to_memory(backend, 0, 3000, 4000, said.append, available=avail)
     assert 0 < tile < 4000 and "whole image" in said[0] and f"using {tile}-pixel tiles" in said[0]
     win = tile + 2 * backend.caps.halo
-    assert memory.window_bytes(backend, win, win) <= 0.7 * avail < memory.window_bytes(backend, win + 2, win + 2)
+    rt = footprint.Runtime.of(backend)
+    assert rt.window_bytes(win, win) <= 0.7 * avail < rt.window_bytes(win + 2, win + 2)
     rows = memory.fit_to_memory(backend, 2000, 3000, 4000, said.append, available=avail, rows_only=True)
-    assert 0 < rows < 2000 and memory.window_bytes(backend, rows + 2 * backend.caps.halo, 4000) <= 0.7 * avail
+    assert 0 < rows < 2000 and rt.window_bytes(rows + 2 * backend.caps.halo, 4000) <= 0.7 * avail
     nodes, inits = _conv_shuffle(3, 2)
     nodes[-1].input[0] = "c2"
     nodes[-1:-1] = [helper.make_node("GlobalAveragePool", ["c"], ["g"]), helper.make_node("Mul", ["c", "g"], ["c2"])]

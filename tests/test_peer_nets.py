@@ -26,13 +26,13 @@ def test_peer_shapes_and_sizes(name, scale):
 def test_photo_timing_plan_covers_the_photo_with_one_window_shape():
     from memsr_bench.peers import PAPER, timing_plan
     from memsr_deploy.formats.tile_plan import plan
-    (wy, wx), count, how = timing_plan(19, (3000, 4000))
+    (wy, wx), count = timing_plan(19, (3000, 4000))
     tiles = plan(3000, 4000, 512, 19)
-    assert count == len(tiles) == 6 * 8 and how == "48 tiles"
+    assert count == len(tiles) == 6 * 8
     assert {(t.y.win, t.x.win) for t in tiles} == {(wy, wx)} and (wy, wx) == (500 + 38, 500 + 38)
     # no finite radius: the paper's size, scaled by pixels
-    shape, count, how = timing_plan(None, (3000, 4000))
-    assert shape == PAPER and count == pytest.approx(12e6 / (960 * 540)) and "scaled" in how
+    shape, count = timing_plan(None, (3000, 4000))
+    assert shape == PAPER and count == pytest.approx(12e6 / (960 * 540))
 
 
 def test_seconds_per_photo_runs_the_window_it_times(tmp_path):
@@ -43,5 +43,4 @@ def test_seconds_per_photo_runs_the_window_it_times(tmp_path):
     net = build("ESPCN", 2).eval()
     path = tmp_path / "espcn.onnx"
     onnx.save(model_to_onnx(net, channels=1), str(path))
-    secs, how = seconds_per_photo(path, 1, 4, size=(40, 60))
-    assert secs > 0 and how == "1 tile"
+    assert seconds_per_photo(path, 1, 4, size=(40, 60)) > 0

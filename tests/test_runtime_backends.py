@@ -279,22 +279,22 @@ def test_litert_whole_photo_is_predicted_and_tiled_instead_of_oom_killed():
     """LiteRT keeps every layer's output: a whole 12 MP photo of the x2 student would need far more than the
     ideal rule; the runtime predicts it from LiteRT's own (upper-bound) model and tiles instead."""
     pytest.importorskip("ai_edge_litert")
-    from memsr_deploy.runtime import memory
+    from memsr_deploy.runtime import footprint, memory
     lite, ort = open_backend(model="memsr-x2", backend="litert"), open_backend(model="memsr-x2",
                                                                                        backend="onnxruntime")
-    assert memory.window_bytes(lite, 100, 100) > 1.5 * memory.window_bytes(ort, 100, 100)
+    assert footprint.Runtime.of(lite).window_bytes(100, 100) > 1.5 * footprint.Runtime.of(ort).window_bytes(100, 100)
     said = []
     avail = 16 * 2 ** 30
     assert memory.fit_to_memory(ort, 0, 3000, 4000, said.append, available=avail) == 0   # 9.9 GiB: fits
     tile = memory.fit_to_memory(lite, 0, 3000, 4000, said.append, available=avail)
     assert tile > 0 and "litert" in said[-1]
     win = tile + 2 * lite.caps.halo
-    assert memory.window_bytes(lite, win, win) <= 0.7 * avail
+    assert footprint.Runtime.of(lite).window_bytes(win, win) <= 0.7 * avail
 
 
 _ORT_GROWTH = """
 import sys, numpy as np
-from memsr_deploy.runtime import open_backend, memory
+from memsr_deploy.runtime import open_backend, footprint
 b = open_backend(model="memsr-x2", threads=1, backend="onnxruntime")
 b.run(np.zeros((1, 3, 32, 32), np.float32))   # one-time costs (kernels, thread pool) before the baseline
 win = int(sys.argv[1])
@@ -303,7 +303,7 @@ kb = lambda k: int([l for l in open("/proc/self/status") if l.startswith(k)][0].
 base = kb("VmRSS")
 for _ in range(3):
     b.run(x)
-print((kb("VmHWM") - base) * 1024, memory.window_bytes(b, win, win))
+print((kb("VmHWM") - base) * 1024, footprint.Runtime.of(b).window_bytes(win, win))
 """
 
 

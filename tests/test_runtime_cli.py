@@ -237,13 +237,13 @@ def test_missing_bundled_model_is_a_clean_error(tmp_path, capsys, monkeypatch):
 
 def test_whole_image_that_would_not_fit_is_tiled(tiny_plain_path):
     """An out-of-memory kill cannot be retried: a window that cannot fit is predicted and shrunk up front."""
-    from memsr_deploy.runtime import memory
+    from memsr_deploy.runtime import footprint, memory
     backend = open_backend(model=tiny_plain_path)
     said = []
     tile = memory.fit_to_memory(backend, 0, 4000, 6000, said.append, available=200 * 2 ** 20)
     assert 0 < tile < 4000 and "whole image" in said[0]
     win = tile + 2 * backend.caps.halo
-    assert memory.window_bytes(backend, win, win) <= 0.7 * 200 * 2 ** 20
+    assert footprint.Runtime.of(backend).window_bytes(win, win) <= 0.7 * 200 * 2 ** 20
     assert memory.fit_to_memory(backend, 0, 40, 60, said.append, available=200 * 2 ** 20) == 0
 
 

@@ -42,13 +42,6 @@ def default_recompute_rows(width: int, halo: int) -> int:
     return max(8 * halo, STRIP_TARGET_PX * 4 // max(width, 1))
 
 
-def window_bytes(backend, height: int, width: int, halo: int | None = None) -> int:
-    """Activation bytes of one call of ``backend`` on an LR window (the profiler's model of it; see the module
-    docstring); ``halo``: a ``--halo`` given in place of the exact one."""
-    from .footprint import Runtime
-    return Runtime.of(backend, halo).window_bytes(height, width)
-
-
 def fit_to_memory(backend, tile: int, height: int, width: int, log, available: int | None = None,
                   rows_only: bool = False, halo: int | None = None, inexact: str | None = None) -> int:
     """``tile`` (0 = whole image; with ``rows_only`` the height of full-width strips), or a smaller one when its
