@@ -410,3 +410,27 @@ def test_a_restoration_model_spandrel_detects_is_refused_as_not_sr(tmp_path, spa
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "dncnn.pth" in err[0] and "not single-image super-resolution" in err[0], err
     assert not (tmp_path / "o.png").exists()
+
+
+def test_a_swinir_like_checkpoint_without_spandrel_names_the_key_edsr_lacks(tmp_path, capsys):
+    """Without spandrel, a checkpoint that shares some of EDSR's key names (SwinIR's conv_first, upsample,
+    conv_last) is refused naming its first key outside EDSR's layout, not with an EDSR shape complaint."""
+    from memsr_deploy.cli.upscale import main
+    from memsr_deploy.imageio.encode import save_png
+    g = torch.Generator().manual_seed(0)
+    state = {}
+    _conv(state, "conv_first", 3, 12, gen=g)
+    state["layers.0.residual_group.blocks.0.norm1.weight"] = torch.ones(12)
+    _conv(state, "conv_after_body", 12, 12, gen=g)
+    _conv(state, "upsample.0", 12, 12, gen=g)
+    _conv(state, "conv_last", 12, 3, gen=g)
+    torch.save(state, tmp_path / "swinir.pth")
+    import numpy as np
+    save_png(tmp_path / "in.png", np.zeros((8, 8, 3), np.uint8))
+    with pytest.MonkeyPatch.context() as mp:   # spandrel absent, whatever this machine has
+        mp.setitem(sys.modules, "spandrel", None)
+        rc = main([str(tmp_path / "in.png"), "--model", str(tmp_path / "swinir.pth"), "-o", str(tmp_path / "o.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and not (tmp_path / "o.png").exists(), err
+    assert "swinir.pth" in err[0] and "'layers.0.residual_group.blocks.0.norm1.weight'" in err[0], err
+    assert "not an EDSR checkpoint" in err[0] and "spandrel" in err[0], err

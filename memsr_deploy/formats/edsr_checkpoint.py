@@ -54,6 +54,10 @@ def _layout_of(state: dict, path) -> str:
         other = next(k for k, v in owner.items() if v not in (main, None))
         raise MemsrError(f"keys of two layouts mixed: key {other!r} is {owner[other]}'s, the others "
                          f"{main}'s", path)
+    stray = next((k for k, v in owner.items() if v is None), None)
+    if stray is not None:   # SwinIR, HAT, DAT and RCAN share some of EDSR's key names: say which key is not
+        raise MemsrError(f"key {stray!r} is not in EDSR's {found[0]} layout: not an EDSR checkpoint (other SR "
+                         "architectures load through spandrel where it imports)", path)
     return found[0]
 
 
