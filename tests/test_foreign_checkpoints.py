@@ -338,17 +338,22 @@ def test_rcan_checkpoint_upscales_through_the_runtime(tmp_path, spandrel_here):
     np.testing.assert_allclose(out, ref, atol=1e-5)
 
 
+def _large_weights(net):
+    """Weights re-drawn large enough that the outermost pixel of the receptive radius shows in float32."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 0.3)
+    return net
+
+
 def test_plksr_checkpoint_tiles_exactly_with_the_graphs_halo(tmp_path, spandrel_here):
     """PLKSR writes its large-kernel conv's output back into some channels in place (ScatterND in the graph): the
     radius walk follows it, so `memsr-upscale --model plksr.pth` tiles exactly."""
     import numpy as np
 
     from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
-    net = _spandrel_nets()["PLKSR"]().eval()
-    torch.manual_seed(0)
-    with torch.no_grad():   # weights large enough that the outermost pixel of the radius shows in float32
-        for p in net.parameters():
-            p.normal_(0, 0.3)
+    net = _large_weights(_spandrel_nets()["PLKSR"]().eval())
     torch.save(net.state_dict(), tmp_path / "plksr.pth")
     backend = open_backend(model=tmp_path / "plksr.pth")
     assert backend.approximate is None and backend.caps.halo == 1 + 2 * (1 + 3 + 1) + 1   # head, 2 blocks, tail
@@ -371,11 +376,7 @@ def test_the_halo_derived_from_each_familys_graph_is_the_least_exact_one(family)
     from memsr_deploy.formats.tile_plan import plan
     state = {"compact": lambda: compact_state(scale=2), "span": lambda: span_state(width=8, scale=2, norm=False),
              "esrgan": lambda: rrdb_state(width=8, growth=4, blocks=1, ups=1)}[family]()
-    net = read_checkpoint("x.pth", state=state).module
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.normal_(0, 0.3)
+    net = _large_weights(read_checkpoint("x.pth", state=state).module)
     graph = model_to_onnx(net, channels=3)
     halo = radius(graph).halo
     sess = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
@@ -399,24 +400,20 @@ def test_a_restoration_model_spandrel_detects_is_refused_as_not_sr(tmp_path, spa
     non-zero, nothing written."""
     from spandrel.architectures.DnCNN import DnCNN
 
-    from memsr_deploy.cli.upscale import main
-    from memsr_deploy.imageio.encode import save_png
+    from test_runtime_cli import one_error_line, run, save_png
     torch.save(DnCNN(in_nc=3, out_nc=3, nc=8, nb=17).state_dict(), tmp_path / "dncnn.pth")   # the 17 layers it detects by
     with pytest.raises(MemsrError, match="DnCNN .*x1, not single-image super-resolution"):
         read_checkpoint(tmp_path / "dncnn.pth")
-    import numpy as np
-    save_png(tmp_path / "in.png", np.zeros((8, 8, 3), np.uint8))
-    assert main([str(tmp_path / "in.png"), "--model", str(tmp_path / "dncnn.pth"), "-o", str(tmp_path / "o.png")]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "dncnn.pth" in err[0] and "not single-image super-resolution" in err[0], err
-    assert not (tmp_path / "o.png").exists()
+    save_png(tmp_path / "in.png")
+    rc, err = run(capsys, tmp_path / "in.png", "--model", tmp_path / "dncnn.pth", "-o", tmp_path / "o.png")
+    assert rc == 2 and not (tmp_path / "o.png").exists()
+    one_error_line(err, "dncnn.pth", "not single-image super-resolution")
 
 
 def test_a_swinir_like_checkpoint_without_spandrel_names_the_key_edsr_lacks(tmp_path, capsys):
     """Without spandrel, a checkpoint that shares some of EDSR's key names (SwinIR's conv_first, upsample,
     conv_last) is refused naming its first key outside EDSR's layout, not with an EDSR shape complaint."""
-    from memsr_deploy.cli.upscale import main
-    from memsr_deploy.imageio.encode import save_png
+    from test_runtime_cli import one_error_line, run, save_png
     g = torch.Generator().manual_seed(0)
     state = {}
     _conv(state, "conv_first", 3, 12, gen=g)
@@ -425,12 +422,10 @@ def test_a_swinir_like_checkpoint_without_spandrel_names_the_key_edsr_lacks(tmp_
     _conv(state, "upsample.0", 12, 12, gen=g)
     _conv(state, "conv_last", 12, 3, gen=g)
     torch.save(state, tmp_path / "swinir.pth")
-    import numpy as np
-    save_png(tmp_path / "in.png", np.zeros((8, 8, 3), np.uint8))
+    save_png(tmp_path / "in.png")
     with pytest.MonkeyPatch.context() as mp:   # spandrel absent, whatever this machine has
         mp.setitem(sys.modules, "spandrel", None)
-        rc = main([str(tmp_path / "in.png"), "--model", str(tmp_path / "swinir.pth"), "-o", str(tmp_path / "o.png")])
-    err = capsys.readouterr().err.strip().splitlines()
-    assert rc == 2 and len(err) == 1 and not (tmp_path / "o.png").exists(), err
-    assert "swinir.pth" in err[0] and "'layers.0.residual_group.blocks.0.norm1.weight'" in err[0], err
-    assert "not an EDSR checkpoint" in err[0] and "spandrel" in err[0], err
+        rc, err = run(capsys, tmp_path / "in.png", "--model", tmp_path / "swinir.pth", "-o", tmp_path / "o.png")
+    assert rc == 2 and not (tmp_path / "o.png").exists()
+    one_error_line(err, "swinir.pth", "'layers.0.residual_group.blocks.0.norm1.weight'", "not an EDSR checkpoint",
+                   "spandrel")
