@@ -4,6 +4,7 @@ recipe (the exact commands that produced it) in its JSON.
 
   python -m memsr_bench.package_bundled runs/student_x2/model --name memsr-x2 --teacher runs/teacher_x2/model \
       --recipe "memsr-train teacher ..." --recipe "memsr-train student ..."
+  (or --recipe-log ROOT/stages.json: the commands memsr_bench.run_recipe ran, each with its minutes)
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from memsr_deploy.errors import MemsrError
 from memsr_deploy.data.datasets import holdout_files, pair_from_hr
 from memsr_deploy.data.eval_photos import load_eval_photos
 from memsr_deploy.quality.evaluate import evaluate_model
@@ -19,6 +21,8 @@ from memsr_deploy.formats.model_file import INT8_MODEL_KEY, load_model, save_mod
 from memsr_deploy.imageio import read_image
 from memsr_deploy.formats.registry import MODELS, PRETRAINED_DIR
 from memsr_deploy.quality.flat_colours import check_torch
+
+from .run_recipe import recipe_lines
 
 
 def table(results: dict) -> dict:
@@ -180,6 +184,9 @@ def main(argv=None) -> int:
     ap.add_argument("--name", required=True, choices=sorted(MODELS))
     ap.add_argument("--teacher", default=None, help="teacher to evaluate beside it")
     ap.add_argument("--recipe", action="append", default=[], help="a command that produced it (repeatable)")
+    ap.add_argument("--recipe-log", default=None,
+                    help="stages.json of memsr_bench.run_recipe: its commands follow --recipe, each with its wall "
+                         "time, threads and whether the machine was alone")
     ap.add_argument("--eval-data", default=None)
     ap.add_argument("--int8-photos", default="data/photos/train",
                     help="training photos for the int8 activation ranges of a plain model (never the eval photos)")
@@ -192,11 +199,17 @@ def main(argv=None) -> int:
                          "check: the gains there should match the evaluation photos'); 0 = skip")
     args = ap.parse_args(argv)
 
+    recipe = list(args.recipe)
+    if args.recipe_log:
+        try:
+            recipe += recipe_lines(args.recipe_log)
+        except MemsrError as e:
+            sys.exit(f"error: {e}")
     model, desc = load_model(args.model)
     teacher = load_model(args.teacher)[0] if args.teacher else None
     ev = score(model, teacher, args.name, load_eval_photos(args.eval_data), desc.scale)
     extra = dict(desc.extra)
-    extra.update(evaluation=ev, recipe=args.recipe, registry_name=args.name)
+    extra.update(evaluation=ev, recipe=recipe, registry_name=args.name)
     # the networks already loaded above, not read again from disk
     extra["flat_colours"] = {"model": check_torch(model, desc.scale),
                              **({"teacher": check_torch(teacher, desc.scale)} if teacher is not None else {})}
