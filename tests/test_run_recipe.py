@@ -91,3 +91,27 @@ def test_describe_says_whether_the_machine_was_shared():
     stage["existing_checkpoint"] = True
     assert run_recipe.describe(stage) == ("90 min, 2 threads, alone, continued a checkpoint made before this log, "
                                           "whose minutes are not counted")
+
+
+def _train_commands():
+    """Every memsr-train command of the bundled models' recipes (also those quoted in comment lines) and of the
+    recipe files."""
+    from pathlib import Path
+    from memsr_deploy.formats.registry import PRETRAINED_DIR
+    lines = [line for p in sorted(PRETRAINED_DIR.glob("*.json")) for line in json.loads(p.read_text()).get("recipe", [])]
+    for p in sorted((Path(run_recipe.__file__).parent / "recipes").glob("*.txt")):
+        lines += p.read_text().splitlines()
+    for line in lines:
+        if "memsr-train " in line:
+            yield shlex.split("memsr-train " + line.split("memsr-train ", 1)[1], comments=True)
+
+
+def test_every_recorded_training_command_still_parses():
+    from memsr_deploy.cli.train import parser
+    commands = list(_train_commands())
+    assert len(commands) >= 12
+    for argv in commands:
+        try:
+            parser().parse_args(argv[1:])
+        except SystemExit:
+            raise AssertionError(f"no longer a valid command: {shlex.join(argv)}") from None
