@@ -160,3 +160,22 @@ def test_eval_pair_is_a_tuple():
     p = EvalPair("x", np.zeros((4, 4, 3), np.float32), np.zeros((2, 2, 3), np.float32))
     name, hr, lr = p
     assert name == "x" and hr.shape == (4, 4, 3)
+
+
+def test_cli_holdout_scores_the_photos_training_kept_out(tmp_path, tiny_plain_path, capsys):
+    from memsr_deploy.data.datasets import holdout_files
+    d = tmp_path / "train"
+    d.mkdir()
+    for i in range(5):
+        Image.fromarray((_hr(40, 44, i) * 255).round().astype(np.uint8)).save(d / f"p{i}.png")
+    assert main([str(tiny_plain_path), "--data", str(d), "--holdout", "2", "--json", "--no-ssim"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in doc["model"]["images"]] == [p.stem for p in holdout_files(d, 2, 2)]
+    assert doc["holdout"] == 2
+    bic = find_pairs(d, 2)   # the same pairs as the whole folder's, for the photos held out
+    want = {r.name: r.psnr for r in evaluate_model("bicubic", bic, 2, ssim=False).images}
+    assert all(r["psnr"] == pytest.approx(want[r["name"]]) for r in doc["bicubic"]["images"])
+    assert main(["bicubic", "--holdout", "2"]) == 2
+    assert "--holdout needs --data" in capsys.readouterr().err
+    assert main(["bicubic", "--data", str(d), "--holdout", "5"]) == 2
+    assert "cannot hold out 5 of 5" in capsys.readouterr().err

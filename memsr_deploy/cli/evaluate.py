@@ -22,6 +22,9 @@ def parser() -> types.Parser:
                                    "default: the evaluation photos (memsr-fetch-photos, else scikit-image's)")
     ap.add_argument("--scale", type=types.positive_int,
                     choices=(2, 3, 4), help="upscaling factor (default: the model's, or 2)")
+    ap.add_argument("--holdout", type=types.positive_int, default=None, metavar="N",
+                    help="score the N photos that memsr-train --holdout N keeps out of --data (its training photos): "
+                         "the held-out check, never the evaluation photos")
     ap.add_argument("--lr-dir", help="folder of LR images matching the HR names (instead of deriving them)")
     ap.add_argument("--tile", type=types.non_negative_int, default=None,
                     help="LR tile side for exact tiled inference (0 = whole image; default: automatic)")
@@ -40,13 +43,23 @@ def parser() -> types.Parser:
 
 
 def _pairs(args, scale):
-    from ..data.datasets import find_pairs, pair_from_hr
+    from ..data.datasets import find_pairs, holdout_pairs, pair_from_hr
+    if args.holdout:
+        if not args.data or args.lr_dir:
+            raise MemsrError("--holdout needs --data (the training photos it was held out of) and no --lr-dir")
+        return holdout_pairs(args.data, scale, args.holdout)
     if args.data:
         return find_pairs(args.data, scale, args.lr_dir)
     if args.lr_dir:
         raise MemsrError("--lr-dir needs --data (the HR images it belongs to)")
     from ..data.eval_photos import load_eval_photos
     return [pair_from_hr(name, hr, scale) for name, hr in load_eval_photos()]
+
+
+def _data_label(args) -> str:
+    if args.holdout:
+        return f"the {args.holdout} photos held out of {args.data}"
+    return args.data or "the evaluation photos"
 
 
 def _table(rows, base, model) -> str:
@@ -142,11 +155,11 @@ def main(argv=None) -> int:
     if args.crops:
         _save_references(pairs, scale, args, boxes)
     if args.json:
-        doc = {"scale": scale, "data": args.data or "eval-photos", "bicubic": base.to_dict(),
+        doc = {"scale": scale, "data": args.data or "eval-photos", "holdout": args.holdout, "bicubic": base.to_dict(),
                "model": result.to_dict() if result else None}
         print(json.dumps(doc, indent=2, allow_nan=False))
     else:
-        print(f"x{scale} on {args.data or 'the evaluation photos'} ({len(pairs)} images), Y channel, "
+        print(f"x{scale} on {_data_label(args)} ({len(pairs)} images), Y channel, "
               f"{scale}px border shaved")
         print(_table(pairs, base, result))
     return 0

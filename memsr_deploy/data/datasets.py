@@ -136,6 +136,12 @@ def holdout_files(source, scale: int, n: int) -> list[Path]:
     return [files[int((i + 0.5) * len(files) / n)] for i in range(n)]
 
 
+def holdout_pairs(source, scale: int, n: int) -> list[EvalPair]:
+    """Evaluation pairs of the ``holdout_files``: a DIV2K tree's own LR where it has one, else the standard LR."""
+    lr_of = dict(training_files(source, scale))
+    return [_pair_from_files(h, lr_of[h], scale) for h in holdout_files(source, scale, n)]
+
+
 def load_training_images(source, scale: int, min_lr_side: int = 1, progress: bool = True,
                          exclude=()) -> list[_Image]:
     """Decode every training image once (except the HR files in ``exclude``: held out for validation).
