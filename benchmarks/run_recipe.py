@@ -69,11 +69,11 @@ def resolve(command: str, root: Path) -> list[str]:
     return argv
 
 
-def threads_of(command: str) -> int | None:
-    tokens = shlex.split(command)
-    for i, t in enumerate(tokens[:-1]):
-        if t == "--threads":
-            return int(tokens[i + 1])
+def flag_value(argv: list[str], *names: str) -> str | None:
+    """The value after the first of ``names`` in ``argv`` (None when absent)."""
+    for i, t in enumerate(argv[:-1]):
+        if t in names:
+            return argv[i + 1]
     return None
 
 
@@ -188,7 +188,8 @@ def run_stage(stage: dict, argv: list[str], log_path: Path, log: dict) -> int:
 
 def describe(stage: dict) -> str:
     """'38 min, 1 thread, alone' style summary of a logged stage, for the recipe line's comment."""
-    threads = threads_of(stage["command"])
+    threads = flag_value(shlex.split(stage["command"]), "--threads")
+    threads = int(threads) if threads else None
     attempts = stage["attempts"]
     others = [a["others_cpu_cores"] for a in attempts if a["others_cpu_cores"] is not None]
     busiest = max(others) if others else None
@@ -217,13 +218,6 @@ def recipe_lines(path) -> list[str]:
     return [f"{s['command']}  # {describe(s)}" for s in log["stages"]]
 
 
-def out_folder(argv: list[str]) -> Path | None:
-    for i, t in enumerate(argv[:-1]):
-        if t in ("--out", "-o"):
-            return Path(argv[i + 1])
-    return None
-
-
 @cli_errors
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -245,8 +239,8 @@ def main(argv=None) -> int:
         if args.dry_run:
             print(f"{head}: would run {shlex.join(av)}", file=sys.stderr)
             continue
-        out = out_folder(av)
-        if not stage["attempts"] and out is not None and (out / CHECKPOINT).exists():
+        out = flag_value(av, "--out", "-o")
+        if not stage["attempts"] and out is not None and (Path(out) / CHECKPOINT).exists():
             stage["existing_checkpoint"] = True
         print(f"{head}: {stage['command']}", file=sys.stderr)
         rc = run_stage(stage, av, log_path, log)
