@@ -14,11 +14,10 @@ import sys
 from pathlib import Path
 
 from memsr_deploy.errors import MemsrError
-from memsr_deploy.data.datasets import holdout_files, pair_from_hr
+from memsr_deploy.data.datasets import holdout_pairs, pair_from_hr
 from memsr_deploy.data.eval_photos import load_eval_photos
 from memsr_deploy.quality.evaluate import evaluate_model
 from memsr_deploy.formats.model_file import INT8_MODEL_KEY, load_model, save_model
-from memsr_deploy.imageio import read_image
 from memsr_deploy.formats.registry import MODELS, PRETRAINED_DIR
 from memsr_deploy.quality.flat_colours import check_torch
 
@@ -30,9 +29,8 @@ def table(results: dict) -> dict:
                     "images": {i.name: round(i.psnr, 3) for i in r.images}} for label, r in results.items()}
 
 
-def score(model, teacher, name: str, photos, scale: int) -> dict:
-    """The evaluation table of ``model`` on (name, HR) photos, bicubic and the teacher beside it."""
-    pairs = [pair_from_hr(n, hr, scale) for n, hr in photos]
+def score(model, teacher, name: str, pairs, scale: int) -> dict:
+    """The evaluation table of ``model`` on evaluation pairs, bicubic and the teacher beside it."""
     results = {"bicubic": evaluate_model("bicubic", pairs, scale, name="bicubic")}
     if teacher is not None:
         results["teacher"] = evaluate_model(teacher, pairs, scale, name="teacher", progress=True)
@@ -210,16 +208,16 @@ def main(argv=None) -> int:
             sys.exit(f"error: {e}")
     model, desc = load_model(args.model)
     teacher = load_model(args.teacher)[0] if args.teacher else None
-    ev = score(model, teacher, args.name, load_eval_photos(args.eval_data), desc.scale)
+    ev = score(model, teacher, args.name,
+               [pair_from_hr(n, hr, desc.scale) for n, hr in load_eval_photos(args.eval_data)], desc.scale)
     extra = dict(desc.extra)
     extra.update(evaluation=ev, recipe=recipe, registry_name=args.name)
     # the networks already loaded above, not read again from disk
     extra["flat_colours"] = {"model": check_torch(model, desc.scale),
                              **({"teacher": check_torch(teacher, desc.scale)} if teacher is not None else {})}
     if args.heldout:
-        files = holdout_files(args.int8_photos, desc.scale, args.heldout)
-        extra["evaluation_heldout"] = score(model, teacher, args.name, [(p.stem, read_image(p)) for p in files],
-                                            desc.scale)
+        extra["evaluation_heldout"] = score(model, teacher, args.name,
+                                            holdout_pairs(args.int8_photos, desc.scale, args.heldout), desc.scale)
     stem = PRETRAINED_DIR / MODELS[args.name][0]
     if args.int8_model:
         qmodel, qdesc = load_model(args.int8_model)

@@ -14,7 +14,8 @@ def _photos(n=2, seed=0):
 
 
 def test_score_reports_gains_against_bicubic_and_teacher():
-    ev = package_bundled.score(make_plain(), make_teacher(), "tiny", _photos(), 2)
+    pairs = [package_bundled.pair_from_hr(n, hr, 2) for n, hr in _photos()]
+    ev = package_bundled.score(make_plain(), make_teacher(), "tiny", pairs, 2)
     assert set(ev) >= {"bicubic", "teacher", "tiny", "gain_over_bicubic_db", "gap_to_teacher_db"}
     # the gains come from unrounded means, the per-model means are rounded: equal to within the rounding
     assert abs(ev["gain_over_bicubic_db"] - (ev["tiny"]["mean_psnr_y"] - ev["bicubic"]["mean_psnr_y"])) < 2e-3
