@@ -171,9 +171,11 @@ def _teacher_note(name: str, stem: str) -> str:
     arch = d["arch"]
     shape = f"{arch.get('width')}x{arch.get('blocks')}, {d['params']:,} params"
     if p.get("validation", {}).get("held_out"):
-        resumed = (f", resumed at step {p['resumed_from_step']} on the same schedule"
-                   if p.get("resumed_from_step") else "")
-        return (f"`{name}` ({shape}): one {p.get('steps')}-step schedule{resumed}, validated on the "
+        changed, at = p.get("resumed_with_changes", {}).get("steps"), p.get("resumed_from_step")
+        schedule = (f"a {p.get('steps')}-step schedule, resumed at step {at} with --steps raised from "
+                    f"{changed['checkpoint']}" if at and changed else
+                    f"one {p.get('steps')}-step schedule" + (f", resumed at step {at} on the same schedule" if at else ""))
+        return (f"`{name}` ({shape}): {schedule}, validated on the "
                 f"{len(p['validation']['held_out'])} training photos held out of its training.")
     return (f"`{name}` ({shape}) was resumed with a changed `--steps` and validated on the evaluation photos "
             "(2026-11, before held-out validation existed); its command shows the final value.")

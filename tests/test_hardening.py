@@ -373,6 +373,7 @@ def test_resume_refuses_another_architecture_and_records_changed_settings(tmp_pa
     assert prov["resumed_from_step"] == 2
     assert prov["resumed_with_changes"]["lr"] == {"checkpoint": 2e-4, "now": 1e-3}
     assert prov["resumed_with_changes"]["seed"] == {"checkpoint": 0, "now": 5}
+    assert prov["resumed_with_changes"]["steps"] == {"checkpoint": 2, "now": 3}
     assert prov["resumed_with_changes"]["sampler"] == {"checkpoint": "flat_threshold=0.02 channel_shuffle=False",
                                                        "now": "flat_threshold=0.02 channel_shuffle=True"}
 

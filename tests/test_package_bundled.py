@@ -85,3 +85,8 @@ def test_model_card_says_how_each_teacher_was_validated(tmp_path, monkeypatch):
     assert "one 20000-step schedule, resumed at step 11250 on the same schedule, validated on the 2 training " \
            "photos held out" in notes["teacher-x4"]
     assert "validated on the evaluation photos" in notes["teacher-x2"]
+    save_model(make_teacher(), tmp_path / "teacher_x2", kind="teacher",
+               provenance={"steps": 6000, "resumed_from_step": 4000, "resumed_with_changes":
+                           {"steps": {"checkpoint": 4000, "now": 6000}}, "validation": {"held_out": ["a.png"]}})
+    assert "a 6000-step schedule, resumed at step 4000 with --steps raised from 4000, validated on the 1 training" \
+        in package_bundled._teacher_note("teacher-x2", "teacher_x2")

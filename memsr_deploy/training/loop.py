@@ -84,7 +84,8 @@ class TrainResult:
     probes: list = field(default_factory=list)  # [step, {name: value}] per probe
 
 # Settings a resumed run may change (the curve then differs from an uninterrupted run: warned and recorded).
-RESUME_SETTINGS = ("seed", "lr", "batch", "schedule", "warmup", "ema", "sampler")
+# steps among them: the LR schedule is a function of the total, so a raised --steps is another schedule.
+RESUME_SETTINGS = ("steps", "seed", "lr", "batch", "schedule", "warmup", "ema", "sampler")
 
 
 def patch_batch(dataset, first: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
