@@ -112,8 +112,9 @@ def write_model_card() -> None:
           "Running the recipe again on the same thread count gives the same weights; the minutes beside a "
           "command are its wall time here (its comment says when the machine was shared). From scratch, each "
           "scale's chain is a file in `benchmarks/recipes/` that `python -m memsr_bench.run_recipe FILE --root DIR` "
-          "runs stage by stage (the same command resumes it), logging each stage's minutes and whether anything "
-          "else ran; `--recipe-log DIR/stages.json` puts them beside the commands when the model is packaged. "
+          "runs stage by stage (the same command resumes it, `--threads N` on another thread count, which is "
+          "logged beside the stage), logging each stage's minutes and whether anything else ran; "
+          "`--recipe-log DIR/stages.json` puts them beside the commands when the model is packaged. "
           + " ".join(_teacher_note(n, stem) for n, stem in _bundled("teacher-")) +
           " Earlier bundled students and other candidates: `benchmarks/runs/candidates/`.",
           ""]

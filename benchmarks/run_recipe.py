@@ -159,10 +159,22 @@ def save_log(path: Path, log: dict) -> None:
         tmp.write_text(json.dumps(log, indent=1) + "\n")
 
 
+def with_threads(argv: list[str], threads: int | None) -> list[str]:
+    """``argv`` with its --threads value replaced by ``threads`` (unchanged when None or when it has none):
+    a stage may resume on whatever cores are free (the thread count changes float sums' last bits, not the recipe)."""
+    if threads is None or "--threads" not in argv[:-1]:
+        return argv
+    i = argv.index("--threads")
+    return argv[:i + 1] + [str(threads)] + argv[i + 2:]
+
+
 def run_stage(stage: dict, argv: list[str], log_path: Path, log: dict) -> int:
     """Run one stage to its end, adding this attempt to the log whatever happens (an interrupt included)."""
     attempt = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": None,
                "others_cpu_cores": None, "returncode": None}
+    threads = flag_value(argv, "--threads")
+    if threads is not None:
+        attempt["threads"] = int(threads)
     stage["attempts"].append(attempt)
     stage["status"] = "running"
     save_log(log_path, log)
@@ -188,22 +200,26 @@ def run_stage(stage: dict, argv: list[str], log_path: Path, log: dict) -> int:
 
 def describe(stage: dict) -> str:
     """'38 min, 1 thread, alone' style summary of a logged stage, for the recipe line's comment."""
-    threads = flag_value(shlex.split(stage["command"]), "--threads")
-    threads = int(threads) if threads else None
     attempts = stage["attempts"]
+    written = flag_value(shlex.split(stage["command"]), "--threads")
+    threads = sorted({a.get("threads", int(written)) for a in attempts} if written else set())
     others = [a["others_cpu_cores"] for a in attempts if a["others_cpu_cores"] is not None]
     busiest = max(others) if others else None
     parts = [f"{stage['seconds'] / 60:.0f} min"]
     if threads:
-        parts.append(f"{threads} thread{'s' if threads > 1 else ''}")
+        counts = " or ".join(str(t) for t in threads)
+        parts.append(f"{counts} thread{'s' if threads != [1] else ''}")
     if busiest is None:
         parts.append("machine load not sampled")
     elif busiest < ALONE_CORES:
-        parts.append("alone")
+        parts.append("alone" if len(others) == len(attempts) else "alone while timed")
     else:
         parts.append(f"machine shared (others used up to {busiest:.1f} cores)")
     if len(attempts) > 1:
         parts.append(f"{len(attempts)} attempts, resumed from checkpoints")
+    lost = sum(a.get("seconds", 0) is None for a in attempts)
+    if lost:
+        parts.append(f"{lost} attempt{'s' if lost > 1 else ''} stopped with the machine, minutes not counted")
     if stage.get("existing_checkpoint"):
         parts.append("continued a checkpoint made before this log, whose minutes are not counted")
     return ", ".join(parts)
@@ -224,13 +240,16 @@ def main(argv=None) -> int:
     ap.add_argument("recipe", help="text file of commands, one per line")
     ap.add_argument("--root", required=True, help="folder for runs/ (outside the checkout, so it survives)")
     ap.add_argument("--dry-run", action="store_true", help="print what would run and stop")
+    ap.add_argument("--threads", type=int, help="run each stage with this many threads instead of the recipe's "
+                    "(logged per attempt; the recipe's commands stay as written)")
     args = ap.parse_args(argv)
 
     root = Path(args.root).resolve()
     commands = read_recipe(args.recipe)
     log_path = root / LOG
     log = load_log(log_path, commands)
-    argvs = [resolve(c, root) for c in commands]   # every command checked before the first runs
+    # every command checked before the first runs
+    argvs = [with_threads(resolve(c, root), args.threads) for c in commands]
     for n, (stage, av) in enumerate(zip(log["stages"], argvs), 1):
         head = f"stage {n}/{len(commands)}"
         if stage["status"] == "done":

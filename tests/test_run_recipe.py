@@ -93,6 +93,27 @@ def test_describe_says_whether_the_machine_was_shared():
                                           "whose minutes are not counted")
 
 
+def test_threads_override_runs_each_stage_with_it_and_logs_it(tmp_path, capsys):
+    root = tmp_path / "root"
+    recipe = _recipe(tmp_path, WRITE)
+    rc, err = _run(capsys, recipe, "--root", root, "--threads", 2)
+    assert rc == 0, err
+    log = json.loads((root / "stages.json").read_text())
+    assert log["stages"][0]["command"].endswith("--threads 1")          # the recipe's command stays as written
+    assert log["stages"][0]["attempts"][0]["threads"] == 2
+    assert ", 2 threads, " in run_recipe.describe(log["stages"][0])
+    assert run_recipe.with_threads(["a", "--threads", "1", "--out", "o"], 4) == ["a", "--threads", "4", "--out", "o"]
+    assert run_recipe.with_threads(["a", "--out", "o"], 4) == ["a", "--out", "o"]
+
+
+def test_describe_counts_threads_of_every_attempt_and_attempts_whose_time_was_lost():
+    stage = {"command": "memsr-train student --threads 1 --out runs/s", "seconds": 600.0, "status": "done",
+             "attempts": [{"seconds": None, "others_cpu_cores": None},
+                          {"seconds": 600.0, "others_cpu_cores": 0.1, "threads": 2}]}
+    assert run_recipe.describe(stage) == ("10 min, 1 or 2 threads, alone while timed, 2 attempts, resumed from checkpoints, "
+                                          "1 attempt stopped with the machine, minutes not counted")
+
+
 def _train_commands():
     """Every memsr-train command of the bundled models' recipes (also those quoted in comment lines) and of the
     recipe files."""
