@@ -18,7 +18,7 @@ MODELS = {
     "memsr-x2-lite": ("memsr_x2_lite", "x2 for speed: 32 wide, 11 convs, half memsr-x2's seconds for "
                                        "0.03-0.04 dB less (its 32x4 teacher retrained 2026-12-07)"),
     "memsr-x4-lite": ("memsr_x4_lite", "x4 for speed: 32 wide, 11 convs, under a third of memsr-x4's seconds "
-                                       "for 0.6-0.7 dB less (the x4 default before 2026-12-05)"),
+                                       "for 0.6-0.7 dB less (its 32x4 teacher retrained 2026-12-07)"),
     "teacher-x2": ("teacher_x2", "residual teacher (EDSR-style, 48 wide, 8 blocks), x2: memsr-x2's source; "
                                  "skip connections cost memory"),
     "teacher-x4": ("teacher_x4", "residual teacher (EDSR-style, 48 wide, 8 blocks), x4: memsr-x4's source; "
