@@ -16,7 +16,7 @@ MODELS = {
     "memsr-x2": ("memsr_x2", "x2 default: plain student of teacher-x2 (32 wide, 19 convs); the best x2 here"),
     "memsr-x4": ("memsr_x4", "x4 default: plain student of teacher-x4 (48 wide, 19 convs); the best x4 here"),
     "memsr-x2-lite": ("memsr_x2_lite", "x2 for speed: 32 wide, 11 convs, half memsr-x2's seconds for "
-                                       "0.03-0.04 dB less (its 32x4 teacher retrained 2026-12-07)"),
+                                       "about 0.1 dB less (its 32x4 teacher retrained 2026-12-07)"),
     "memsr-x4-lite": ("memsr_x4_lite", "x4 for speed: 32 wide, 11 convs, under a third of memsr-x4's seconds "
                                        "for 0.6-0.7 dB less (its 32x4 teacher retrained 2026-12-07)"),
     "teacher-x2": ("teacher_x2", "residual teacher (EDSR-style, 48 wide, 8 blocks), x2: memsr-x2's source; "
