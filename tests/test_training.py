@@ -185,6 +185,29 @@ def test_weight_average_is_what_is_saved_and_resumes_exactly(photo_dir, tmp_path
     assert all(torch.equal(raw["ema"]["weights"][k], v) for k, v in a.state_dict().items())
 
 
+def test_with_holdout_the_better_validated_of_average_and_raw_weights_is_saved(photo_dir, tmp_path, capsys):
+    base = [a for a in teacher_args(photo_dir, tmp_path / "x", steps=6) if a != "--no-val"]
+    for keep in ("better", "average"):
+        out = tmp_path / keep
+        args = [str(out) if a == str(tmp_path / "x") else a for a in base]
+        extra = ["--ema", "0.5", "--holdout", "1", "--val-every", "3", "--val-crop", "32"]
+        assert train_cli.main(args + extra + ([] if keep == "better" else ["--keep", "average"])) == 0
+        net, desc = load_model(out / "model")
+        saved = desc.provenance["saved_weights"]
+        ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+        source = ckpt["model"] if saved["weights"] == "raw" else ckpt["ema"]["weights"]
+        assert all(torch.equal(source[k], v) for k, v in net.state_dict().items())
+        if keep == "better":
+            assert saved["val_psnr_y"] == max(saved["average_val_psnr_y"], saved["raw_val_psnr_y"])
+            assert desc.provenance["val_psnr_y"] == saved["val_psnr_y"]
+            assert f"saved the {saved['weights']} weights" in capsys.readouterr().out
+        else:
+            assert saved == {"weights": "average"}
+    # choosing on validation without held-out photos would choose on the evaluation photos
+    assert train_cli.main(teacher_args(photo_dir, tmp_path / "e", extra=["--ema", "0.5", "--keep", "better"])) == 2
+    assert "needs --holdout" in capsys.readouterr().err
+
+
 def test_weight_average_follows_its_recurrence():
     from memsr_deploy.training.weight_average import WeightAverage
     net = torch.nn.Linear(2, 1)

@@ -70,6 +70,10 @@ def _common(p: argparse.ArgumentParser) -> None:
                         "(0 = the raw weights; default 0.999 for students, whose held-out PSNR swings between "
                         "validations without it, 0.99 for the int8 stage, whose rounded weights swing more, 0 for "
                         "teachers)")
+    p.add_argument("--keep", choices=("average", "better"), default=None,
+                   help="what a run with --ema saves: the average, or whichever of the average and the raw weights "
+                        "validates better after the last step (default: better with --holdout, average otherwise; "
+                        "better needs --holdout, so the choice never looks at the evaluation photos)")
     p.add_argument("--threads", type=types.non_negative_int,
                    default=0, help="torch threads per process (0 = torch default)")
     p.add_argument("--max-minutes", type=types.non_negative_float,
@@ -283,10 +287,14 @@ def main(argv=None) -> int:
     if ema >= 1.0:
         raise MemsrError(f"--ema must be below 1 (a decay), got {ema}")
     provenance["ema"] = ema
+    keep = args.keep or ("better" if args.holdout_files and not args.no_val else "average")
+    if keep == "better" and not args.holdout_files:
+        raise MemsrError("--keep better chooses on validation, so it needs --holdout (held-out training photos)")
     provenance["channel_shuffle"] = args.channel_shuffle
     provenance["flat_threshold"] = args.flat_threshold
     provenance["flat_colours"] = args.flat_colours
-    cfg = TrainConfig(ema=ema, steps=args.steps, batch=args.batch, lr=args.lr, schedule=args.schedule, warmup=args.warmup,
+    cfg = TrainConfig(ema=ema, keep_better=keep == "better" and ema > 0,
+                      steps=args.steps, batch=args.batch, lr=args.lr, schedule=args.schedule, warmup=args.warmup,
                       val_every=args.val_every, ckpt_every=args.ckpt_every, seed=args.seed, out=args.out,
                       resume=not args.no_resume, halt_after=args.halt_after, max_seconds=args.max_minutes * 60,
                       **_signal_at(args.signal_at),
@@ -306,6 +314,12 @@ def main(argv=None) -> int:
         if result.val:
             provenance["val_psnr_y"] = result.val[-1][2]
             provenance["val_crop"] = args.val_crop
+        if result.saved:
+            provenance["saved_weights"] = result.saved
+            if "val_psnr_y" in result.saved:
+                provenance["val_psnr_y"] = result.saved["val_psnr_y"]
+                log(f"saved the {result.saved['weights']} weights (validation: average "
+                    f"{result.saved['average_val_psnr_y']:.3f}, raw {result.saved['raw_val_psnr_y']:.3f} dB)")
         final = task.eval_model().cpu()
         if task.finish is not None:
             final = task.finish(final)
