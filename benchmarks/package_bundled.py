@@ -18,6 +18,7 @@ from memsr_deploy.data.datasets import holdout_pairs, pair_from_hr
 from memsr_deploy.data.eval_photos import load_eval_photos
 from memsr_deploy.quality.evaluate import evaluate_model
 from memsr_deploy.formats.model_file import INT8_MODEL_KEY, load_model, save_model
+from memsr_deploy.formats.onnx_graph import INT8_RANGES_KEY
 from memsr_deploy.formats.registry import MODELS, PRETRAINED_DIR
 from memsr_deploy.quality.flat_colours import check_torch
 
@@ -58,10 +59,13 @@ def write_model_card() -> None:
          "| name | params | layer widths | halo (px) | PSNR-Y | SSIM-Y | vs bicubic | vs teacher | bicubic "
          "| held out: vs bicubic | held out: vs teacher | flat colours: pattern / error |",
          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    recipes, per_image, heads, siblings = [], [], {}, {}
+    recipes, per_image, heads, siblings, mixed = [], [], {}, {}, []
     for name, stem in students:
         d = _bundled_json(stem)
         siblings[name] = (d.get(INT8_MODEL_KEY) or {}).get("file")
+        ranges = (_bundled_json(Path(siblings[name]).stem) if siblings[name] else d).get(INT8_RANGES_KEY) or {}
+        if ranges.get("float_tensors"):
+            mixed.append(name)
         e = d["evaluation"]
         h = d.get("evaluation_heldout")
         unseen = (f"{h['gain_over_bicubic_db']:+.2f} dB | {-h.get('gap_to_teacher_db', float('nan')):+.2f} dB"
@@ -101,7 +105,10 @@ def write_model_card() -> None:
           + "The activation ranges (`int8_activation_ranges`, used by `memsr-upscale --precision int8`) are "
           "measured on the training photos when a model is packaged (`python -m memsr_deploy.method.int8_ranges "
           "MODEL`), with the int8 cost on held-out training photos against the fp32 run. "
-          "Check: `memsr-eval memsr-x2 --scale 2 --data data/photos/eval`.", "",
+          + (f"{_and(f'`{n}`' for n in mixed)} keep{'s' if len(mixed) == 1 else ''} some conv outputs in float in "
+             "int8 runs (`--keep-float`, mixed precision: a smaller int8 drop at fp32's activation memory; "
+             "docs/method.md section 9). " if mixed else "")
+          + "Check: `memsr-eval memsr-x2 --scale 2 --data data/photos/eval`.", "",
           "Each student comes from its recipe's commands, each run once (a resume is noted beside its command), "
           "starting from its "
           "teacher (the bundled one of its scale; a lite student's teacher is the 32x4 network its recipe names, "
@@ -194,6 +201,9 @@ def main(argv=None) -> int:
     ap.add_argument("--eval-data", default=None)
     ap.add_argument("--int8-photos", default="data/photos/train",
                     help="training photos for the int8 activation ranges of a plain model (never the eval photos)")
+    ap.add_argument("--keep-float", type=int, default=0, metavar="N",
+                    help="int8 mixed precision: keep the N conv outputs that lose most to 8-bit rounding in float "
+                         "(memsr_deploy.method.int8_ranges --keep-float)")
     ap.add_argument("--int8-model", default=None,
                     help="the same network after the int8 stage (memsr-train int8): shipped beside it as NAME_int8 "
                          "and named in its JSON (int8_model), so int8 runs and exports use it and fp32 ones the "
@@ -234,7 +244,7 @@ def main(argv=None) -> int:
     save_model(model, stem, kind=desc.kind, provenance=desc.provenance, extra=extra)
     if desc.is_plain:   # --precision int8 needs the activation ranges (the int8 sibling's when there is one)
         from memsr_deploy.method.int8_ranges import calibrate, write_ranges
-        write_ranges(stem, calibrate(stem, args.int8_photos, progress=print))
+        write_ranges(stem, calibrate(stem, args.int8_photos, progress=print, keep_float=args.keep_float))
     for where, e in (("evaluation photos", ev), ("held-out photos", extra.get("evaluation_heldout"))):
         for label in ("bicubic", "teacher", args.name):
             if e and label in e:

@@ -234,3 +234,11 @@ def test_ncnn_fp16_is_an_explicit_runner_option(exported, models, tmp_path, caps
     assert upscale([str(tmp_path / "in.png"), "--model", str(models / "tiny_x2"), "--ncnn-fp16"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--ncnn-fp16 applies to ncnn artefacts" in err[0]
+
+
+def test_a_window_that_is_not_contiguous_runs_as_its_copy():
+    """ncnn's Mat does not keep a numpy array alive: the contiguous copy of a strided window must outlive the
+    Mat's own copy, or ncnn reads freed memory (seen as outputs of 1e21)."""
+    backend = NcnnModelBackend(model="memsr-x2", precision="fp32")
+    x = np.random.default_rng(0).random((1, 20, 24, 3), dtype=np.float32).transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(backend.run(x), backend.run(np.ascontiguousarray(x)))

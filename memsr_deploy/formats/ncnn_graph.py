@@ -27,6 +27,8 @@ graphs gets). Biases stay float32 (ncnn adds them after dequantising). Every bod
 straight into the next conv's int8 input (int8_scale_term 102, as ncnn's own ncnn2int8 fuses it); a conv
 followed by a PixelShuffle, and the last conv, dequantise to float32, so every PixelShuffle and the output are
 float (the next conv quantises the shuffled map with its own input scale) and the last conv's range is unused.
+Mixed precision (the ranges record's ``float_tensors``): a conv that reads or writes a listed tensor is a float
+conv with its weights on the int8 grid, and the int8 conv before it dequantises instead of requantising.
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MemsrError
-from .onnx_graph import _acts, _affine, _convs_in_runtime_units, activation_ranges, int8_weight_grid
+from .onnx_graph import (_acts, _affine, _convs_in_runtime_units, activation_ranges, int8_float_tensors,
+                         int8_weight_grid)
 
 MAGIC = 7767517
 INPUT, OUTPUT = "in0", "out0"
@@ -94,8 +97,9 @@ def build(desc, convs, precision: str = "fp32", model_units: bool = False, shuff
         layer("Scale", "normalise", "normalised", "0=3 1=1")
         data += [_floats(np.full(3, a)), _floats(b.reshape(3))]
 
-    scales_in = []
+    scales_in, floats = [], frozenset()
     if int8:
+        floats = int8_float_tensors(desc)
         inp_range, ranges = activation_ranges(desc)
         # the input scale of conv i is that of the tensor it reads: the normalised input, then conv i-1's output
         scales_in = [symmetric_scale(*inp_range)] + [
@@ -105,8 +109,12 @@ def build(desc, convs, precision: str = "fp32", model_units: bool = False, shuff
         params = f"0={w.shape[0]} 1=3 4=1 5=1 6={w.size}"
         if act == "relu":
             params += f" 9={RELU}"
-        requantise = i < last and f == 1   # the next layer is a conv that reads this output as it is
-        if int8:
+        # the next layer is an int8 conv that reads this output as it is
+        requantise = i < last and f == 1 and i + 1 not in floats
+        if int8 and (i in floats or i - 1 in floats):   # mixed precision: a float conv, its weights on the grid
+            q, sw = int8_weight_grid(w)
+            data += [_tagged(TAG_FLOAT32, _floats(q * sw[:, None, None, None])), _floats(bias)]
+        elif int8:
             term = INT8_PER_CHANNEL + (REQUANTISE if requantise else 0)
             params += f" 8={term}"
             q, sw = int8_weight_grid(w)

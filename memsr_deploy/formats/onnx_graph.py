@@ -13,7 +13,9 @@ description's ``int8_activation_ranges``), per-output-channel symmetric int8 wei
 ``method.quant_aware`` trains on, so the bundled students' weights pass through unchanged; stored as uint8 with
 zero point 128 where the runtime asks, the same values for ORT's kernel that does not saturate) and int32 biases;
 ONNX Runtime fuses each group into one integer convolution. A ReLU is the quantiser's lower clamp (its output
-range starts at 0, so the zero point is 0) and is left out. A conv's output is dequantised before its
+range starts at 0, so the zero point is 0) and is left out. A conv output the ranges record lists under
+``float_tensors`` (``int8_float_tensors``: mixed precision) has no Q/DQ pair: the conv that writes it keeps its
+ReLU node and the conv that reads it a float bias, so ONNX Runtime runs both in float. A conv's output is dequantised before its
 DepthToSpace; a conv that reads the shuffled map gets it through a Q/DQ pair of the same parameters (exact: the
 values are already on that grid), so it too is one integer convolution.
 
@@ -161,11 +163,30 @@ def activation_ranges(desc) -> tuple[list[float], list[list[float]]]:
     return inp, layers
 
 
+def int8_float_tensors(desc) -> frozenset[int]:
+    """The conv outputs (by conv index) an int8 graph keeps in float32, from the ranges record; validated."""
+    r = desc.extra.get(INT8_RANGES_KEY) or {}
+    keep = r.get("float_tensors", [])
+    n = len(desc.layer_widths)
+    if not (isinstance(keep, list) and all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n
+                                           for i in keep) and len(set(keep)) == len(keep)):
+        raise MemsrError(f"{INT8_RANGES_KEY}.float_tensors must list distinct conv indices in [0, {n}), got "
+                         f"{keep!r}", desc.path)
+    return frozenset(keep)
+
+
+def int8_activation_bytes(desc) -> int:
+    """Bytes per activation value for the memory budget of an int8 graph: 1, or 4 when some conv runs in
+    float (a float conv holds its input and output in float32, which bounds the whole graph's peak)."""
+    return 4 if int8_float_tensors(desc) else 1
+
+
 def build_int8(desc, convs, unsigned_weights: bool = False):
     """The QDQ graph (see the module docstring); same input and output as ``build_fp32``. ``unsigned_weights``:
     the int8 weight grid shifted by 128 into uint8 (``runtime.host.int8_dot_saturates`` says when)."""
     from onnx import helper, numpy_helper
     inp_range, ranges = activation_ranges(desc)
+    floats = int8_float_tensors(desc)
     inits, nodes = [], []
     x = "input"
     x = _normalise(_affine(desc), x, inits, nodes)
@@ -185,30 +206,38 @@ def build_int8(desc, convs, unsigned_weights: bool = False):
     acts = _acts(desc)
     for i, ((w, b), act, f) in enumerate(zip(convs, acts, desc.shuffles)):
         qw, sw = int8_weight_grid(w)
-        qb = np.rint(b / (s_in * sw)).astype(np.int32)
         zw = np.zeros(len(sw), np.int8)
         if unsigned_weights:
             qw, zw = (qw.astype(np.int16) + 128).astype(np.uint8), np.full(len(sw), 128, np.uint8)
         inits += [numpy_helper.from_array(qw, f"w{i}_q"), numpy_helper.from_array(sw, f"w{i}_s"),
-                  numpy_helper.from_array(zw, f"w{i}_zp"),
-                  numpy_helper.from_array(qb, f"b{i}_q"), numpy_helper.from_array((s_in * sw).astype(np.float32),
-                                                                                  f"b{i}_s"),
-                  numpy_helper.from_array(np.zeros(len(sw), np.int32), f"b{i}_zp")]
-        nodes += [helper.make_node("DequantizeLinear", [f"w{i}_q", f"w{i}_s", f"w{i}_zp"], [f"w{i}"], axis=0),
-                  helper.make_node("DequantizeLinear", [f"b{i}_q", f"b{i}_s", f"b{i}_zp"], [f"b{i}"], axis=0),
-                  helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"conv{i}"], kernel_shape=[3, 3],
-                                   pads=[1, 1, 1, 1])]
+                  numpy_helper.from_array(zw, f"w{i}_zp")]
+        nodes.append(helper.make_node("DequantizeLinear", [f"w{i}_q", f"w{i}_s", f"w{i}_zp"], [f"w{i}"], axis=0))
+        if s_in is None:   # a float input: a float bias, so the conv is not fused into an integer one
+            inits.append(numpy_helper.from_array(b.astype(np.float32), f"b{i}"))
+        else:
+            inits += [numpy_helper.from_array(np.rint(b / (s_in * sw)).astype(np.int32), f"b{i}_q"),
+                      numpy_helper.from_array((s_in * sw).astype(np.float32), f"b{i}_s"),
+                      numpy_helper.from_array(np.zeros(len(sw), np.int32), f"b{i}_zp")]
+            nodes.append(helper.make_node("DequantizeLinear", [f"b{i}_q", f"b{i}_s", f"b{i}_zp"], [f"b{i}"], axis=0))
+        nodes.append(helper.make_node("Conv", [x, f"w{i}", f"b{i}"], [f"conv{i}"], kernel_shape=[3, 3],
+                                      pads=[1, 1, 1, 1]))
         lo, hi = ranges[i]
         if i == len(convs) - 1:
             lo, hi = lo / vr, hi / vr   # the tail was rescaled to [0, 1] units above; so are its ranges
         if act == "relu":
             lo = 0.0   # the quantiser's clamp at zero point 0 is the ReLU
         src = [f"conv{i}"]
-        x, s_in = qdq(f"a{i}", lo, hi)
+        if i in floats:
+            x, s_in = f"conv{i}", None
+            if act == "relu":
+                nodes.append(helper.make_node("Relu", [x], [f"relu{i}"]))
+                x = f"relu{i}"
+        else:
+            x, s_in = qdq(f"a{i}", lo, hi)
         if f > 1:
             nodes.append(helper.make_node("DepthToSpace", [x], [f"hr{i}"], blocksize=f, mode="CRD"))
             x = f"hr{i}"
-            if i < len(convs) - 1:
+            if i < len(convs) - 1 and s_in is not None:
                 src = [x]
                 x, s_in = qdq(f"a{i}_hr", lo, hi)
     _name_output(nodes, x, False)

@@ -25,7 +25,9 @@ Fields (version 1):
   channel_order "RGB"
   source_model  {"name", "kind", "path", "weights_sha256", "receptive_radius", "layer_widths", "layer_acts",
                  optional "tail": "shuffle" (absent: the one-conv tail) | "upsampler" (EDSR's: a pixel shuffle
-                 after each LR-side tail conv, then a conv at the output resolution; plain_layout.py)}
+                 after each LR-side tail conv, then a conv at the output resolution; plain_layout.py),
+                 optional "int8_float_tensors": [conv index, ...] (a mixed-precision int8 artefact: those conv
+                 outputs are float32, so its memory budget counts 4 bytes per activation)}
   verification  {"passed": bool, "max_abs_diff": float, "psnr_y_vs_torch": float, ...}; a PSNR of identical
                 outputs is infinite and written as null (strict JSON: no NaN/Infinity, see tagged_json.dumps_strict);
                 optional blocks: "tensorflow" (TFLite: TF's interpreter against LiteRT's, TF's GPU delegate

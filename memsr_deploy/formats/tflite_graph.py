@@ -26,6 +26,9 @@ Precisions (what TF's converter wrote for each, which the exported artefacts kee
   end. XNNPACK (LiteRT's default CPU delegate) runs these convs with its int8 kernels, several times faster
   than fp32 here; ONNX Runtime's int8 convolutions for these narrow layers were not (measured 1.1-1.4x its
   fp32), so ``--precision int8`` runs this model.
+- mixed int8 (either int8 precision, when the ranges record lists ``float_tensors``): the conv outputs listed
+  stay float32; a conv that reads or writes one runs in float (weights on the int8 grid) between a DEQUANTIZE and
+  a QUANTIZE, so only those activations skip the 8-bit rounding.
 - int8-uint8io: the int8 graph with uint8 input and output, so the input byte is the pixel byte itself (scale
   range / 255, zero point 0) and the output's scale is the tail's.
 """
@@ -34,7 +37,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MemsrError
-from .onnx_graph import _acts, _affine, _convs_in_runtime_units, activation_ranges, int8_weight_grid
+from .onnx_graph import (_acts, _affine, _convs_in_runtime_units, activation_ranges, int8_float_tensors,
+                         int8_weight_grid)
 from .vocabulary import TARGET_PRECISIONS
 
 PRECISIONS = TARGET_PRECISIONS["tflite"]
@@ -167,13 +171,16 @@ def build(desc, convs, precision: str = "fp32", *, input_size: tuple[int, int] |
     int8-uint8io). ``convs``: (OIHW weight, bias) per conv, tail last. ``input_size``: fixed 1 x H x W instead
     of dynamic. ``model_units``: input and output in [0, value_range] as the network itself. ``ranges``: (input
     range, one range per conv output) in model units for the int8 precisions, instead of the description's.
-    ``permute_tail=False`` exists to show that verification catches a wrong channel order; never ship it."""
+    ``permute_tail=False`` exists to show that verification catches a wrong channel order; never ship it.
+    The conv outputs the description keeps in float (``onnx_graph.int8_float_tensors``) make an int8 graph mixed:
+    every conv that reads or writes one runs in float between a DEQUANTIZE and a QUANTIZE."""
     _check_options(desc, precision, input_size, d2s)
     wr = _Writer(input_size)
     int8 = precision in INT8_PRECISIONS
     # the tail's output in graph units: ranges are stored in model units, the graph may work in [0, 1]
     tail_unit = 1.0 if model_units else float(desc.input.value_range)
     inp_range, layer_ranges = (ranges or activation_ranges(desc)) if int8 else (None, None)
+    float_tensors = int8_float_tensors(desc) if int8 else frozenset()
     q_in = int8_params(*inp_range) if int8 else None
     inp, x = _input(wr, desc, precision, model_units, q_in)
     if not model_units:
@@ -186,6 +193,7 @@ def build(desc, convs, precision: str = "fp32", *, input_size: tuple[int, int] |
             w, b = w[perm], b[perm]
         if not int8:
             x = _float_conv(wr, i, x, w, b, act == "relu", precision, r)
+            x_int8 = False
         else:
             lo, hi = layer_ranges[i]
             if i == last:
@@ -193,15 +201,20 @@ def build(desc, convs, precision: str = "fp32", *, input_size: tuple[int, int] |
             if act == "relu":
                 lo = 0.0
             q_out = int8_params(lo, hi)
-            x = _int8_conv(wr, i, x, q_in[0], w, b, act == "relu", q_out, r)
+            x_int8 = i not in float_tensors
+            if x_int8 and (i - 1) not in float_tensors:
+                x = _int8_conv(wr, i, x, q_in[0], w, b, act == "relu", q_out, r)
+            else:
+                x = _mixed_conv(wr, i, x, (i - 1) not in float_tensors, w, b, act == "relu", q_out if x_int8
+                                else None, r)
             q_in = q_out
         if f > 1 and i < last:   # a shuffle inside the tail: the next conv reads the shuffled map
-            y = wr.activation(f"hr{i}", w.shape[0] // (f * f), wr.fb.TensorType.INT8 if int8 else
-                              wr.fb.TensorType.FLOAT32, quant=q_in if int8 else None, upscale=r * f)
-            _shuffle(wr, x, y, f, r, d2s, int8, f"{i}")
+            y = wr.activation(f"hr{i}", w.shape[0] // (f * f), wr.fb.TensorType.INT8 if x_int8 else
+                              wr.fb.TensorType.FLOAT32, quant=q_in if x_int8 else None, upscale=r * f)
+            _shuffle(wr, x, y, f, r, d2s, x_int8, f"{i}")
             x = y
         r *= f
-    out = _tail(wr, x, shuffles[-1], int(desc.scale), precision, d2s, q_in)
+    out = _tail(wr, x, shuffles[-1], int(desc.scale), precision, d2s, q_in, float_out=int8 and not x_int8)
     return wr.finish([inp], [out])
 
 
@@ -296,18 +309,42 @@ def _int8_conv(wr: _Writer, i: int, x: int, s_in: float, w: np.ndarray, b: np.nd
     return y
 
 
-def _tail(wr: _Writer, x: int, f: int, scale: int, precision: str, d2s: str, q_tail) -> int:
+def _mixed_conv(wr: _Writer, i: int, x: int, x_int8: bool, w: np.ndarray, b: np.ndarray, relu: bool,
+                q_out: tuple[float, int] | None, r: int = 1) -> int:
+    """A float32 conv inside an int8 graph: its int8 input dequantised first, its output quantised to
+    ``q_out`` after (None: left in float for the next conv). The weights stay on the int8 grid, so only the
+    activations' rounding changes."""
+    fb = wr.fb
+    if x_int8:
+        xf = wr.activation(f"conv{i}_in", w.shape[1], fb.TensorType.FLOAT32, upscale=r)
+        wr.op(fb.BuiltinOperator.DEQUANTIZE, _DEQUANTIZE, [x], [xf])
+        x = xf
+    qw, sw = int8_weight_grid(w)
+    y = _float_conv(wr, i, x, qw.astype(np.float32) * sw[:, None, None, None], b, relu, "fp32", r)
+    if q_out is None:
+        return y
+    yq = wr.activation(f"conv{i}_q", w.shape[0], fb.TensorType.INT8, quant=q_out, upscale=r)
+    wr.op(fb.BuiltinOperator.QUANTIZE, _QUANTIZE, [y], [yq])
+    return yq
+
+
+def _tail(wr: _Writer, x: int, f: int, scale: int, precision: str, d2s: str, q_tail,
+          float_out: bool = False) -> int:
     """The last conv's output ``x`` to the graph output: sub-pixels to pixels when the chain shuffles after it
     (``f`` > 1: DEPTH_TO_SPACE or the 0/1 TRANSPOSE_CONV), then to the output's dtype. Both only move values, so
-    an int8 tail keeps its quantisation."""
+    an int8 tail keeps its quantisation. ``float_out``: an int8 graph whose tail was kept in float."""
     fb = wr.fb
     f32, i8, u8 = fb.TensorType.FLOAT32, fb.TensorType.INT8, fb.TensorType.UINT8
     int8 = precision in INT8_PRECISIONS
-    if not int8:
-        if f == 1:
+    if not int8 or float_out:
+        if f > 1:
+            hr = wr.activation("output" if precision != "int8-uint8io" else "hr", 3, f32, upscale=scale)
+            _shuffle(wr, x, hr, f, scale // f, d2s, False)
+            x = hr
+        if precision != "int8-uint8io":
             return x
-        out = wr.activation("output", 3, f32, upscale=scale)
-        _shuffle(wr, x, out, f, scale // f, d2s, False)
+        out = wr.activation("output", 3, u8, quant=(q_tail[0], q_tail[1] + 128), upscale=scale)
+        wr.op(fb.BuiltinOperator.QUANTIZE, _QUANTIZE, [x], [out])
         return out
     hr = x
     if f > 1:

@@ -81,7 +81,14 @@ class Artefact:
     def capabilities(self, max_batch: int | None) -> Capabilities:
         sc = self.sc
         return Capabilities(scale=int(sc.scale), halo=int(sc.halo), fixed_shape=self.fixed, max_batch=max_batch,
-                            default_tile=int(sc.tile), dtype_bytes=ACTIVATION_BYTES.get(sc.precision, 4))
+                            default_tile=int(sc.tile), dtype_bytes=self.activation_bytes())
+
+    def activation_bytes(self) -> int:
+        """Per activation value, for the memory budget: a mixed-precision int8 artefact (its source model kept
+        some conv outputs in float) holds float maps around its float convs, so it counts fp32's bytes."""
+        if (self.sc.source_model or {}).get("int8_float_tensors"):
+            return 4
+        return ACTIVATION_BYTES.get(self.sc.precision, 4)
 
     def _description(self) -> ModelDescription:
         """Enough of the source model's description for the memory budget rule (layer widths, tail) and

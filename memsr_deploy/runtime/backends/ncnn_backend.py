@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import MemsrError
+from ...formats.onnx_graph import int8_activation_bytes
 from .artefact import Artefact
 from .base import Backend, Capabilities, runtime_failure
 from .quiet import quiet
@@ -81,8 +82,12 @@ class _Extractor:
         import ncnn
         outs = []
         for window in x:
-            # a copy ncnn owns: a Mat over numpy's buffer crashes the in-place input normalisation (Scale)
-            mat = ncnn.Mat(np.ascontiguousarray(window, dtype=np.float32)).clone()
+            # a copy ncnn owns: a Mat over numpy's buffer crashes the in-place input normalisation (Scale). The
+            # Mat does not keep its array alive, so the array is named until the copy is made: a temporary (any
+            # window that is not contiguous already) would be freed first and the copy read freed memory.
+            buf = np.ascontiguousarray(window, dtype=np.float32)
+            mat = ncnn.Mat(buf).clone()
+            del buf
             ex = self.net.create_extractor()
             try:
                 ex.input(self.input, mat)
@@ -148,7 +153,7 @@ class NcnnModelBackend(Backend):
         self.run_windows = _Extractor(net, blobs, self.source)
         # between the int8 convs activations are int8
         self.caps = Capabilities(scale=self.desc.scale, halo=self.desc.receptive_radius,
-                                 dtype_bytes=1 if precision == "int8" else 4)
+                                 dtype_bytes=int8_activation_bytes(self.desc) if precision == "int8" else 4)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.check_output(x, self.run_windows(x))
