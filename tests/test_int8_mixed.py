@@ -150,17 +150,23 @@ def test_calibration_keeps_the_greedy_choice_in_float(tmp_path):
         int8_ranges.choose_float_tensors(desc, convs, ranges, [], len(convs) + 1)
 
 
-def test_a_mixed_tflite_artefact_says_so_and_is_budgeted_as_fp32(stem, tmp_path):
+@pytest.mark.parametrize("target,precision,keep", [("tflite", "int8", [0, 3]),
+                                                   ("tflite", "int8-uint8io", [1, 4]),   # 4: the tail
+                                                   ("ncnn", "int8", [2])])
+def test_a_mixed_artefact_says_so_and_is_budgeted_as_fp32(stem, tmp_path, target, precision, keep):
     from memsr_export import export_model
     from memsr_deploy.formats.sidecar import read_sidecar
-    from memsr_deploy.runtime.backends.litert_backend import LiteRTBackend
+    from memsr_deploy.runtime.backends import open_backend
+    if target == "ncnn":
+        pytest.importorskip("ncnn")
     meta = json.loads(stem.with_suffix(".json").read_text())
-    meta[INT8_RANGES_KEY]["float_tensors"] = [0, 3]
+    meta[INT8_RANGES_KEY]["float_tensors"] = keep
     for f in ("json", "safetensors"):
         (tmp_path / f"m.{f}").write_bytes(stem.with_suffix(f".{f}").read_bytes())
     (tmp_path / "m.json").write_text(json.dumps(meta))
-    sidecar = export_model(tmp_path / "m", "tflite", "int8", out_dir=tmp_path / "out", max_photos=1,
+    sidecar = export_model(tmp_path / "m", target, precision, out_dir=tmp_path / "out", max_photos=1,
                            progress=False, tf_checks=False)
     sc = read_sidecar(sidecar)
-    assert sc.verification["passed"] and sc.source_model["int8_float_tensors"] == [0, 3]
-    assert LiteRTBackend(sidecar).caps.dtype_bytes == 4
+    assert sc.verification["passed"] and sc.source_model["int8_float_tensors"] == keep
+    assert sc.output["dtype"] == ("uint8" if precision == "int8-uint8io" else "float32")
+    assert open_backend(artefact=sidecar).caps.dtype_bytes == 4

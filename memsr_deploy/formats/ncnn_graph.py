@@ -38,8 +38,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MemsrError
-from .onnx_graph import (_acts, _affine, _convs_in_runtime_units, activation_ranges, int8_float_tensors,
-                         int8_weight_grid)
+from .onnx_graph import (_acts, _affine, _convs_in_runtime_units, activation_ranges, int8_float_convs,
+                         int8_float_tensors, int8_weight_grid)
 
 MAGIC = 7767517
 INPUT, OUTPUT = "in0", "out0"
@@ -97,9 +97,9 @@ def build(desc, convs, precision: str = "fp32", model_units: bool = False, shuff
         layer("Scale", "normalise", "normalised", "0=3 1=1")
         data += [_floats(np.full(3, a)), _floats(b.reshape(3))]
 
-    scales_in, floats = [], frozenset()
+    scales_in, floats, float_convs = [], frozenset(), frozenset()
     if int8:
-        floats = int8_float_tensors(desc)
+        floats, float_convs = int8_float_tensors(desc), int8_float_convs(desc)
         inp_range, ranges = activation_ranges(desc)
         # the input scale of conv i is that of the tensor it reads: the normalised input, then conv i-1's output
         scales_in = [symmetric_scale(*inp_range)] + [
@@ -111,7 +111,7 @@ def build(desc, convs, precision: str = "fp32", model_units: bool = False, shuff
             params += f" 9={RELU}"
         # the next layer is an int8 conv that reads this output as it is
         requantise = i < last and f == 1 and i + 1 not in floats
-        if int8 and (i in floats or i - 1 in floats):   # mixed precision: a float conv, its weights on the grid
+        if i in float_convs:   # mixed precision: a float conv, its weights on the grid
             q, sw = int8_weight_grid(w)
             data += [_tagged(TAG_FLOAT32, _floats(q * sw[:, None, None, None])), _floats(bias)]
         elif int8:

@@ -175,6 +175,12 @@ def int8_float_tensors(desc) -> frozenset[int]:
     return frozenset(keep)
 
 
+def int8_float_convs(desc) -> frozenset[int]:
+    """The convs a mixed int8 graph runs in float: those that read or write a float tensor."""
+    floats = int8_float_tensors(desc)
+    return frozenset(i for i in range(len(desc.layer_widths)) if i in floats or i - 1 in floats)
+
+
 def int8_activation_bytes(desc) -> int:
     """Bytes per activation value for the memory budget of an int8 graph: 1, or 4 when some conv runs in
     float (a float conv holds its input and output in float32, which bounds the whole graph's peak)."""
