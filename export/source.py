@@ -9,7 +9,7 @@ import torch
 
 from memsr_deploy.errors import MemsrError
 from memsr_deploy.formats.model_file import ModelDescription, int8_model, load_model
-from memsr_deploy.formats.onnx_graph import int8_float_tensors
+from memsr_deploy.formats.onnx_graph import INT8_GRAPH_PRECISIONS, int8_float_tensors
 from memsr_deploy.method.models import InputSpec, PlainSR
 
 
@@ -86,7 +86,7 @@ class Source:
         built = self.weights_for(precision)
         if built is not self:
             out["int8_model"] = {"path": built.desc.path, "weights_sha256": built.desc.weights_sha256}
-        if precision in QUANTISED and precision != "dynamic" and built.is_plain:
+        if precision in INT8_GRAPH_PRECISIONS and built.is_plain:
             floats = int8_float_tensors(built.desc)
             if floats:   # mixed precision: the runtime budgets fp32's activation bytes for it
                 out["int8_float_tensors"] = sorted(floats)

@@ -206,14 +206,14 @@ def psnr(a, b) -> float:
 
 @pytest.mark.parametrize("backend", ["litert", "onnxruntime"])
 def test_int8_is_close_to_fp32_on_the_bundled_student(backend):
-    from memsr_deploy.formats.onnx_graph import int8_activation_bytes
+    from memsr_deploy.formats.onnx_graph import activation_bytes
     if backend == "litert":
         pytest.importorskip("ai_edge_litert")
     img = photo_like(48, 64, seed=5).astype(np.float32)[None].transpose(0, 3, 1, 2) / 255
     fp32 = open_backend(model="memsr-x2").run(img)
     int8 = open_backend(model="memsr-x2", backend=backend, precision="int8")
     # two of its conv outputs stay float (mixed precision), so the budget counts fp32's bytes
-    assert int8.name == backend and int8.caps.dtype_bytes == int8_activation_bytes(int8.desc) == 4
+    assert int8.name == backend and int8.caps.dtype_bytes == activation_bytes(int8.desc, "int8") == 4
     got = int8.run(img)
     assert 38 < psnr(got, fp32) < 80   # close, and really a different (integer) computation
 

@@ -13,11 +13,11 @@ description's ``int8_activation_ranges``), per-output-channel symmetric int8 wei
 ``method.quant_aware`` trains on, so the bundled students' weights pass through unchanged; stored as uint8 with
 zero point 128 where the runtime asks, the same values for ORT's kernel that does not saturate) and int32 biases;
 ONNX Runtime fuses each group into one integer convolution. A ReLU is the quantiser's lower clamp (its output
-range starts at 0, so the zero point is 0) and is left out. A conv output the ranges record lists under
-``float_tensors`` (``int8_float_tensors``: mixed precision) has no Q/DQ pair: the conv that writes it keeps its
-ReLU node and the conv that reads it a float bias, so ONNX Runtime runs both in float. A conv's output is dequantised before its
+range starts at 0, so the zero point is 0) and is left out. A conv's output is dequantised before its
 DepthToSpace; a conv that reads the shuffled map gets it through a Q/DQ pair of the same parameters (exact: the
-values are already on that grid), so it too is one integer convolution.
+values are already on that grid), so it too is one integer convolution. A conv output the ranges record lists
+under ``float_tensors`` (``int8_float_tensors``: mixed precision) has no Q/DQ pair: the conv that writes it keeps
+its ReLU node and the conv that reads it a float bias, so ONNX Runtime runs both in float.
 
 The same graph (fp32) is what ``memsr-export --target onnx`` writes for plain nets and what the profiler
 measures: ``model_to_onnx`` is the one way memsr makes an ONNX graph of a model (teachers, whose skips this
@@ -28,9 +28,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MemsrError
+from .vocabulary import ACTIVATION_BYTES
 
 OPSET = 18   # one setting for every ONNX file memsr writes (the torch exporter for teachers uses it too)
 INT8_RANGES_KEY = "int8_activation_ranges"
+INT8_GRAPH_PRECISIONS = ("int8", "int8-uint8io")   # the precisions whose graphs carry int8 activations
 
 
 def _affine(desc, model_units: bool = False) -> tuple[float, np.ndarray] | None:
@@ -181,10 +183,13 @@ def int8_float_convs(desc) -> frozenset[int]:
     return frozenset(i for i in range(len(desc.layer_widths)) if i in floats or i - 1 in floats)
 
 
-def int8_activation_bytes(desc) -> int:
-    """Bytes per activation value for the memory budget of an int8 graph: 1, or 4 when some conv runs in
-    float (a float conv holds its input and output in float32, which bounds the whole graph's peak)."""
-    return 4 if int8_float_tensors(desc) else 1
+def activation_bytes(desc, precision: str) -> int:
+    """Bytes per activation value for the memory budget of the graph of ``desc`` at ``precision``: the
+    precision's, except that a mixed int8 graph counts fp32's (a float conv holds its input and output in
+    float32, which bounds the whole graph's peak)."""
+    if precision in INT8_GRAPH_PRECISIONS and int8_float_tensors(desc):
+        return ACTIVATION_BYTES["fp32"]
+    return ACTIVATION_BYTES.get(precision, ACTIVATION_BYTES["fp32"])
 
 
 def build_int8(desc, convs, unsigned_weights: bool = False):

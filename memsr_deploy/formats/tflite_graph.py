@@ -37,12 +37,12 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import MemsrError
-from .onnx_graph import (_acts, _affine, _convs_in_runtime_units, activation_ranges, int8_float_tensors,
-                         int8_weight_grid)
+from .onnx_graph import (INT8_GRAPH_PRECISIONS, _acts, _affine, _convs_in_runtime_units, activation_ranges,
+                         int8_float_tensors, int8_weight_grid)
 from .vocabulary import TARGET_PRECISIONS
 
 PRECISIONS = TARGET_PRECISIONS["tflite"]
-INT8_PRECISIONS = ("int8", "int8-uint8io")
+INT8_PRECISIONS = INT8_GRAPH_PRECISIONS
 D2S_MODES = ("depth_to_space", "transposed-conv")
 # dynamic: TF's converter left smaller weight tensors in float (a hybrid conv quantises its input on every
 # call, which costs more than such a tensor saves); kept so dynamic artefacts stay what they were.
@@ -335,28 +335,21 @@ def _tail(wr: _Writer, x: int, f: int, scale: int, precision: str, d2s: str, q_t
     an int8 tail keeps its quantisation. ``float_out``: an int8 graph whose tail was kept in float."""
     fb = wr.fb
     f32, i8, u8 = fb.TensorType.FLOAT32, fb.TensorType.INT8, fb.TensorType.UINT8
-    int8 = precision in INT8_PRECISIONS
-    if not int8 or float_out:
-        if f > 1:
-            hr = wr.activation("output" if precision != "int8-uint8io" else "hr", 3, f32, upscale=scale)
-            _shuffle(wr, x, hr, f, scale // f, d2s, False)
-            x = hr
-        if precision != "int8-uint8io":
-            return x
-        out = wr.activation("output", 3, u8, quant=(q_tail[0], q_tail[1] + 128), upscale=scale)
-        wr.op(fb.BuiltinOperator.QUANTIZE, _QUANTIZE, [x], [out])
-        return out
+    float_map = precision not in INT8_PRECISIONS or float_out
+    uint8_out = precision == "int8-uint8io"
     hr = x
     if f > 1:
-        hr = wr.activation("hr_q", 3, i8, quant=q_tail, upscale=scale)
-        _shuffle(wr, x, hr, f, scale // f, d2s, True)
-    if precision == "int8":
-        out = wr.activation("output", 3, f32, upscale=scale)
-        wr.op(fb.BuiltinOperator.DEQUANTIZE, _DEQUANTIZE, [hr], [out])
+        name = ("output" if not uint8_out else "hr") if float_map else "hr_q"
+        hr = wr.activation(name, 3, f32 if float_map else i8, quant=None if float_map else q_tail, upscale=scale)
+        _shuffle(wr, x, hr, f, scale // f, d2s, not float_map)
+    if uint8_out:   # int8 -> uint8 with the same scale shifts the zero point by 128 (exact); a float tail rounds here
+        out = wr.activation("output", 3, u8, quant=(q_tail[0], q_tail[1] + 128), upscale=scale)
+        wr.op(fb.BuiltinOperator.QUANTIZE, _QUANTIZE, [hr], [out])
         return out
-    # int8 -> uint8 with the same scale is a shift of the zero point by 128: exact
-    out = wr.activation("output", 3, u8, quant=(q_tail[0], q_tail[1] + 128), upscale=scale)
-    wr.op(fb.BuiltinOperator.QUANTIZE, _QUANTIZE, [hr], [out])
+    if float_map:
+        return hr
+    out = wr.activation("output", 3, f32, upscale=scale)
+    wr.op(fb.BuiltinOperator.DEQUANTIZE, _DEQUANTIZE, [hr], [out])
     return out
 
 

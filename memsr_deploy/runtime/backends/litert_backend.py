@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from ...errors import MemsrError
-from ...formats.onnx_graph import int8_activation_bytes
+from ...formats.onnx_graph import activation_bytes
 from .artefact import Artefact
 from .quiet import quiet
 from .base import Backend, Capabilities, runtime_failure
@@ -103,9 +103,10 @@ class LiteRTModelBackend(Backend):
         self.precision = precision
         self.invoke = _Invoker(_interpreter(threads, self.source, model_content=build(self.desc, convs, precision)),
                                self.source)
-        # activations are int8 between the int8 convs (float around a mixed graph's float ones); LiteRT's own memory is bounded in formats.runtime_memory
+        # activations are int8 between the int8 convs (float around a mixed graph's float ones); LiteRT's own
+        # memory is bounded in formats.runtime_memory
         self.caps = Capabilities(scale=self.desc.scale, halo=self.desc.receptive_radius,
-                                 dtype_bytes=int8_activation_bytes(self.desc) if precision == "int8" else 4, channels_last=True)
+                                 dtype_bytes=activation_bytes(self.desc, precision), channels_last=True)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(self.run_nhwc(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2))

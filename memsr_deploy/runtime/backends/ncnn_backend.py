@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import MemsrError
-from ...formats.onnx_graph import int8_activation_bytes
+from ...formats.onnx_graph import activation_bytes
 from .artefact import Artefact
 from .base import Backend, Capabilities, runtime_failure
 from .quiet import quiet
@@ -153,7 +153,7 @@ class NcnnModelBackend(Backend):
         self.run_windows = _Extractor(net, blobs, self.source)
         # between the int8 convs activations are int8
         self.caps = Capabilities(scale=self.desc.scale, halo=self.desc.receptive_radius,
-                                 dtype_bytes=int8_activation_bytes(self.desc) if precision == "int8" else 4)
+                                 dtype_bytes=activation_bytes(self.desc, precision))
 
     def run(self, x: np.ndarray) -> np.ndarray:
         return self.check_output(x, self.run_windows(x))

@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from ...errors import MemsrError
-from ...formats.onnx_graph import int8_activation_bytes
+from ...formats.onnx_graph import activation_bytes
 from .artefact import Artefact
 from .base import Backend, Capabilities, runtime_failure
 
@@ -74,7 +74,7 @@ class OnnxModelBackend(Backend):
         graph = build(self.desc, convs, precision, unsigned_weights=precision == "int8" and int8_dot_saturates())
         self.session = session(graph.SerializeToString(), threads, self.source)
         self.caps = Capabilities(scale=self.desc.scale, halo=self.desc.receptive_radius,
-                                 dtype_bytes=int8_activation_bytes(self.desc) if precision == "int8" else 4)
+                                 dtype_bytes=activation_bytes(self.desc, precision))
 
     def run(self, x: np.ndarray) -> np.ndarray:
         try:
