@@ -170,3 +170,25 @@ def test_a_mixed_artefact_says_so_and_is_budgeted_as_fp32(stem, tmp_path, target
     assert sc.verification["passed"] and sc.source_model["int8_float_tensors"] == keep
     assert sc.output["dtype"] == ("uint8" if precision == "int8-uint8io" else "float32")
     assert open_backend(artefact=sidecar).caps.dtype_bytes == 4
+
+
+def test_profile_prices_a_mixed_int8_graph_as_the_runtime_budgets_it(stem, tmp_path, capsys):
+    from memsr_deploy.cli.profile import main as profile
+
+    def rows(model, dtype):
+        assert profile([str(model), "--resolution", "64x48", "--dtype", dtype, "--json", "--tile", "16"]) == 0
+        return {r["mode"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+
+    meta = json.loads(stem.with_suffix(".json").read_text())
+    meta[INT8_RANGES_KEY]["float_tensors"] = [1]
+    for f in ("json", "safetensors"):
+        (tmp_path / f"m.{f}").write_bytes(stem.with_suffix(f".{f}").read_bytes())
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    pure, mixed, fp32 = rows(stem, "int8"), rows(tmp_path / "m", "int8"), rows(stem, "fp32")
+    for mode in ("whole", "tiled", "stream"):
+        assert pure[mode]["predicted"] * 4 == fp32[mode]["predicted"] == mixed[mode]["predicted"]
+        assert "float32" in mixed[mode]["note"] and "float32" not in pure[mode]["note"]
+    # a bundled float model is priced by the int8 sibling that --precision int8 runs
+    bundled = rows("memsr-x2", "int8")["whole"]
+    assert "conv outputs 0, 17 in float32" in bundled["note"]
+    assert bundled["predicted"] == rows("memsr-x2", "fp32")["whole"]["predicted"]

@@ -47,7 +47,9 @@ def build_parser() -> types.Parser:
                    help="tile halo in LR pixels (default: the model's receptive radius, the exact halo)")
     p.add_argument("--rows", type=types.positive_int,
                    default=16, help="strip height in LR rows for stream mode (default 16)")
-    p.add_argument("--dtype", default="fp32", help="activation type: fp32, fp16 or int8 (default fp32)")
+    p.add_argument("--dtype", default="fp32",
+                   help="activation type: fp32, fp16 or int8 (default fp32); int8 prices the graph --precision int8 "
+                        "runs, at fp32's bytes where it keeps conv outputs in float (mixed precision)")
     p.add_argument("--backend", default="ideal", help="prediction model: ideal, onnxruntime or torch (default ideal)")
     p.add_argument("--process", metavar="RUNTIME", choices=("onnxruntime", "litert", "torch"),
                    help="also predict the peak RSS of the whole memsr-upscale process (Python, libraries and runtime "
@@ -88,6 +90,23 @@ def _note(pred) -> str:
     return f"peak at {pred.peak_node}"
 
 
+def _activation_dtype(subject, dtype: str) -> tuple[str | int, str]:
+    """The dtype to predict ``subject`` at, and a note when it is not ``dtype``: an int8 run reads the int8
+    sibling where the model names one, and a mixed int8 graph is priced by the runtime's own rule
+    (``onnx_graph.activation_bytes``: a float conv holds its maps in float32)."""
+    if dtype != "int8" or subject.desc is None or not subject.desc.is_plain:
+        return dtype, ""
+    from ..formats.model_file import int8_model, read_description
+    from ..formats.onnx_graph import activation_bytes, int8_float_tensors
+    sibling = int8_model(subject.desc)
+    int8_desc = read_description(sibling) if sibling is not None else subject.desc
+    n = activation_bytes(int8_desc, dtype)
+    if n == budget.dtype_bytes(dtype):
+        return dtype, ""
+    kept = ", ".join(str(i) for i in sorted(int8_float_tensors(int8_desc)))
+    return n, f"mixed int8 (conv outputs {kept} in float32): {n} bytes per activation"
+
+
 def _onnx_for(subject, workdir: Path) -> Path:
     """An ONNX file for a torch subject (dynamic H/W), for measuring with ONNX Runtime: the one ONNX builder,
     so a plain net is measured as the graph memsr-upscale runs and memsr-export writes."""
@@ -111,7 +130,7 @@ def _onnx_for(subject, workdir: Path) -> Path:
     return path
 
 
-def _measure_rows(rows, subjects, args, workdir: Path) -> None:
+def _measure_rows(rows, subjects, dtypes, args, workdir: Path) -> None:
     import psutil
     from tqdm import tqdm
 
@@ -135,7 +154,7 @@ def _measure_rows(rows, subjects, args, workdir: Path) -> None:
         if r.mode != "whole" and backend == "litert":
             r.note += f"; {r.mode} not measured on litert"
             continue
-        r.expected_rss = measured_prediction(sub, r.height, r.width, backend, args.dtype, r.mode, args.tile)
+        r.expected_rss = measured_prediction(sub, r.height, r.width, backend, dtypes[r.model], r.mode, args.tile)
         free = psutil.virtual_memory().available
         if r.expected_rss > 0.8 * free:
             r.note += f"; not measured: needs ~{r.expected_rss / 2 ** 30:.1f} GiB, {free / 2 ** 30:.1f} GiB free"
@@ -154,13 +173,13 @@ def _measure_rows(rows, subjects, args, workdir: Path) -> None:
             r.note += f"; {why}" if why else ""
 
 
-def _process(subject, height: int, width: int, mode: str, args) -> int | None:
+def _process(subject, height: int, width: int, mode: str, dtype, args) -> int | None:
     """The whole memsr-upscale process's predicted peak RSS (runtime.footprint: the model --max-memory plans
     with); None where that runtime does not run this subject."""
     from ..runtime import footprint
     if subject.desc is None or (args.process != "torch" and not subject.desc.is_plain):
         return None
-    rt = footprint.Runtime(args.process, subject.desc, budget.dtype_bytes(args.dtype),
+    rt = footprint.Runtime(args.process, subject.desc, budget.dtype_bytes(dtype),
                            subject.module if args.process == "torch" else None,
                            layered_stream=args.process == "torch" and subject.desc.is_plain)
     plan = footprint.predict(rt, footprint.Frame(height, width), {"tiled": "tile"}.get(mode, mode),
@@ -209,7 +228,7 @@ def main(argv=None) -> int:
         subjects[sub.name] = sub
 
     teacher = next((s for s in subjects.values() if s.is_teacher), None)
-    rows, preds = [], []
+    rows, preds, dtypes = [], [], {}
     for sub in subjects.values():
         sub_resolutions = resolutions
         if sub.fixed is not None:   # its own shape, once; every other size is one n/a row
@@ -220,6 +239,7 @@ def main(argv=None) -> int:
                                     width=w, scale=sub.scale, dtype=args.dtype, backend=args.backend,
                                     predicted=None, note=f"n/a: fixed input shape {own}; profiled at that size"))
             sub_resolutions = [(own, *sub.fixed)]
+        dtypes[sub.name], dtype_note = _activation_dtype(sub, args.dtype)
         for label, h, w in sub_resolutions:
             teacher_whole = None
             if teacher is not None:
@@ -235,16 +255,16 @@ def main(argv=None) -> int:
                                                                  "approximate tile plan"))
                     continue
                 backend = "ideal" if mode == "stream" else args.backend
-                pred = predict(sub, h, w, mode, args.dtype, backend, tile=args.tile, rows=args.rows)
+                pred = predict(sub, h, w, mode, dtypes[sub.name], backend, tile=args.tile, rows=args.rows)
                 preds.append(pred)
-                note = _note(pred) if mode != "tiled" or not sub.halo_note else f"{_note(pred)}; {sub.halo_note}"
+                note = "; ".join(n for n in (_note(pred), sub.halo_note if mode == "tiled" else "", dtype_note) if n)
                 rows.append(Row(**base, predicted=pred.peak_bytes, note=note,
                                 vs_teacher=pred.peak_bytes / teacher_whole if teacher_whole else None,
-                                process=_process(sub, h, w, mode, args) if args.process else None))
+                                process=_process(sub, h, w, mode, dtypes[sub.name], args) if args.process else None))
 
     if args.measure:
         with tempfile.TemporaryDirectory(prefix="memsr-profile-") as tmp:
-            _measure_rows(rows, subjects, args, Path(tmp))
+            _measure_rows(rows, subjects, dtypes, args, Path(tmp))
 
     if args.json:
         print(dumps_strict({"rows": [r.to_dict() for r in rows],
