@@ -92,7 +92,7 @@ def _candidates(alpha: float | None) -> list[tuple[bool, float]]:
 def _int8_ranges(source: Source, layers: list[Layer], precision: str, calibration, stored):
     """(ranges for the writer, where they came from), or (None, None) for a precision without int8
     activations. ``stored``: the description's ranges when ``layers`` are the weights they were measured on."""
-    if precision not in tflite_graph.INT8_PRECISIONS:
+    if precision not in tflite_graph.INT8_GRAPH_PRECISIONS:
         return None, None
     if stored is not None:
         return stored, "model description"
@@ -162,7 +162,7 @@ def op_counts(path: Path) -> dict:
 def allowed_ops(source: Source, precision: str, d2s: str) -> set[str]:
     """What the writer puts in an artefact of this kind; anything else in the file is a defect."""
     ops = {"CONV_2D", "DEPTH_TO_SPACE" if d2s == "depth_to_space" else "TRANSPOSE_CONV"}
-    if precision in ("fp16", *tflite_graph.INT8_PRECISIONS):
+    if precision in ("fp16", *tflite_graph.INT8_GRAPH_PRECISIONS):
         ops |= QUANT_OPS
     if not source.input_spec.is_identity:
         ops |= {"MUL", "ADD"}

@@ -38,11 +38,10 @@ import numpy as np
 
 from ..errors import MemsrError
 from .onnx_graph import (INT8_GRAPH_PRECISIONS, _acts, _affine, _convs_in_runtime_units, activation_ranges,
-                         int8_float_tensors, int8_weight_grid)
+                         int8_float_convs, int8_float_tensors, int8_weight_grid)
 from .vocabulary import TARGET_PRECISIONS
 
 PRECISIONS = TARGET_PRECISIONS["tflite"]
-INT8_PRECISIONS = INT8_GRAPH_PRECISIONS
 D2S_MODES = ("depth_to_space", "transposed-conv")
 # dynamic: TF's converter left smaller weight tensors in float (a hybrid conv quantises its input on every
 # call, which costs more than such a tensor saves); kept so dynamic artefacts stay what they were.
@@ -176,11 +175,12 @@ def build(desc, convs, precision: str = "fp32", *, input_size: tuple[int, int] |
     every conv that reads or writes one runs in float between a DEQUANTIZE and a QUANTIZE."""
     _check_options(desc, precision, input_size, d2s)
     wr = _Writer(input_size)
-    int8 = precision in INT8_PRECISIONS
+    int8 = precision in INT8_GRAPH_PRECISIONS
     # the tail's output in graph units: ranges are stored in model units, the graph may work in [0, 1]
     tail_unit = 1.0 if model_units else float(desc.input.value_range)
     inp_range, layer_ranges = (ranges or activation_ranges(desc)) if int8 else (None, None)
     float_tensors = int8_float_tensors(desc) if int8 else frozenset()
+    float_convs = int8_float_convs(desc) if int8 else frozenset()
     q_in = int8_params(*inp_range) if int8 else None
     inp, x = _input(wr, desc, precision, model_units, q_in)
     if not model_units:
@@ -202,7 +202,7 @@ def build(desc, convs, precision: str = "fp32", *, input_size: tuple[int, int] |
                 lo = 0.0
             q_out = int8_params(lo, hi)
             x_int8 = i not in float_tensors
-            if x_int8 and (i - 1) not in float_tensors:
+            if i not in float_convs:
                 x = _int8_conv(wr, i, x, q_in[0], w, b, act == "relu", q_out, r)
             else:
                 x = _mixed_conv(wr, i, x, (i - 1) not in float_tensors, w, b, act == "relu", q_out if x_int8
@@ -252,7 +252,7 @@ def _input(wr: _Writer, desc, precision: str, model_units: bool, q_in) -> tuple[
         wr.op(fb.BuiltinOperator.MUL, 1, [x, a], [scaled], fb.BuiltinOptions.MulOptions, fb.MulOptionsT())
         wr.op(fb.BuiltinOperator.ADD, 1, [scaled, b], [shifted], fb.BuiltinOptions.AddOptions, fb.AddOptionsT())
         x = shifted
-    if precision in INT8_PRECISIONS:
+    if precision in INT8_GRAPH_PRECISIONS:
         xq = wr.activation("input_q", 3, i8, quant=q_in)
         wr.op(fb.BuiltinOperator.QUANTIZE, _QUANTIZE, [x], [xq])
         x = xq
@@ -335,7 +335,7 @@ def _tail(wr: _Writer, x: int, f: int, scale: int, precision: str, d2s: str, q_t
     an int8 tail keeps its quantisation. ``float_out``: an int8 graph whose tail was kept in float."""
     fb = wr.fb
     f32, i8, u8 = fb.TensorType.FLOAT32, fb.TensorType.INT8, fb.TensorType.UINT8
-    float_map = precision not in INT8_PRECISIONS or float_out
+    float_map = precision not in INT8_GRAPH_PRECISIONS or float_out
     uint8_out = precision == "int8-uint8io"
     hr = x
     if f > 1:
