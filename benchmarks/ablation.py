@@ -23,6 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from memsr_deploy.cli.args import summary
+
 RUNS = {
     "a": ("random init + L1", ["--init", "random", "--distill", "none"]),
     "b": ("random init + feature distillation", ["--init", "random", "--distill", "feature"]),
@@ -72,7 +74,7 @@ def peak_mb(model, h: int = 540, w: int = 960) -> float:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=summary(__doc__))
     ap.add_argument("--teacher", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--holdout", type=int, default=5, help="training photos held out for validation")

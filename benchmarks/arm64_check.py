@@ -431,11 +431,12 @@ def export_artefacts(out: Path, models=MODELS, artefacts=ARTEFACTS, calib=None, 
 def main(argv=None) -> int:
     if argv is None and len(sys.argv) > 2 and sys.argv[1] == "--guest":
         return guest_main(Path(sys.argv[2]))
+    from memsr_deploy.cli.args import summary
     from memsr_deploy.errors import cli_errors
 
     @cli_errors
     def run(argv) -> int:
-        p = argparse.ArgumentParser(prog="memsr_bench.arm64_check", description=__doc__.split("\n\n")[0])
+        p = argparse.ArgumentParser(prog="memsr_bench.arm64_check", description=summary(__doc__))
         p.add_argument("-o", "--out", default="benchmarks/results", help="folder for arm64.md / arm64.json")
         p.add_argument("--artefacts", help="sidecars folder of artefacts exported before (default: export the "
                                            "bundled students' artefacts into --export-dir)")

@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from memsr_deploy.cli.args import summary
+
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 2 ** 20
 
@@ -165,7 +167,7 @@ def render(rows: list[dict], photo: str, note: str, floor_rows: list[dict] | Non
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=summary(__doc__))
     p.add_argument("--photo", type=Path, help="a 12 MP photo (default: made from data/photos/train)")
     p.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "runs" / "budget")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "budget.md")

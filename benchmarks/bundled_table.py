@@ -20,6 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from memsr_deploy.cli.args import summary
 from memsr_deploy.formats.model_file import load_model
 from memsr_deploy.formats.registry import DEFAULTS, available, resolve
 from memsr_deploy.formats.tagged_json import dumps_strict
@@ -75,7 +76,7 @@ def photo(train: Path, out: Path) -> Path:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=summary(__doc__))
     ap.add_argument("--out", required=True, help="JSON to write (a .md table beside it)")
     ap.add_argument("--train", default="data/photos/train", help="training photos (int8 calibration, the 12 MP photo)")
     ap.add_argument("--rounds", type=int, default=2, help="timed rounds per model")

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from memsr_deploy.cli.args import summary
 from memsr_deploy.cli.evaluate import main as evaluate
 from memsr_deploy.formats.registry import MODELS, available
 from memsr_deploy.imageio import save_png
@@ -32,7 +33,7 @@ def bundled_for(scale: int) -> list[str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=summary(__doc__))
     ap.add_argument("--scale", type=int, choices=(2, 4), required=True)
     ap.add_argument("--out", required=True, help="PNG to write")
     ap.add_argument("--models", default=None, help="comma-separated models (default: the bundled ones of --scale)")

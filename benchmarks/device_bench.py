@@ -17,6 +17,7 @@ import sys
 from tqdm import tqdm
 
 from memsr_deploy.cli import args as types
+from memsr_deploy.cli.args import summary
 from memsr_deploy.errors import MemsrError, cli_errors
 from memsr_deploy.outputs.plan import check_outputs
 
@@ -28,7 +29,7 @@ from .device.runners import DEFAULT_REMOTE_DIR, CellResult, DeviceRunner, HostRu
 
 
 def _parser() -> types.Parser:
-    p = types.Parser(prog="memsr-bench-device", description=__doc__.split("\n\n")[0],
+    p = types.Parser(prog="memsr-bench-device", description=summary(__doc__),
                      formatter_class=types.argparse.RawDescriptionHelpFormatter)
     p.add_argument("artefacts", nargs="+", help="exported .tflite artefacts (or their sidecar .json); give a "
                    "teacher and a student to compare them")

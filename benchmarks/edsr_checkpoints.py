@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from memsr_deploy.cli.args import summary
+
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=summary(__doc__))
     sub = ap.add_subparsers(dest="what", required=True)
     r = sub.add_parser("random", help="a random-weight EDSR in EDSR-PyTorch layout")
     r.add_argument("--scale", type=int, choices=(2, 3, 4), default=2)

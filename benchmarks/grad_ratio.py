@@ -10,9 +10,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from memsr_deploy.cli.args import summary
+
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=summary(__doc__))
     ap.add_argument("--teacher", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--holdout", type=int, default=5)

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from memsr_deploy.cli.args import summary
 from memsr_deploy.formats.tagged_json import dumps_strict
 
 VARIANTS = {  # name -> init_student keyword arguments (width cap: the teacher's feature width unless "no cap")
@@ -48,7 +49,7 @@ def teacher_saw(desc, held) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=summary(__doc__))
     ap.add_argument("--teacher", required=True, help="teacher model file or bundled name")
     ap.add_argument("--data", required=True, help="training photos")
     ap.add_argument("--holdout", type=int, default=5)

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from memsr_deploy.cli.args import summary
+
 
 class RepeatBackend:
     """Nearest-neighbour x2 with the Backend interface of memsr_deploy.runtime.backends.base."""
@@ -80,7 +82,7 @@ def tiff_encoders(mp: float) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=summary(__doc__))
     p.add_argument("--sizes", type=float, nargs="+", default=[4, 36], help="input megapixels")
     p.add_argument("--formats", nargs="+", default=["jpg", "png", "tif", "webp"])
     p.add_argument("--width", type=int, help="input width for every size (default: 4:3 images); a fixed width "

@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from memsr_deploy.cli.args import summary
 from memsr_deploy.errors import MemsrError
 from memsr_deploy.data.datasets import holdout_pairs, pair_from_hr
 from memsr_deploy.data.eval_photos import load_eval_photos
@@ -190,7 +191,7 @@ def _teacher_note(name: str, stem: str) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=summary(__doc__))
     ap.add_argument("model")
     ap.add_argument("--name", required=True, choices=sorted(MODELS))
     ap.add_argument("--teacher", default=None, help="teacher to evaluate beside it")

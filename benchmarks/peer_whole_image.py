@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from memsr_deploy.cli.args import summary
+
 
 def photo(size: int) -> np.ndarray:
     """A size x size crop of a bundled scikit-image photo, upsampled by repetition when it is smaller."""
@@ -93,7 +95,7 @@ def markdown(all_rows: list[dict], args, argv) -> str:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=summary(__doc__))
     ap.add_argument("--model", default="memsr-x2")
     ap.add_argument("--size", type=int, default=768)
     ap.add_argument("--threads", default="1,2")

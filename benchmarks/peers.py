@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from memsr_deploy.cli.args import summary
 from memsr_deploy.errors import MemsrError, cli_errors
 from memsr_deploy.formats.onnx_graph import model_to_onnx
 from memsr_deploy.formats.receptive_field import radius
@@ -231,7 +232,7 @@ def plot(results: dict, path: Path) -> None:
 
 @cli_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m memsr_bench.peers", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m memsr_bench.peers", description=summary(__doc__))
     p.add_argument("--out", required=True, help="Markdown file (a PNG plot is written beside it)")
     p.add_argument("--scales", default="2,4")
     p.add_argument("--no-measure", action="store_true", help="predictions only")

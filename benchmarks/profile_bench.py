@@ -10,6 +10,7 @@ PyTorch CPU and ONNX Runtime CPU, and predictions at phone-camera resolutions in
 """
 from __future__ import annotations
 
+from memsr_deploy.cli.args import summary
 from memsr_deploy.cli.profile import _onnx_for
 import argparse
 import datetime
@@ -149,7 +150,7 @@ def markdown(res: dict, meta: dict) -> str:
 
 @cli_errors
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=summary(__doc__))
     ap.add_argument("--teacher", help="teacher model (default: bundled teacher-x2, else --random)")
     ap.add_argument("--student", help="plain student (default: bundled memsr-x2, else --random)")
     ap.add_argument("--random", action="store_true", help="random models of the paper's shapes")

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from memsr_deploy.cli.args import summary
 from memsr_deploy.errors import MemsrError, cli_errors
 from memsr_deploy.runtime.host import machine
 
@@ -292,7 +293,7 @@ def markdown(rows: list[dict], threads: int, busy: bool = False) -> str:
 
 @cli_errors
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m memsr_bench.published_ncnn", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m memsr_bench.published_ncnn", description=summary(__doc__))
     p.add_argument("--out", default="benchmarks/results/published_ncnn.md")
     p.add_argument("--threads", type=int, default=THREADS)
     p.add_argument("--tile", type=int, default=TILE)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import psutil
 
+from memsr_deploy.cli.args import summary
 from memsr_deploy.errors import MemsrError, cli_errors
 from memsr_deploy.outputs.atomic import atomic_path
 from memsr_deploy.training.checkpoint import CHECKPOINT
@@ -236,7 +237,7 @@ def recipe_lines(path) -> list[str]:
 
 @cli_errors
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=summary(__doc__))
     ap.add_argument("recipe", help="text file of commands, one per line")
     ap.add_argument("--root", required=True, help="folder for runs/ (outside the checkout, so it survives)")
     ap.add_argument("--dry-run", action="store_true", help="print what would run and stop")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from memsr_deploy.cli.args import summary
 from memsr_deploy.errors import MemsrError
 from memsr_deploy.formats.tagged_json import dumps_strict
 from memsr_deploy.runtime import RunOptions, Upscaler, open_backend
@@ -327,7 +328,7 @@ def plot(mem: list[dict], path: Path, title: str) -> None:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=summary(__doc__))
     p.add_argument("--model", help="model file; default: the bundled x2 student (its x4 sibling for x4 runs)")
     p.add_argument("--model-x4", help="x4 model for the x4 memory run (default: bundled memsr-x4, else skipped)")
     p.add_argument("--quick", action="store_true", help="small images, for a smoke run")

@@ -31,6 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
+from memsr_deploy.cli.args import summary
+
 FORMATS = ("jpg", "png", "tif", "webp", "heic")
 
 
@@ -285,7 +287,7 @@ def report(short: Run, long: Run, window: int, args, machine_note: str) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(description=summary(__doc__))
     p.add_argument("--photos", type=int, default=300)
     p.add_argument("--min-px", type=int, default=64)
     p.add_argument("--max-px", type=int, default=256)

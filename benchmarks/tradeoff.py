@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from memsr_deploy.cli.args import summary
 from memsr_deploy.formats.tagged_json import dumps_strict
 
 RESOLUTIONS = ("12MP", "100MP")
@@ -52,7 +53,7 @@ def peaks(model, tile: int) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=summary(__doc__))
     ap.add_argument("--teacher-x2", default="teacher-x2")
     ap.add_argument("--teacher-x4", default="teacher-x4")
     ap.add_argument("--scales", default="2,4")

@@ -10,6 +10,8 @@ import csv
 import sys
 from pathlib import Path
 
+from memsr_deploy.cli.args import summary
+
 from .ablation import read_val
 
 
@@ -22,7 +24,7 @@ def read_raw(run: Path) -> list[tuple[int, float]]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=summary(__doc__))
     ap.add_argument("runs", nargs="+", help="run folders (val.csv, probe.csv)")
     ap.add_argument("--label", action="append", default=[], help="legend label per run, in order")
     ap.add_argument("--out", required=True, help="PNG")

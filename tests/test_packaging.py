@@ -34,3 +34,26 @@ def test_console_scripts_point_at_memsr_modules():
     scripts = [line.split("=", 1)[1].strip() for line in cfg["options.entry_points"]["console_scripts"].splitlines()
                if line.strip()]
     assert scripts and all(target.startswith("memsr") for target in scripts)
+
+
+def test_help_describes_each_console_script_in_whole_sentences(capsys):
+    """A wrapped first sentence once reached --help cut at its docstring's first line ("log each stage's wall time,
+    its")."""
+    import importlib
+
+    from memsr_deploy.cli.args import summary
+
+    assert summary("One sentence\nwrapped over lines.\n\nThe rest.") == "One sentence wrapped over lines."
+    cfg = _config()
+    for line in cfg["options.entry_points"]["console_scripts"].splitlines():
+        if not line.strip():
+            continue
+        name, target = (part.strip() for part in line.split("="))
+        module = importlib.import_module(target.split(":")[0])
+        try:
+            code = module.main(["--help"])
+        except SystemExit as stop:
+            code = stop.code
+        assert code in (0, None), name
+        description = capsys.readouterr().out.split("\n\n")[1].strip()
+        assert description.endswith((".", ")")), f"{name}: {description}"

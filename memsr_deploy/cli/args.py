@@ -9,6 +9,12 @@ import argparse
 import math
 
 
+def summary(doc: str) -> str:
+    """A module docstring's first paragraph on one line: the --help description. Its first line alone would cut
+    a wrapped sentence in two."""
+    return " ".join(doc.split("\n\n")[0].split())
+
+
 class Parser(argparse.ArgumentParser):
     """ArgumentParser whose errors are one line (the usage stays in --help)."""
 

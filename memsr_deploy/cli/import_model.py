@@ -18,7 +18,7 @@ from . import args as types
 
 
 def parser() -> types.Parser:
-    ap = types.Parser(prog="memsr-import", description=__doc__.splitlines()[0] + f" Supported: {SUPPORTED}.")
+    ap = types.Parser(prog="memsr-import", description=types.summary(__doc__) + f" Supported: {SUPPORTED}.")
     ap.add_argument("checkpoint", help="PyTorch checkpoint (.pth/.pt/.ckpt, or .safetensors)")
     ap.add_argument("-o", "--output", required=True, help="path stem of the model description pair to write")
     ap.add_argument("--scale", type=int, choices=(2, 3, 4), default=None,

@@ -90,7 +90,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    ap = types.Parser(prog="memsr-train", description=__doc__.splitlines()[0])
+    ap = types.Parser(prog="memsr-train", description=types.summary(__doc__))
     sub = ap.add_subparsers(dest="what", required=True)
     t = sub.add_parser("teacher", help="train a residual (EDSR-style) teacher")
     t.add_argument("--scale", type=types.positive_int, default=2, choices=[2, 3, 4])

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from ..cli.args import Parser
+from ..cli.args import Parser, summary
 from ..errors import MemsrError, cli_errors
 from ..imageio import read_image, save_png, to_uint8
 
@@ -152,7 +152,7 @@ def fetch(out: Path, cache: Path | None = None, eval_only: bool = False, progres
 
 @cli_errors
 def main(argv=None) -> int:
-    ap = Parser(prog="memsr-fetch-photos", description=__doc__.split("\n\n")[0])
+    ap = Parser(prog="memsr-fetch-photos", description=summary(__doc__))
     ap.add_argument("-o", "--out", default="data/photos", help="output folder (default: data/photos)")
     ap.add_argument("--cache", help="where .debs are downloaded and unpacked (default: OUT/.cache)")
     ap.add_argument("--eval-only", action="store_true", help="only the evaluation photos (skips the wallpapers)")
