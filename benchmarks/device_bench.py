@@ -17,7 +17,6 @@ import sys
 from tqdm import tqdm
 
 from memsr_deploy.cli import args as types
-from memsr_deploy.cli.args import summary
 from memsr_deploy.errors import MemsrError, cli_errors
 from memsr_deploy.outputs.plan import check_outputs
 
@@ -29,7 +28,7 @@ from .device.runners import DEFAULT_REMOTE_DIR, CellResult, DeviceRunner, HostRu
 
 
 def _parser() -> types.Parser:
-    p = types.Parser(prog="memsr-bench-device", description=summary(__doc__),
+    p = types.Parser(prog="memsr-bench-device", description=types.summary(__doc__),
                      formatter_class=types.argparse.RawDescriptionHelpFormatter)
     p.add_argument("artefacts", nargs="+", help="exported .tflite artefacts (or their sidecar .json); give a "
                    "teacher and a student to compare them")

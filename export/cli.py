@@ -25,7 +25,7 @@ from .source import QUANTISED, load_source
 
 
 def build_parser() -> types.Parser:
-    p = types.Parser(prog="memsr-export", description=__doc__.split("\n\n")[0],
+    p = types.Parser(prog="memsr-export", description=types.summary(__doc__),
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("model", nargs="?", help="model stem/.json/.safetensors or bundled name "
                    "(default: the bundled student for --scale)")

@@ -43,7 +43,7 @@ def test_help_describes_each_console_script_in_whole_sentences(capsys):
 
     from memsr_deploy.cli.args import summary
 
-    assert summary("One sentence\nwrapped over lines.\n\nThe rest.") == "One sentence wrapped over lines."
+    assert summary("One sentence\nwrapped over lines.\n\nThe rest.") == "One sentence\nwrapped over lines."
     cfg = _config()
     for line in cfg["options.entry_points"]["console_scripts"].splitlines():
         if not line.strip():

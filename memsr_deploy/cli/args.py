@@ -10,9 +10,9 @@ import math
 
 
 def summary(doc: str) -> str:
-    """A module docstring's first paragraph on one line: the --help description. Its first line alone would cut
-    a wrapped sentence in two."""
-    return " ".join(doc.split("\n\n")[0].split())
+    """A module docstring's first paragraph: the --help description. Its first line alone would cut a wrapped
+    sentence in two; argparse rewraps the paragraph, and a RawDescriptionHelpFormatter shows it as written."""
+    return doc.split("\n\n")[0].strip()
 
 
 class Parser(argparse.ArgumentParser):

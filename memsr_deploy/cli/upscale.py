@@ -35,7 +35,7 @@ def _bundled_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = types.Parser(prog="memsr-upscale", description=__doc__.split("\n")[0],
+    p = types.Parser(prog="memsr-upscale", description=types.summary(__doc__),
                      formatter_class=argparse.RawDescriptionHelpFormatter,
                      epilog="\n".join(__doc__.split("\n")[2:]) + _bundled_help())
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns (JPEG, PNG, TIFF, WebP, "
